@@ -1,0 +1,185 @@
+#include "model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace edgellm {
+
+const char* arch_name(Arch a) { return a == Arch::Qwen2 ? "qwen2" : "llama"; }
+
+int64_t ModelConfig::layer_params() const {
+  int64_t d = dim, q = q_dim(), kv = kv_dim(), ff = hidden_dim;
+  int64_t p = d * q + 2 * d * kv + q * d + 3 * d * ff + 2 * d;
+  if (qkv_bias) p += q + 2 * kv;
+  return p;
+}
+
+int64_t ModelConfig::n_params() const {
+  int64_t emb = static_cast<int64_t>(vocab_size) * dim;
+  return emb * (tied_embeddings ? 1 : 2) + n_layers * layer_params() + dim;
+}
+
+void ModelConfig::validate(const std::string& source) const {
+  auto positive = [&](const char* field, int v) {
+    if (v <= 0) fail("[config] {}: {} must be positive, got {}", source, field, v);
+  };
+  positive("dim (hidden_size)", dim);
+  positive("hidden_dim (intermediate_size)", hidden_dim);
+  positive("n_layers (num_hidden_layers)", n_layers);
+  positive("n_heads (num_attention_heads)", n_heads);
+  positive("n_kv_heads (num_key_value_heads)", n_kv_heads);
+  positive("head_dim", head_dim);
+  positive("vocab_size", vocab_size);
+  positive("max_seq_len (max_position_embeddings)", max_seq_len);
+  if (n_heads % n_kv_heads != 0)
+    fail("[config] {}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
+         n_heads, n_kv_heads);
+  if (head_dim % 2 != 0) fail("[config] {}: head_dim {} must be even for RoPE", source, head_dim);
+  if (!(norm_eps > 0.f)) fail("[config] {}: rms_norm_eps must be positive, got {}", source, norm_eps);
+  if (!(rope_theta > 0.f)) fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
+  if (static_cast<int>(layers.size()) != n_layers)
+    fail("[config] {}: {} layer configs for {} layers", source, layers.size(), n_layers);
+  if (bos_id >= vocab_size || eos_id >= vocab_size)
+    fail("[config] {}: bos/eos id {}/{} outside vocab of {}", source, bos_id, eos_id, vocab_size);
+}
+
+namespace {
+
+template <typename T>
+T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("[config] {}: field '{}' has the wrong type: {}", source, key, it->dump());
+  }
+}
+
+template <typename T>
+T get_req(const nlohmann::json& j, const char* key, const std::string& source) {
+  if (!j.contains(key)) fail("[config] {}: missing required field '{}'", source, key);
+  return get_or<T>(j, key, T{}, source);
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) fail("[config] {}: expected a JSON object", source);
+  ModelConfig c;
+  std::string model_type = get_or<std::string>(j, "model_type", "llama", source);
+  if (model_type == "llama" || model_type == "mistral")
+    c.arch = Arch::Llama;
+  else if (model_type == "qwen2")
+    c.arch = Arch::Qwen2;
+  else
+    fail("[config] {}: model_type '{}' is not supported (llama, mistral, qwen2)", source, model_type);
+  c.dim = get_req<int>(j, "hidden_size", source);
+  c.hidden_dim = get_req<int>(j, "intermediate_size", source);
+  c.n_layers = get_req<int>(j, "num_hidden_layers", source);
+  c.n_heads = get_req<int>(j, "num_attention_heads", source);
+  c.n_kv_heads = get_or<int>(j, "num_key_value_heads", c.n_heads, source);
+  c.vocab_size = get_req<int>(j, "vocab_size", source);
+  c.max_seq_len = get_or<int>(j, "max_position_embeddings", 2048, source);
+  c.norm_eps = get_or<float>(j, "rms_norm_eps", 1e-6f, source);
+  c.rope_theta = get_or<float>(j, "rope_theta", 10000.f, source);
+  c.tied_embeddings = get_or<bool>(j, "tie_word_embeddings", false, source);
+  if (c.n_heads <= 0) fail("[config] {}: num_attention_heads must be positive, got {}", source, c.n_heads);
+  c.head_dim = get_or<int>(j, "head_dim", c.dim / c.n_heads, source);
+  c.qkv_bias = c.arch == Arch::Qwen2 ? true : get_or<bool>(j, "attention_bias", false, source);
+  c.bos_id = get_or<int>(j, "bos_token_id", 1, source);
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty())
+    c.eos_id = j["eos_token_id"][0].get<int>();
+  else
+    c.eos_id = get_or<int>(j, "eos_token_id", 2, source);
+  if (j.contains("sliding_window") && !j["sliding_window"].is_null() &&
+      get_or<bool>(j, "use_sliding_window", model_type == "mistral", source))
+    fail("[config] {}: sliding-window attention is not supported (sliding_window={})", source,
+         j["sliding_window"].dump());
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const auto& rs = j["rope_scaling"];
+    std::string type = rs.value("rope_type", rs.value("type", std::string("")));
+    if (type != "llama3")
+      fail("[config] {}: rope_scaling type '{}' is not supported (llama3)", source, type);
+    c.rope_scaling.enabled = true;
+    c.rope_scaling.factor = get_req<float>(rs, "factor", source);
+    c.rope_scaling.low_freq_factor = get_or<float>(rs, "low_freq_factor", 1.f, source);
+    c.rope_scaling.high_freq_factor = get_or<float>(rs, "high_freq_factor", 4.f, source);
+    c.rope_scaling.original_max_position_embeddings =
+        get_or<int>(rs, "original_max_position_embeddings", 8192, source);
+  }
+  c.layers.assign(c.n_layers > 0 ? c.n_layers : 0, LayerConfig{});
+  c.validate(source);
+  return c;
+}
+
+nlohmann::json ModelConfig::to_hf_json() const {
+  nlohmann::json j;
+  j["architectures"] = {arch == Arch::Qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = arch_name(arch);
+  j["hidden_size"] = dim;
+  j["intermediate_size"] = hidden_dim;
+  j["num_hidden_layers"] = n_layers;
+  j["num_attention_heads"] = n_heads;
+  j["num_key_value_heads"] = n_kv_heads;
+  j["head_dim"] = head_dim;
+  j["vocab_size"] = vocab_size;
+  j["max_position_embeddings"] = max_seq_len;
+  j["rms_norm_eps"] = norm_eps;
+  j["rope_theta"] = rope_theta;
+  j["tie_word_embeddings"] = tied_embeddings;
+  j["hidden_act"] = "silu";
+  j["bos_token_id"] = bos_id;
+  j["eos_token_id"] = eos_id;
+  j["torch_dtype"] = "float32";
+  if (arch == Arch::Llama) j["attention_bias"] = qkv_bias;
+  if (rope_scaling.enabled) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings",
+                          rope_scaling.original_max_position_embeddings}};
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
+  return j;
+}
+
+namespace {
+ModelConfig make(int dim, int ff, int L, int nh, int kv, int V, int seq, float eps, bool tied) {
+  ModelConfig c;
+  c.dim = dim;
+  c.hidden_dim = ff;
+  c.n_layers = L;
+  c.n_heads = nh;
+  c.n_kv_heads = kv;
+  c.head_dim = dim / nh;
+  c.vocab_size = V;
+  c.max_seq_len = seq;
+  c.norm_eps = eps;
+  c.tied_embeddings = tied;
+  c.layers.assign(L, LayerConfig{});
+  return c;
+}
+}  // namespace
+
+ModelConfig ModelConfig::preset(const std::string& name) {
+  // Shapes from the published configs: stories260K (llama2.c doc/stories260K.md), the 134M
+  // benchmark shape of the issue tracker, TinyLlama-1.1B and Llama-2-7B / LLaMA-7B config.json.
+  if (name == "stories260K") return make(64, 172, 5, 8, 4, 512, 512, 1e-5f, true);
+  if (name == "134M") return make(768, 2048, 12, 12, 12, 32000, 2048, 1e-5f, false);
+  if (name == "tinyllama-1.1b") return make(2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, false);
+  if (name == "llama2-7b") return make(4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, false);
+  if (name == "llama-7b") return make(4096, 11008, 32, 32, 32, 32000, 2048, 1e-6f, false);
+  std::string known;
+  for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("[config] unknown model shape '{}' (known: {})", name, known);
+}
+
+std::vector<std::string> ModelConfig::preset_names() {
+  return {"stories260K", "134M", "tinyllama-1.1b", "llama2-7b", "llama-7b"};
+}
+
+}  // namespace edgellm

@@ -1,0 +1,51 @@
+// Storage types of weights. Compute is always fp32; a stored row is decoded ("dequantized") into
+// fp32 by one adapter (decode_row) that every kernel goes through, so a new format needs only a
+// decoder, an encoder and distortion statistics.
+//
+// Block formats (the GGUF ones keep GGUF's byte layout so GGUF files can be mapped, not copied):
+//   Q8_0: 32 values per block: f16 scale d, int8 q[32];          x = d*q            (34 B/32)
+//   Q4_0: 32 values per block: f16 scale d, u8 qs[16];           x = d*(nibble-8)   (18 B/32)
+//         low nibbles hold values 0..15, high nibbles 16..31.
+//   Q4_K: 256-value super-blocks of 8 sub-blocks of 32: f16 d, f16 dmin, 12 bytes of packed
+//         6-bit sub-block scales/mins, u8 qs[128]; x = d*sc*q - dmin*m      (144 B/256)
+//   Q6_K: 256-value super-blocks of 16 sub-blocks of 16: u8 ql[128] (low 4 bits), u8 qh[64]
+//         (high 2 bits), i8 scales[16], f16 d; x = d*scale*(q-32)          (210 B/256)
+// A row's length must be a multiple of the block size of its type.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace edgellm {
+
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, I32 };
+
+const char* dtype_name(DType t);
+// Parses "f32", "F16", "bf16", "q8_0", ...; throws Error naming `what` and the value.
+DType dtype_from_name(const std::string& name, const std::string& what);
+int64_t dtype_block_size(DType t);   // values per block (1 for scalar types)
+int64_t dtype_block_bytes(DType t);  // bytes per block
+// Bytes of a row of n values; throws if n is not a multiple of the block size.
+size_t dtype_row_bytes(DType t, int64_t n);
+bool dtype_is_quantized(DType t);
+
+// fp16 / bf16 scalar conversion (round to nearest even).
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t f32_to_bf16(float f);
+
+// The one decompress adapter: decode n values of a row stored as `t` into fp32.
+void decode_row(DType t, const void* src, float* dst, int64_t n);
+// Encode n fp32 values into type `t` (all types; quantizers use round-to-nearest as GGUF does).
+void encode_row(DType t, const float* src, void* dst, int64_t n);
+// dot(decode(row), x) without materialising the row; the decode-GEMV inner loop.
+float dot_row(DType t, const void* row, const float* x, int64_t n);
+
+}  // namespace edgellm

@@ -1,0 +1,36 @@
+// Shared helpers for tests: where the real data lives, and skipping when it is absent.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace edgellm::testing {
+
+// EDGELLM_DATA, else ../shared/data relative to the source tree.
+inline std::string data_dir() {
+  if (const char* d = std::getenv("EDGELLM_DATA")) return d;
+  return std::string(EDGELLM_SOURCE_DIR) + "/../shared/data";
+}
+inline std::string data_path(const std::string& rel) { return data_dir() + "/" + rel; }
+inline std::string cli_path() { return EDGELLM_CLI; }
+
+// A fresh temporary directory per call, removed by the caller if wanted.
+inline std::string temp_dir(const std::string& tag) {
+  auto base = std::filesystem::temp_directory_path() /
+              ("edgellm_test_" + tag + "_" + std::to_string(::getpid()) + "_" +
+               std::to_string(std::rand()));
+  std::filesystem::create_directories(base);
+  return base.string();
+}
+
+}  // namespace edgellm::testing
+
+#define EDGELLM_REQUIRE_DATA(rel)                                                  \
+  do {                                                                             \
+    if (!std::filesystem::exists(::edgellm::testing::data_path(rel)))              \
+      GTEST_SKIP() << "data file missing: " << ::edgellm::testing::data_path(rel)  \
+                   << " (set EDGELLM_DATA)";                                       \
+  } while (0)
