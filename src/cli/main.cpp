@@ -13,10 +13,6 @@ int main(int argc, char** argv) {
   register_info(app);
   register_generate(app);
   register_ppl(app);
-  register_convert(app);
-  register_make_model(app);
-  register_bench(app);
-  register_sim(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
