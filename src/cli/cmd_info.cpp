@@ -1,0 +1,50 @@
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "model/model.h"
+
+namespace edgellm::cli {
+
+void register_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "print a checkpoint's configuration and tensors");
+  auto a = std::make_shared<ModelArgs>();
+  auto tensors = std::make_shared<bool>(false);
+  add_model_args(cmd, *a, false);
+  cmd->add_flag("--tensors", *tensors, "list every tensor");
+  cmd->callback([a, tensors] {
+    Model m(load_checkpoint(a->model));
+    const Checkpoint& ck = m.checkpoint();
+    const ModelConfig& c = ck.config;
+    nlohmann::json j;
+    j["path"] = ck.path;
+    j["format"] = format_name(ck.format);
+    j["config"] = c.to_hf_json();
+    j["n_params"] = c.n_params();
+    j["weight_bytes"] = m.weight_bytes();
+    std::map<std::string, int64_t> by_dtype;
+    for (const Tensor& t : ck.tensors.all()) by_dtype[dtype_name(t.dtype)] += t.numel();
+    j["params_by_dtype"] = by_dtype;
+    if (*tensors) {
+      for (const Tensor& t : ck.tensors.all())
+        j["tensors"].push_back(
+            {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
+    }
+    if (a->json) return print_json(j);
+    fmt::print("{} ({})\n", ck.path, format_name(ck.format));
+    fmt::print("  arch {}  dim {}  hidden {}  layers {}  heads {}/{} (head_dim {})  vocab {}\n",
+               arch_name(c.arch), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads,
+               c.head_dim, c.vocab_size);
+    fmt::print("  context {}  rope_theta {}{}  norm_eps {}  head {}\n", c.max_seq_len, c.rope_theta,
+               c.rope_scaling.enabled ? " (llama3 scaling)" : "", c.norm_eps,
+               c.tied_embeddings ? "tied" : "untied");
+    fmt::print("  {:.2f} M parameters, {:.1f} MB of weights\n", c.n_params() / 1e6,
+               m.weight_bytes() / 1e6);
+    for (const auto& [dt, n] : by_dtype) fmt::print("    {:>6}: {} values\n", dt, n);
+    if (*tensors)
+      for (const Tensor& t : ck.tensors.all())
+        fmt::print("  {:<50} {:>5} {}\n", t.name, dtype_name(t.dtype), t.shape_str());
+  });
+}
+
+}  // namespace edgellm::cli

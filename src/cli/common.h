@@ -1,0 +1,35 @@
+// Options and output helpers shared by the subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "kernels/threads.h"
+
+namespace edgellm::cli {
+
+struct ModelArgs {
+  std::string model;
+  std::string tokenizer;
+  int threads = 0;
+  bool json = false;
+};
+
+inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = true) {
+  cmd->add_option("--model,-m", a.model, "checkpoint: HF directory, .gguf file or llama2.c .bin")
+      ->required();
+  if (with_tokenizer)
+    cmd->add_option("--tokenizer", a.tokenizer,
+                    "tokenizer.json / tokenizer.model / tokenizer.bin (default: found beside the "
+                    "model or in its GGUF metadata)");
+  cmd->add_option("--threads,-t", a.threads, "threads (default: OMP_NUM_THREADS or all cores)");
+  cmd->add_flag("--json", a.json, "machine-readable JSON on stdout");
+}
+
+inline void apply_threads(const ModelArgs& a) { set_num_threads(a.threads); }
+
+inline void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+}  // namespace edgellm::cli

@@ -1,0 +1,29 @@
+// Text generation: prefill the prompt in one batch, then decode token by token from the KV cache.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace edgellm {
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_ids;  // with the leading BOS
+  std::vector<int32_t> ids;         // generated ids only
+  std::string text;                 // decoded generated text
+  double prefill_seconds = 0, decode_seconds = 0;
+  bool stopped_at_eos = false;
+};
+
+// Generates up to n tokens after BOS + encode(prompt). `on_text` (optional) receives each newly
+// decodable piece of text as it is produced (for streaming).
+GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
+                        const SamplerConfig& sc,
+                        const std::function<void(const std::string&)>& on_text = nullptr);
+
+}  // namespace edgellm

@@ -1,0 +1,22 @@
+// Element-wise and row-wise kernels of the LLaMA block and its loss.
+#pragma once
+
+#include <cstdint>
+
+namespace edgellm {
+
+// out[n] = silu(gate) * up, silu(z) = z·sigmoid(z)  (SwiGLU, Shazeer 2020). out may alias gate.
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+
+// x[n] += y[n]
+void add_inplace(float* x, const float* y, int64_t n);
+
+// loss[t] = logsumexp(logits[t, :]) - logits[t, target[t]]  (natural log), T rows of V logits.
+// Rows with target < 0 get loss 0 (masked).
+void cross_entropy_forward(float* loss, const float* logits, const int32_t* target, int64_t T,
+                           int64_t V);
+
+// In-place softmax of n values with temperature (temperature > 0).
+void softmax_inplace(float* x, int64_t n, float temperature = 1.f);
+
+}  // namespace edgellm

@@ -1,0 +1,72 @@
+#include "kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/matmul.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+namespace {
+
+// Row softmax over the first n entries of p (the causal prefix); entries >= n become 0.
+inline void softmax_prefix(float* p, int64_t n, int64_t S) {
+  float mx = -INFINITY;
+  for (int64_t s = 0; s < n; ++s) mx = std::max(mx, p[s]);
+  float sum = 0;
+  for (int64_t s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+  const float inv = 1.f / sum;
+  for (int64_t s = 0; s < n; ++s) p[s] *= inv;
+  for (int64_t s = n; s < S; ++s) p[s] = 0;
+}
+
+}  // namespace
+
+void attention_forward(float* out, AttentionScratch& scratch, const float* q, const float* k,
+                       const float* v, int64_t T, int64_t NH, int64_t KV, int64_t HD,
+                       int64_t pos0) {
+  EDGELLM_CHECK(NH % KV == 0, "NH {} not a multiple of KV {}", NH, KV);
+  const int64_t S = pos0 + T, group = NH / KV, qs = NH * HD, ks = KV * HD;
+  const float scale = 1.f / std::sqrt(static_cast<float>(HD));
+  scratch.scores.resize(static_cast<size_t>(NH * T * S));
+  float* P = scratch.scores.data();
+
+  if (T == 1) {
+    // Decode: one query row per head; too small for a GEMM call, parallel over heads.
+#pragma omp parallel for schedule(static)
+    for (int64_t h = 0; h < NH; ++h) {
+      const int64_t g = h / group;
+      const float* qh = q + h * HD;
+      float* p = P + h * S;
+      for (int64_t s = 0; s < S; ++s) {
+        const float* kr = k + s * ks + g * HD;
+        float d = 0;
+        for (int64_t i = 0; i < HD; ++i) d += qh[i] * kr[i];
+        p[s] = d * scale;
+      }
+      softmax_prefix(p, S, S);
+      float* o = out + h * HD;
+      std::fill(o, o + HD, 0.f);
+      for (int64_t s = 0; s < S; ++s) {
+        const float* vr = v + s * ks + g * HD;
+        const float ps = p[s];
+        for (int64_t i = 0; i < HD; ++i) o[i] += ps * vr[i];
+      }
+    }
+    return;
+  }
+
+  // Prefill: per head, scores = q_h k_gᵀ and out_h = P v_g as strided GEMMs (the heads are
+  // column blocks of q/k/v, so lda = NH*HD / KV*HD and no copies are needed).
+  for (int64_t h = 0; h < NH; ++h) {
+    const int64_t g = h / group;
+    float* Ph = P + h * T * S;
+    sgemm(false, true, T, S, HD, scale, q + h * HD, qs, k + g * HD, ks, 0.f, Ph, S);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) softmax_prefix(Ph + t * S, pos0 + t + 1, S);
+    sgemm(false, false, T, HD, S, 1.f, Ph, S, v + g * HD, ks, 0.f, out + h * HD, qs);
+  }
+}
+
+}  // namespace edgellm

@@ -1,0 +1,37 @@
+// Linear layers: y[T, N] = x[T, K] · W[N, K]ᵀ, W stored in any DType (dtype.h), one output
+// channel per row. This is where nearly all FLOPs of the model go.
+//
+// Paths (chosen per call, all exact up to fp32 summation order):
+//   * T == 1 (decode): a GEMV that reads each weight row once, decoding on the fly (dot_row for
+//     quantized/half types, an AVX-512 fp32 dot for F32) — memory-bound, parallel over rows.
+//   * T > 1, F32 weights: oneDNN sgemm straight on the stored (mmapped) weights.
+//   * T > 1, other types: weights decoded into an fp32 tile of kTileRows rows and multiplied by
+//     sgemm tile by tile, so a quantized model is never dequantized whole.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace edgellm {
+
+struct WeightView {
+  DType dtype = DType::F32;
+  const uint8_t* data = nullptr;  // rows * row_bytes bytes
+  int64_t rows = 0;               // N: output features
+  int64_t cols = 0;               // K: input features
+  size_t row_bytes = 0;
+
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+  static WeightView f32(const float* w, int64_t rows, int64_t cols);
+};
+
+// y[T, N] (=|+=) x[T, K] · Wᵀ. `accumulate` adds into y instead of overwriting.
+void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accumulate = false);
+
+// Plain row-major fp32 GEMM helper over oneDNN: C[M,N] = alpha·op(A)·op(B) + beta·C.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace edgellm

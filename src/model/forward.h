@@ -1,0 +1,67 @@
+// Inference forward pass: batched prefill and KV-cached decode share one code path.
+//
+// Per layer l (Touvron et al. 2023):
+//   h   = x + Wo · attn(rope(Wq·n1), rope(Wk·n1), Wv·n1),  n1 = rmsnorm(x)·g1
+//   out = h + Wdown · (silu(Wgate·n2) ⊙ Wup·n2),          n2 = rmsnorm(h)·g2
+// then rmsnorm + lm_head. The layer range is explicit so that early exits (a head reading layer
+// l's output) and the training engine reuse it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/rope.h"
+#include "model/model.h"
+
+namespace edgellm {
+
+// Keys/values of every layer for positions [0, len): [L, max_seq, KV*HD] each.
+struct KVCache {
+  int64_t max_seq = 0;
+  int64_t kv_dim = 0;
+  int64_t len = 0;  // positions filled
+  std::vector<float> k, v;
+  void init(const ModelConfig& c, int64_t max_seq);
+  float* k_at(int l, int64_t pos) { return k.data() + (l * max_seq + pos) * kv_dim; }
+  float* v_at(int l, int64_t pos) { return v.data() + (l * max_seq + pos) * kv_dim; }
+};
+
+class InferenceState {
+ public:
+  // max_seq: longest sequence this state will hold; the KV cache is sized for it up front.
+  // Default: the model's context, capped at 4096 (a 128k-context model would otherwise reserve
+  // gigabytes of cache nobody asked for).
+  explicit InferenceState(const Model& m, int64_t max_seq = 0);
+
+  // Runs T tokens at positions len..len+T-1 through all layers, appends their keys/values to the
+  // cache, and returns the final-normed hidden states [T, C] (valid until the next call).
+  const float* forward(const int32_t* tokens, int64_t T);
+  // logits[n, V] = lm_head · hidden[n, C]
+  void logits(const float* hidden, int64_t n, float* out) const;
+  // Convenience: forward, then logits of the last token only ([V], valid until next call).
+  const float* forward_last_logits(const int32_t* tokens, int64_t T);
+
+  void reset() { cache_.len = 0; }
+  int64_t pos() const { return cache_.len; }
+  int64_t max_seq() const { return cache_.max_seq; }
+  const Model& model() const { return m_; }
+
+  // Lower-level pieces (used by forward(); exposed for exits and training):
+  void embed(const int32_t* tokens, int64_t T, float* x) const;  // x[T, C]
+  void layer_forward(int l, float* x, int64_t T, int64_t pos0);  // x[T, C] in place
+  void final_norm(const float* x, float* out, int64_t T) const;  // out[T, C]
+
+ private:
+  void reserve(int64_t T);
+  const Model& m_;
+  KVCache cache_;
+  int64_t cap_T_ = 0;
+  // Scratch, sized for the largest T seen; hot loops never allocate.
+  std::vector<float> x_, xb_, q_, att_, hb_, hb2_, out_;  // [T,C] [T,C] [T,Q] [T,Q] [T,FF] x2 [T,C]
+  std::vector<float> last_logits_;                        // [V]
+  AttentionScratch attn_scratch_;
+  RopeTable rope_;  // cos/sin for positions [0, max_seq)
+};
+
+}  // namespace edgellm

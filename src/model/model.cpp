@@ -1,0 +1,69 @@
+#include "model/model.h"
+
+#include <fmt/format.h>
+
+#include "util/error.h"
+
+namespace edgellm {
+
+WeightView weight_view(const Tensor& t) {
+  EDGELLM_CHECK(t.shape.size() == 2, "tensor '{}' is not 2-D: {}", t.name, t.shape_str());
+  WeightView v;
+  v.dtype = t.dtype;
+  v.data = t.data;
+  v.rows = t.shape[0];
+  v.cols = t.shape[1];
+  v.row_bytes = dtype_row_bytes(t.dtype, v.cols);
+  return v;
+}
+
+std::shared_ptr<Model> Model::load(const std::string& path) {
+  return std::make_shared<Model>(load_checkpoint(path));
+}
+
+Model::Model(Checkpoint ck) : ck_(std::move(ck)) {
+  validate_tensors(ck_);
+  const ModelConfig& c = ck_.config;
+  const std::string& src = ck_.path;
+  // 1-D tensors (norms, biases) are read as fp32; widen them once if stored narrower.
+  auto vec = [&](const std::string& name) -> const float* {
+    const Tensor& t = ck_.tensors.get(name, src);
+    if (t.dtype == DType::F32) return reinterpret_cast<const float*>(t.data);
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    decode_row(t.dtype, t.data, v.data(), t.numel());
+    f32_copies_.push_back(std::move(v));
+    return f32_copies_.back().data();
+  };
+  auto mat = [&](const std::string& name) { return weight_view(ck_.tensors.get(name, src)); };
+  f32_copies_.reserve(4 * c.n_layers + 2);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    LayerWeights w;
+    w.wq = mat(p + "self_attn.q_proj.weight");
+    w.wk = mat(p + "self_attn.k_proj.weight");
+    w.wv = mat(p + "self_attn.v_proj.weight");
+    w.wo = mat(p + "self_attn.o_proj.weight");
+    w.w_gate = mat(p + "mlp.gate_proj.weight");
+    w.w_up = mat(p + "mlp.up_proj.weight");
+    w.w_down = mat(p + "mlp.down_proj.weight");
+    w.attn_norm = vec(p + "input_layernorm.weight");
+    w.ffn_norm = vec(p + "post_attention_layernorm.weight");
+    if (c.qkv_bias) {
+      w.bq = vec(p + "self_attn.q_proj.bias");
+      w.bk = vec(p + "self_attn.k_proj.bias");
+      w.bv = vec(p + "self_attn.v_proj.bias");
+    }
+    layers_.push_back(w);
+  }
+  tok_embedding_ = mat("model.embed_tokens.weight");
+  lm_head_ = c.tied_embeddings ? tok_embedding_ : mat("lm_head.weight");
+  final_norm_ = vec("model.norm.weight");
+}
+
+size_t Model::weight_bytes() const {
+  size_t n = 0;
+  for (const Tensor& t : ck_.tensors.all()) n += t.nbytes;
+  return n;
+}
+
+}  // namespace edgellm

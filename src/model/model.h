@@ -1,0 +1,51 @@
+// A loaded LLaMA-family model: config and views of every weight, in whatever dtype the
+// checkpoint stores them (mmapped where the format allows). Immutable once loaded, so any number
+// of inference or training states can share it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace edgellm {
+
+struct LayerWeights {
+  WeightView wq, wk, wv, wo;         // [NH*HD, C], [KV*HD, C], [KV*HD, C], [C, NH*HD]
+  WeightView w_gate, w_up, w_down;   // [FF, C], [FF, C], [C, FF]
+  const float* attn_norm = nullptr;  // [C]
+  const float* ffn_norm = nullptr;   // [C]
+  const float* bq = nullptr;         // [NH*HD] Qwen2 only, else null
+  const float* bk = nullptr;         // [KV*HD]
+  const float* bv = nullptr;         // [KV*HD]
+};
+
+class Model {
+ public:
+  // Loads any supported checkpoint (io/checkpoint.h) and checks it against its config.
+  static std::shared_ptr<Model> load(const std::string& path);
+  explicit Model(Checkpoint ck);
+
+  const ModelConfig& config() const { return ck_.config; }
+  const Checkpoint& checkpoint() const { return ck_; }
+  const LayerWeights& layer(int l) const { return layers_[l]; }
+  const WeightView& tok_embedding() const { return tok_embedding_; }  // [V, C]
+  const WeightView& lm_head() const { return lm_head_; }              // [V, C]
+  const float* final_norm() const { return final_norm_; }             // [C]
+  // Bytes of weights as stored (what decode streams per token).
+  size_t weight_bytes() const;
+
+ private:
+  Checkpoint ck_;
+  std::vector<LayerWeights> layers_;
+  WeightView tok_embedding_, lm_head_;
+  const float* final_norm_ = nullptr;
+  std::vector<std::vector<float>> f32_copies_;  // norms/biases stored as f16/bf16, widened once
+};
+
+WeightView weight_view(const Tensor& t);
+
+}  // namespace edgellm

@@ -1,0 +1,169 @@
+// Every fast kernel against its scalar reference (src/kernels/ref/reference.h, run in double),
+// on random data and odd shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/activations.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ref/reference.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "util/rng.h"
+
+namespace edgellm {
+namespace {
+
+std::vector<float> randn(int64_t n, uint64_t seed, float scale = 1.f) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(r.normal()) * scale;
+  return v;
+}
+std::vector<double> to_d(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// max |a-b| / (1 + max |b|): relative to the scale of the output.
+double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
+  double m = 0, s = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, std::abs(double(a[i]) - b[i]));
+    s = std::max(s, std::abs(b[i]));
+  }
+  return m / (1 + s);
+}
+
+struct Shape {
+  int64_t T, N, K;
+};
+
+class MatmulF32 : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(MatmulF32, MatchesReference) {
+  auto [T, N, K] = GetParam();
+  auto x = randn(T * K, 1), w = randn(N * K, 2), y0 = randn(T * N, 3);
+  std::vector<double> ref(T * N);
+  ref::matmul(to_d(x).data(), to_d(w).data(), ref.data(), T, N, K);
+  std::vector<float> y(T * N);
+  matmul(x.data(), WeightView::f32(w.data(), N, K), y.data(), T);
+  EXPECT_LT(rel_err(y, ref), 1e-5) << T << "x" << N << "x" << K;
+  // accumulate = true adds into y
+  std::vector<float> ya = y0;
+  matmul(x.data(), WeightView::f32(w.data(), N, K), ya.data(), T, true);
+  std::vector<double> refa(T * N);
+  for (int64_t i = 0; i < T * N; ++i) refa[i] = ref[i] + y0[i];
+  EXPECT_LT(rel_err(ya, refa), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulF32,
+                         ::testing::Values(Shape{1, 1, 1}, Shape{1, 7, 13}, Shape{1, 33, 64},
+                                           Shape{1, 130, 257}, Shape{2, 5, 3}, Shape{3, 17, 31},
+                                           Shape{17, 64, 100}, Shape{64, 129, 65},
+                                           Shape{128, 256, 512}));
+
+TEST(Matmul, QuantizedTypesMatchDecodedReference) {
+  // The T == 1 (dot_row) and T > 1 (tile decode + GEMM) paths of every stored type must equal
+  // the reference product with the decoded weights.
+  const int64_t N = 67, K = 512;
+  for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    auto wf = randn(N * K, 5, 0.05f);
+    const size_t rb = dtype_row_bytes(t, K);
+    std::vector<uint8_t> packed(rb * N);
+    std::vector<float> dec(N * K);
+    for (int64_t r = 0; r < N; ++r) {
+      encode_row(t, wf.data() + r * K, packed.data() + r * rb, K);
+      decode_row(t, packed.data() + r * rb, dec.data() + r * K, K);
+    }
+    WeightView w{t, packed.data(), N, K, rb};
+    for (int64_t T : {1, 3, 70}) {
+      auto x = randn(T * K, 6);
+      std::vector<double> ref(T * N);
+      ref::matmul(to_d(x).data(), to_d(dec).data(), ref.data(), T, N, K);
+      std::vector<float> y(T * N);
+      matmul(x.data(), w, y.data(), T);
+      EXPECT_LT(rel_err(y, ref), 2e-5) << dtype_name(t) << " T=" << T;
+    }
+  }
+}
+
+TEST(RmsNorm, MatchesReference) {
+  for (auto [T, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {5, 64}, {9, 1031}}) {
+    auto x = randn(T * C, 7), w = randn(C, 8);
+    std::vector<double> ref(T * C);
+    ref::rmsnorm(to_d(x).data(), to_d(w).data(), ref.data(), T, C, 1e-5);
+    std::vector<float> y(T * C), inv(T);
+    rmsnorm_forward(y.data(), inv.data(), x.data(), w.data(), T, C, 1e-5f);
+    EXPECT_LT(rel_err(y, ref), 1e-6);
+  }
+}
+
+TEST(Rope, MatchesReferenceWithAndWithoutLlama3Scaling) {
+  RopeScaling none, l3;
+  l3.enabled = true;
+  l3.factor = 8;
+  l3.low_freq_factor = 1;
+  l3.high_freq_factor = 4;
+  l3.original_max_position_embeddings = 64;  // small so all three frequency bands occur
+  for (const RopeScaling& sc : {none, l3}) {
+    const int64_t T = 5, H = 3, HD = 16, pos0 = 37;
+    RopeTable table(HD, 10000.f, sc);
+    table.ensure(pos0 + T);
+    auto x = randn(T * H * HD, 9);
+    std::vector<double> ref = to_d(x);
+    ref::rope(ref.data(), T, H, HD, pos0, rope_frequencies(HD, 10000.f, sc));
+    rope_forward(x.data(), table, T, H, pos0);
+    EXPECT_LT(rel_err(x, ref), 1e-6);
+  }
+  // Llama-3 scaling leaves high frequencies alone and divides the lowest by `factor`.
+  auto f0 = rope_frequencies(16, 10000.f, none), f1 = rope_frequencies(16, 10000.f, l3);
+  EXPECT_DOUBLE_EQ(f0[0], f1[0]);
+  EXPECT_NEAR(f1[7], f0[7] / 8, 1e-12);
+}
+
+struct AttnShape {
+  int64_t T, NH, KV, HD, pos0;
+};
+class Attention : public ::testing::TestWithParam<AttnShape> {};
+
+TEST_P(Attention, MatchesReference) {
+  auto [T, NH, KV, HD, pos0] = GetParam();
+  const int64_t S = pos0 + T;
+  auto q = randn(T * NH * HD, 10), k = randn(S * KV * HD, 11), v = randn(S * KV * HD, 12);
+  std::vector<double> ref(T * NH * HD);
+  ref::attention(to_d(q).data(), to_d(k).data(), to_d(v).data(), ref.data(), T, NH, KV, HD, pos0);
+  std::vector<float> out(T * NH * HD);
+  AttentionScratch sc;
+  attention_forward(out.data(), sc, q.data(), k.data(), v.data(), T, NH, KV, HD, pos0);
+  EXPECT_LT(rel_err(out, ref), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Attention,
+                         ::testing::Values(AttnShape{1, 1, 1, 2, 0}, AttnShape{1, 8, 4, 8, 9},
+                                           AttnShape{7, 4, 2, 6, 0}, AttnShape{5, 6, 3, 10, 11},
+                                           AttnShape{33, 12, 12, 64, 0},
+                                           AttnShape{16, 8, 1, 16, 5}));
+
+TEST(Activations, SwigluAndCrossEntropyMatchReference) {
+  auto g = randn(1001, 13, 3.f), u = randn(1001, 14);
+  std::vector<double> ref(1001);
+  ref::swiglu(to_d(g).data(), to_d(u).data(), ref.data(), 1001);
+  std::vector<float> out(1001);
+  swiglu_forward(out.data(), g.data(), u.data(), 1001);
+  EXPECT_LT(rel_err(out, ref), 1e-6);
+
+  const int64_t T = 4, V = 777;
+  auto logits = randn(T * V, 15, 4.f);
+  std::vector<int32_t> tgt{0, 5, 776, 300};
+  std::vector<double> lref(T);
+  ref::cross_entropy(to_d(logits).data(), tgt.data(), lref.data(), T, V);
+  std::vector<float> loss(T);
+  cross_entropy_forward(loss.data(), logits.data(), tgt.data(), T, V);
+  EXPECT_LT(rel_err(loss, lref), 1e-6);
+  tgt[1] = -1;  // masked
+  cross_entropy_forward(loss.data(), logits.data(), tgt.data(), T, V);
+  EXPECT_EQ(loss[1], 0.f);
+}
+
+}  // namespace
+}  // namespace edgellm
