@@ -47,5 +47,8 @@ void decode_row(DType t, const void* src, float* dst, int64_t n);
 void encode_row(DType t, const float* src, void* dst, int64_t n);
 // dot(decode(row), x) without materialising the row; the decode-GEMV inner loop.
 float dot_row(DType t, const void* row, const float* x, int64_t n);
+// The portable reference of dot_row (decode a block at a time, accumulate in double); the SIMD
+// kernels are tested against it, and it serves types/CPUs without a kernel.
+float dot_row_ref(DType t, const void* row, const float* x, int64_t n);
 
 }  // namespace edgellm
