@@ -1,0 +1,88 @@
+// Format-independent parts of checkpoint handling: the RoPE row permutation and the shape check
+// every reader runs before returning.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "io/checkpoint.h"
+#include "io/tensor_walk.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+const char* format_name(CheckpointFormat f) {
+  switch (f) {
+    case CheckpointFormat::Llama2c:
+      return "llama2c";
+    case CheckpointFormat::HfSafetensors:
+      return "safetensors";
+    case CheckpointFormat::Gguf:
+      return "gguf";
+  }
+  return "?";
+}
+
+namespace {
+
+// HF's convert_llama_weights_to_hf.py reorders each head's rows from interleaved pairs
+// (row 2i+s, s in {0,1}) to halves (row s*hd/2 + i). `to_hf` selects the direction. A 1-D tensor
+// (a bias) is treated as a column of scalars.
+Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
+  if (t.shape.empty() || t.shape.size() > 2)
+    fail("[rope] tensor '{}': cannot permute rows of shape {}", t.name, t.shape_str());
+  const int64_t R = t.shape[0];
+  if (n_heads <= 0 || R % n_heads != 0 || (R / n_heads) % 2 != 0)
+    fail("[rope] tensor '{}': {} rows do not split into {} heads of even size", t.name, R, n_heads);
+  const size_t rb =
+      t.shape.size() == 2 ? dtype_row_bytes(t.dtype, t.shape[1]) : dtype_row_bytes(t.dtype, 1);
+  if (dtype_is_quantized(t.dtype) && t.shape.size() == 1)
+    fail("[rope] tensor '{}': a 1-D tensor cannot be {}", t.name, dtype_name(t.dtype));
+  EDGELLM_CHECK(rb * static_cast<size_t>(R) == t.nbytes, "tensor {} nbytes {}", t.name, t.nbytes);
+  Tensor out = make_owned_tensor(t.name, t.dtype, t.shape);
+  auto* dst = const_cast<uint8_t*>(out.data);
+  const int64_t hd = R / n_heads, half = hd / 2;
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t s = 0; s < 2; ++s) {
+        const int64_t inter = h * hd + 2 * i + s, hf = h * hd + s * half + i;
+        const int64_t from = to_hf ? inter : hf, to = to_hf ? hf : inter;
+        std::memcpy(dst + static_cast<size_t>(to) * rb, t.data + static_cast<size_t>(from) * rb,
+                    rb);
+      }
+  return out;
+}
+
+}  // namespace
+
+Tensor permute_hf_to_interleaved(const Tensor& t, int n_heads) {
+  return permute_rows(t, n_heads, false);
+}
+Tensor permute_interleaved_to_hf(const Tensor& t, int n_heads) {
+  return permute_rows(t, n_heads, true);
+}
+
+void validate_tensors(const Checkpoint& ck) {
+  const char* fmt_name = format_name(ck.format);
+  for (const TensorSpec& s : model_tensor_specs(ck.config)) {
+    const Tensor* t = ck.tensors.find(s.name);
+    if (!t)
+      fail("[{}] {}: missing tensor '{}' (expected shape [{}])", fmt_name, ck.path, s.name,
+           fmt::join(s.shape, ", "));
+    if (t->shape != s.shape)
+      fail("[{}] {}: tensor '{}': expected shape [{}], found {}", fmt_name, ck.path, s.name,
+           fmt::join(s.shape, ", "), t->shape_str());
+    const bool vector_role = s.role == TensorRole::Norm || s.role == TensorRole::Bias;
+    if (vector_role && dtype_is_quantized(t->dtype))
+      fail("[{}] {}: tensor '{}': {} must be stored unquantized, found {}", fmt_name, ck.path,
+           s.name, s.role == TensorRole::Norm ? "a norm" : "a bias", dtype_name(t->dtype));
+    if (t->dtype == DType::I32)
+      fail("[{}] {}: tensor '{}': integer dtype i32 is not a weight type", fmt_name, ck.path,
+           s.name);
+    const int64_t cols = t->cols();
+    const size_t want = dtype_row_bytes(t->dtype, cols) * static_cast<size_t>(t->numel() / cols);
+    EDGELLM_CHECK(t->nbytes == want, "tensor {}: nbytes {} != {}", s.name, t->nbytes, want);
+    EDGELLM_CHECK(t->data != nullptr || want == 0, "tensor {} has no data", s.name);
+  }
+}
+
+}  // namespace edgellm
