@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   register_info(app);
   register_generate(app);
   register_ppl(app);
+  register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

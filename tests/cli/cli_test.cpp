@@ -1,0 +1,110 @@
+// The CLI as scripts use it: the invocations the issues promise must work as written, print
+// what they promise, and fail cleanly (exit != 0, a message naming file/field/value) on bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace edgellm {
+namespace {
+
+struct Run {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = testing::cli_path() + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string model() { return testing::data_path("models/stories260K/stories260K.bin"); }
+
+TEST(Cli, GenerateGreedyFindsTokenizerBesideBin) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  Run r = run("generate --model " + model() + " -n 60 --temp 0");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily."), std::string::npos)
+      << r.out;
+}
+
+TEST(Cli, PplJsonHasPromisedKeys) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  Run r = run("ppl --model " + model() + " --text " +
+              testing::data_path("text/tinystories/tinystories_val.txt") +
+              " --ctx 512 --max-tokens 2048 --json 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"ppl", "mean_nll", "tokens", "windows", "seconds"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["tokens"].get<int>(), 2048);
+  EXPECT_GT(j["ppl"].get<double>(), 2.0);
+  EXPECT_LT(j["ppl"].get<double>(), 8.0);
+}
+
+TEST(Cli, ConvertRoundTripsThroughSafetensorsAndGguf) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  const std::string dir = testing::temp_dir("cli_convert");
+  ASSERT_EQ(run("convert --model " + model() + " --to safetensors --out " + dir + "/hf").code, 0);
+  ASSERT_EQ(run("convert --model " + dir + "/hf --to gguf --out " + dir + "/m.gguf").code, 0);
+  ASSERT_EQ(run("convert --model " + dir + "/m.gguf --to safetensors --out " + dir + "/hf2").code,
+            0);
+  for (const std::string& m : {dir + "/hf", dir + "/m.gguf", dir + "/hf2"}) {
+    Run r = run("generate --model " + m + " -n 30 --temp 0");
+    ASSERT_EQ(r.code, 0) << m << ": " << r.out;
+    EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily."),
+              std::string::npos)
+        << m << ": " << r.out;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, BadInputFailsWithClearMessage) {
+  const std::string dir = testing::temp_dir("cli_bad");
+  // A missing file.
+  Run r = run("info --model " + dir + "/nope.bin");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("nope.bin"), std::string::npos) << r.out;
+  // A truncated llama2.c checkpoint.
+  {
+    std::ofstream f(dir + "/trunc.bin", std::ios::binary);
+    const int32_t hdr[7] = {64, 172, 5, 8, 4, 512, 512};
+    f.write(reinterpret_cast<const char*>(hdr), sizeof(hdr));
+    f.write("abcd", 4);
+  }
+  r = run("info --model " + dir + "/trunc.bin");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("trunc.bin"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << r.out;
+  // A tokenizer whose vocabulary disagrees with the model (Llama-2's 32000 vs 512).
+  if (std::filesystem::exists(testing::data_path("models/llama2-tokenizer/tokenizer.bin")) &&
+      std::filesystem::exists(model())) {
+    r = run("generate --model " + model() + " --tokenizer " +
+            testing::data_path("models/llama2-tokenizer/tokenizer.bin") + " -n 5");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("vocab size 32000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("512"), std::string::npos) << r.out;
+  }
+  // An unknown perplexity protocol.
+  if (std::filesystem::exists(model())) {
+    r = run("ppl --model " + model() + " --text " + model() + " --protocol nope");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("'nope'"), std::string::npos) << r.out;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace edgellm

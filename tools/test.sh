@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the sanitizer (Debug + ASan/UBSan) and release trees with warnings as errors and runs
+# every test in both. The release run comes last; its ctest summary is the final line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${EDGELLM_DATA:-../shared/data}"
+[ -d "$DATA" ] || { echo "error: EDGELLM_DATA directory '$DATA' not found" >&2; exit 1; }
+export EDGELLM_DATA="$(cd "$DATA" && pwd)"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+JOBS="$(nproc)"
+cmake --preset ci-debug >/dev/null
+cmake --build --preset ci-debug -j"$JOBS"
+# Under the sanitizers, skip only the tests named *Slow* (long numeric runs already covered by
+# the release build); everything that parses input runs here.
+ASAN_OPTIONS=detect_leaks=1 ctest --preset ci-debug -j"$JOBS" -E 'Slow' --timeout 600
+cmake --preset ci >/dev/null
+cmake --build --preset ci -j"$JOBS"
+ctest --preset ci -j"$JOBS" --timeout 900
