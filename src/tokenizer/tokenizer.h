@@ -7,10 +7,9 @@
 //     pre-tokenizer (PCRE2), byte-to-unicode mapping, ranked merges, added/special tokens.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +37,8 @@ class Tokenizer {
 // holding one of tokenizer.json / tokenizer.model. Throws Error naming the file and field.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 // From GGUF tokenizer.* metadata (Checkpoint::gguf_tokenizer); `source` names the file.
-std::unique_ptr<Tokenizer> tokenizer_from_gguf(const nlohmann::json& meta, const std::string& source);
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const nlohmann::json& meta,
+                                               const std::string& source);
 // GGUF tokenizer.* metadata describing `tok` (for GGUF export of models with any tokenizer).
 nlohmann::json tokenizer_to_gguf(const Tokenizer& tok);
 
