@@ -20,4 +20,12 @@ struct AttentionScratch {
 void attention_forward(float* out, AttentionScratch& scratch, const float* q, const float* k,
                        const float* v, int64_t T, int64_t NH, int64_t KV, int64_t HD, int64_t pos0);
 
+// Backward of attention_forward (accumulates into dq [T, NH*HD], dk, dv [S, KV*HD]):
+//   dP = dout·vᵀ, dv += Pᵀ·dout, dZ = P ⊙ (dP − rowsum(dP ⊙ P)), dq += dZ·k/√HD, dk += dZᵀ·q/√HD
+// `probs` [NH, T, S] are the probabilities the forward left in AttentionScratch::scores;
+// `dp` is caller-provided scratch of T*S floats.
+void attention_backward(float* dq, float* dk, float* dv, float* dp, const float* dout,
+                        const float* q, const float* k, const float* v, const float* probs,
+                        int64_t T, int64_t NH, int64_t KV, int64_t HD, int64_t pos0);
+
 }  // namespace edgellm

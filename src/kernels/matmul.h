@@ -34,4 +34,13 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// Backward of matmul (y = x·Wᵀ), accumulating (+=; the caller zeroes):
+//   dx[T, K] += dy[T, N] · W[N, K]     for any stored dtype (non-F32 rows are decoded tile by
+//                                       tile, so frozen quantized weights are never dequantized
+//                                       whole);
+//   dw[N, K] += dy[T, N]ᵀ · x[T, K]     only for trainable F32 weights (dw == nullptr: frozen).
+// dx == nullptr skips the input gradient (e.g. the first layer of a frozen stack).
+void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
+                     int64_t T);
+
 }  // namespace edgellm

@@ -34,4 +34,8 @@ std::vector<double> rope_frequencies(int head_dim, float theta, const RopeScalin
 // x[T, H*HD] rotated in place for positions pos0..pos0+T-1 (table must cover them).
 void rope_forward(float* x, const RopeTable& table, int64_t T, int64_t H, int64_t pos0);
 
+// Backward of rope_forward. RoPE is an orthogonal rotation per pair, so its vector-Jacobian
+// product is the rotation by the opposite angle, applied in place to the gradient d[T, H*HD].
+void rope_backward(float* d, const RopeTable& table, int64_t T, int64_t H, int64_t pos0);
+
 }  // namespace edgellm

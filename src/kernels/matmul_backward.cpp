@@ -1,0 +1,44 @@
+// Backward of the linear layer (matmul.h). dx goes through frozen weights of any stored type,
+// decoded kTileRows rows at a time into an fp32 tile (as the T > 1 forward does), so a quantized
+// base is never dequantized whole; dw exists only for trainable fp32 weights.
+#include <algorithm>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+namespace {
+// Rows of W decoded per tile: 64 × K fp32 stays in L2 for K up to ~2k.
+constexpr int64_t kTileRows = 64;
+}  // namespace
+
+void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
+                     int64_t T) {
+  EDGELLM_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, "empty weight {}x{}", w.rows,
+                w.cols);
+  const int64_t N = w.rows, K = w.cols;
+  if (dw) {
+    EDGELLM_CHECK(w.dtype == DType::F32, "dw requested for a {} weight", dtype_name(w.dtype));
+    // dw[N, K] += dyᵀ[N, T] · x[T, K]
+    sgemm(true, false, N, K, T, 1.f, dy, N, x, K, 1.f, dw, K);
+  }
+  if (!dx) return;
+  if (w.dtype == DType::F32) {
+    // dx[T, K] += dy[T, N] · W[N, K]
+    sgemm(false, false, T, K, N, 1.f, dy, N, reinterpret_cast<const float*>(w.data),
+          static_cast<int64_t>(w.row_bytes / sizeof(float)), 1.f, dx, K);
+    return;
+  }
+  // dx += dy[:, r0:r0+nr] · tile[nr, K], summed over row tiles of W.
+  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
+  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
+    const int64_t nr = std::min(kTileRows, N - r0);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile.data() + r * K, K);
+    sgemm(false, false, T, K, nr, 1.f, dy + r0, N, tile.data(), K, 1.f, dx, K);
+  }
+}
+
+}  // namespace edgellm
