@@ -30,7 +30,7 @@ Checkpoint load_llama2c(const std::string& path) {
   for (int i = 0; i < 7; ++i) {
     if (i == 5 ? (h[i] == 0 || h[i] == INT32_MIN) : h[i] <= 0)
       fail("[llama2c] {}: header field {} = {} is invalid", path, names[i], h[i]);
-    if (i != 5 && h[i] > (1 << 24))
+    if (i != 5 && h[i] > (i == 2 ? 4096 : (1 << 24)))
       fail("[llama2c] {}: header field {} = {} is implausibly large", path, names[i], h[i]);
   }
   if (h[5] < -(1 << 24) || h[5] > (1 << 24))
@@ -55,13 +55,10 @@ Checkpoint load_llama2c(const std::string& path) {
   // llama2.c's run.c hard-codes these.
   c.norm_eps = 1e-5f;
   c.rope_theta = 10000.f;
-  c.layers.assign(c.n_layers, LayerConfig{});
-  c.validate(path);
-
   // Exact size check before touching any array. Each field is < 2^24, so the 128-bit sum of
   // products of three cannot overflow, whatever a corrupt header says.
-  const int64_t C = c.dim, FF = c.hidden_dim, L = c.n_layers, V = c.vocab_size, KV = c.kv_dim(),
-                S = c.max_seq_len, HD = c.head_dim;
+  const int64_t C = c.dim, FF = c.hidden_dim, L = c.n_layers, V = c.vocab_size,
+                KV = int64_t{c.n_kv_heads} * c.head_dim, S = c.max_seq_len, HD = c.head_dim;
   using i128 = __int128;
   const i128 n_floats = i128{V} * C + i128{L} * C + i128{L} * C * C + i128{2} * L * KV * C +
                         i128{L} * C * C + i128{L} * C + i128{3} * L * FF * C + C +
@@ -73,6 +70,9 @@ Checkpoint load_llama2c(const std::string& path) {
         "[llama2c] {}: file size {} does not match the header (dim={} hidden_dim={} n_layers={} "
         "n_heads={} n_kv_heads={} vocab_size={} seq_len={}), which implies {} bytes",
         path, file->size(), h[0], h[1], h[2], h[3], h[4], h[5], h[6], want);
+
+  c.layers.assign(c.n_layers, LayerConfig{});
+  c.validate(path);
 
   size_t off = kHeaderBytes;
   // Takes one stacked array of `count` matrices of `shape` and adds them as layer tensors.

@@ -104,7 +104,7 @@ TEST(Llama2c, RejectsBadFiles) {
   expect_error(write_bin(d, {8, 16, 1, 3, 1, 5, 4}, kTinyFloats), {"dim 8", "n_heads 3"});
   expect_error(write_bin(d, {8, 16, 1, 2, 1, 5, 1 << 30}, kTinyFloats), {"seq_len", "1073741824"});
   // Huge-but-capped fields must not overflow the size computation.
-  expect_error(write_bin(d, {1 << 24, 1 << 24, 1 << 24, 1, 1, 5, 4}, 0), {"file size"});
+  expect_error(write_bin(d, {1 << 24, 1 << 24, 4096, 1, 1, 5, 4}, 0), {"file size"});
 }
 
 }  // namespace

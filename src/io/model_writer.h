@@ -1,0 +1,52 @@
+// Writing a whole model tensor by tensor. A ModelSource says where each tensor of the walk
+// (tensor_walk.h) comes from — a stored tensor or a row generator, both in the internal layout —
+// so saving a loaded checkpoint and generating a random model share one writer per format, and
+// neither holds more than one chunk of rows in memory.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "io/tensor_stream.h"
+#include "io/tensor_walk.h"
+
+namespace edgellm {
+
+struct TensorSource {
+  const Tensor* stored = nullptr;  // the tensor itself (internal layout), or
+  RowGen gen;                      // a generator of its rows (internal layout) as f32
+};
+using ModelSource = std::function<TensorSource(const TensorSpec&)>;
+
+// Reads every tensor from `ck` (throws naming the missing one).
+ModelSource checkpoint_source(const Checkpoint& ck);
+// Random weights: linears, embeddings and biases ~ N(0, stddev^2), norms = 1. Each row is
+// seeded from (seed, tensor name, row), so the model is deterministic for a seed whatever the
+// format, dtype or thread count.
+ModelSource random_source(uint64_t seed, float stddev = 0.02f);
+
+// HF directory: config.json + model.safetensors, q/k rows (and biases) in the HF layout.
+// `dtype` (f32/f16/bf16) applies to matrices; vectors stay f32.
+void write_hf_dir(const ModelConfig& c, const ModelSource& src, const std::string& dir,
+                  DType dtype);
+
+// GGUF v3 with arch llama (interleaved q/k) or qwen2 (NeoX q/k, permuted back). `dtype` applies to
+// matrices; a matrix whose row length is not a multiple of the type's block falls back to the
+// nearest type that fits (gguf_matrix_type). `tokenizer_meta` holds tokenizer.* keys (may be null).
+void write_gguf(const ModelConfig& c, const ModelSource& src, const std::string& path, DType dtype,
+                const nlohmann::json& tokenizer_meta);
+
+// The stored type of a GGUF matrix with rows of `cols` values when `want` was asked for:
+// Q4_K -> Q4_0 and Q6_K -> Q8_0 when cols % 256 != 0, then F16 when cols % 32 != 0.
+DType gguf_matrix_type(DType want, int64_t cols);
+
+// The TensorOuts the two writers stream (names, stored types and row order of each format).
+std::vector<TensorOut> hf_tensor_outs(const ModelConfig& c, const ModelSource& src, DType dtype);
+std::vector<TensorOut> gguf_tensor_outs(const ModelConfig& c, const ModelSource& src, DType dtype);
+
+// ggml type ids of the DTypes (F32=0, F16=1, Q4_0=2, Q8_0=8, Q4_K=12, Q6_K=14, BF16=30, I32=26).
+uint32_t ggml_type_of(DType t);
+
+}  // namespace edgellm
