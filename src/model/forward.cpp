@@ -25,8 +25,22 @@ InferenceState::InferenceState(const Model& m, int64_t max_seq) : m_(m) {
   last_logits_.resize(c.vocab_size);
 }
 
+void InferenceState::set_adapter(const LoraAdapters* a) {
+  if (a) {
+    const ModelConfig &c = m_.config(), &ac = a->model_config();
+    if (ac.dim != c.dim || ac.hidden_dim != c.hidden_dim || ac.n_layers != c.n_layers ||
+        ac.q_dim() != c.q_dim() || ac.kv_dim() != c.kv_dim())
+      fail("[lora] adapter for a model of dim {}, ff {}, {} layers does not fit this model "
+           "(dim {}, ff {}, {} layers)",
+           ac.dim, ac.hidden_dim, ac.n_layers, c.dim, c.hidden_dim, c.n_layers);
+    lora_tmp_.resize(static_cast<size_t>(cap_T_ * a->config().rank));
+  }
+  lora_ = a;
+}
+
 void InferenceState::reserve(int64_t T) {
   if (T <= cap_T_) return;
+  if (lora_) lora_tmp_.resize(static_cast<size_t>(T * lora_->config().rank));
   const ModelConfig& c = m_.config();
   x_.resize(T * c.dim);
   xb_.resize(T * c.dim);
@@ -69,6 +83,12 @@ void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
   matmul(xb_.data(), w.wq, q_.data(), T);
   matmul(xb_.data(), w.wk, kc, T);  // keys/values go straight into the cache rows
   matmul(xb_.data(), w.wv, vc, T);
+  auto lora = [&](LoraTarget t, const float* in, float* out) {
+    if (lora_) lora_->apply(l, t, in, out, T, lora_tmp_.data());
+  };
+  lora(LoraTarget::Q, xb_.data(), q_.data());
+  lora(LoraTarget::K, xb_.data(), kc);
+  lora(LoraTarget::V, xb_.data(), vc);
   add_bias(q_.data(), w.bq, T, Q);
   add_bias(kc, w.bk, T, KVD);
   add_bias(vc, w.bv, T, KVD);
@@ -77,13 +97,17 @@ void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
   attention_forward(att_.data(), attn_scratch_, q_.data(), cache_.k_at(l, 0), cache_.v_at(l, 0), T,
                     c.n_heads, c.n_kv_heads, c.head_dim, pos0);
   matmul(att_.data(), w.wo, x, T, /*accumulate=*/true);  // residual add fused into the GEMM
+  lora(LoraTarget::O, att_.data(), x);
 
   // SwiGLU MLP block.
   rmsnorm_forward(xb_.data(), nullptr, x, w.ffn_norm, T, C, c.norm_eps);
   matmul(xb_.data(), w.w_gate, hb_.data(), T);
   matmul(xb_.data(), w.w_up, hb2_.data(), T);
+  lora(LoraTarget::Gate, xb_.data(), hb_.data());
+  lora(LoraTarget::Up, xb_.data(), hb2_.data());
   swiglu_forward(hb_.data(), hb_.data(), hb2_.data(), T * FF);
   matmul(hb_.data(), w.w_down, x, T, /*accumulate=*/true);
+  lora(LoraTarget::Down, hb_.data(), x);
 }
 
 void InferenceState::final_norm(const float* x, float* out, int64_t T) const {

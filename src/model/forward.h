@@ -12,6 +12,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/rope.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 namespace edgellm {
@@ -42,6 +43,11 @@ class InferenceState {
   // Convenience: forward, then logits of the last token only ([V], valid until next call).
   const float* forward_last_logits(const int32_t* tokens, int64_t T);
 
+  // Applies `a` unmerged (y += scale·B·A·x after each adapted linear) until reset to nullptr.
+  // The adapter must outlive its use and match the model's shape.
+  void set_adapter(const LoraAdapters* a);
+  const LoraAdapters* adapter() const { return lora_; }
+
   void reset() { cache_.len = 0; }
   int64_t pos() const { return cache_.len; }
   int64_t max_seq() const { return cache_.max_seq; }
@@ -62,6 +68,8 @@ class InferenceState {
   std::vector<float> last_logits_;                        // [V]
   AttentionScratch attn_scratch_;
   RopeTable rope_;  // cos/sin for positions [0, max_seq)
+  const LoraAdapters* lora_ = nullptr;
+  std::vector<float> lora_tmp_;  // [T, rank]
 };
 
 }  // namespace edgellm

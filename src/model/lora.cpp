@@ -1,0 +1,329 @@
+#include "model/lora.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/checkpoint.h"
+#include "kernels/matmul.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+#include "util/rng.h"
+
+namespace edgellm {
+
+namespace {
+constexpr const char* kNames[kLoraTargets] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"};
+constexpr const char* kShort[kLoraTargets] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+std::string module_path(LoraTarget t) {
+  const int i = static_cast<int>(t);
+  return fmt::format("{}.{}", i < 4 ? "self_attn" : "mlp", kNames[i]);
+}
+std::string peft_name(int l, LoraTarget t, char ab) {
+  return fmt::format("base_model.model.model.layers.{}.{}.lora_{}.weight", l, module_path(t), ab);
+}
+// q/k lora_B rows are output rows of q/k: internal (interleaved) <-> HF RoPE layout.
+int rope_heads(const ModelConfig& c, LoraTarget t) {
+  return t == LoraTarget::Q ? c.n_heads : t == LoraTarget::K ? c.n_kv_heads : 0;
+}
+void permute_b(std::vector<float>& b, int64_t out, int64_t r, int heads, bool to_hf) {
+  Tensor t = make_owned_tensor("lora_B", DType::F32, {out, r});
+  std::memcpy(const_cast<uint8_t*>(t.data), b.data(), b.size() * sizeof(float));
+  Tensor p = to_hf ? permute_interleaved_to_hf(t, heads) : permute_hf_to_interleaved(t, heads);
+  std::memcpy(b.data(), p.data, b.size() * sizeof(float));
+}
+}  // namespace
+
+const char* lora_target_name(LoraTarget t) { return kNames[static_cast<int>(t)]; }
+
+uint32_t lora_targets_from_list(const std::string& list, const std::string& what) {
+  if (list == "all") return kAllLoraTargets;
+  uint32_t mask = 0;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    int found = -1;
+    for (int i = 0; i < kLoraTargets; ++i)
+      if (item == kNames[i] || item == kShort[i]) found = i;
+    if (found < 0)
+      fail("[lora] {}: target module '{}' unknown (q,k,v,o,gate,up,down or *_proj)", what, item);
+    mask |= 1u << found;
+  }
+  if (mask == 0) fail("[lora] {}: no target modules in '{}'", what, list);
+  return mask;
+}
+
+int64_t lora_in_features(const ModelConfig& c, LoraTarget t) {
+  switch (t) {
+    case LoraTarget::O:
+      return c.q_dim();
+    case LoraTarget::Down:
+      return c.hidden_dim;
+    default:
+      return c.dim;
+  }
+}
+
+int64_t lora_out_features(const ModelConfig& c, LoraTarget t) {
+  switch (t) {
+    case LoraTarget::Q:
+      return c.q_dim();
+    case LoraTarget::K:
+    case LoraTarget::V:
+      return c.kv_dim();
+    case LoraTarget::Gate:
+    case LoraTarget::Up:
+      return c.hidden_dim;
+    default:
+      return c.dim;
+  }
+}
+
+LoraAdapters::LoraAdapters(const ModelConfig& model, LoraConfig cfg)
+    : model_(model), cfg_(std::move(cfg)) {
+  if (cfg_.rank <= 0) fail("[lora] rank {} must be positive", cfg_.rank);
+  if (!(cfg_.dropout >= 0.f && cfg_.dropout < 1.f))
+    fail("[lora] dropout {} outside [0, 1)", cfg_.dropout);
+  std::vector<bool> on(model.n_layers, cfg_.layers.empty());
+  for (int l : cfg_.layers) {
+    if (l < 0 || l >= model.n_layers)
+      fail("[lora] adapter layer {} outside the model's {} layers", l, model.n_layers);
+    on[l] = true;
+  }
+  lin_.resize(model.n_layers);
+  size_t off = 0;
+  for (int l = 0; l < model.n_layers; ++l)
+    for (int i = 0; i < kLoraTargets; ++i) {
+      const auto t = static_cast<LoraTarget>(i);
+      LoraLinear& x = lin_[l][i];
+      if (!on[l] || !cfg_.has_target(t)) continue;
+      x.on = true;
+      x.in = lora_in_features(model, t);
+      x.out = lora_out_features(model, t);
+      x.a = off;
+      off += static_cast<size_t>(cfg_.rank * x.in);
+      x.b = off;
+      off += static_cast<size_t>(x.out * cfg_.rank);
+    }
+  params_.assign(off, 0.f);
+}
+
+bool LoraAdapters::layer_has_any(int l) const {
+  for (const LoraLinear& x : lin_[l])
+    if (x.on) return true;
+  return false;
+}
+
+void LoraAdapters::init_peft(uint64_t seed) {
+  Rng rng(seed);
+  std::fill(params_.begin(), params_.end(), 0.f);
+  for (int l = 0; l < n_layers(); ++l)
+    for (int i = 0; i < kLoraTargets; ++i) {
+      const LoraLinear& x = lin_[l][i];
+      if (!x.on) continue;
+      // kaiming_uniform_(a=√5): gain √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in.
+      const double bound = 1.0 / std::sqrt(double(x.in));
+      float* a = params_.data() + x.a;
+      for (int64_t j = 0; j < cfg_.rank * x.in; ++j)
+        a[j] = static_cast<float>((2 * rng.uniform() - 1) * bound);
+    }
+}
+
+void LoraAdapters::apply(int l, LoraTarget t, const float* x, float* y, int64_t T,
+                         float* tmp) const {
+  const LoraLinear& s = at(l, t);
+  if (!s.on) return;
+  const int64_t r = cfg_.rank;
+  // tmp[T, r] = x[T, in]·Aᵀ;  y[T, out] += scale·tmp·Bᵀ
+  sgemm(false, true, T, r, s.in, 1.f, x, s.in, A(l, t), s.in, 0.f, tmp, r);
+  sgemm(false, true, T, s.out, r, cfg_.scale(), tmp, r, B(l, t), r, 1.f, y, s.out);
+}
+
+void LoraAdapters::merge_into(int l, LoraTarget t, float* w) const {
+  const LoraLinear& s = at(l, t);
+  if (!s.on) return;
+  // w[out, in] += scale · B[out, r]·A[r, in]
+  sgemm(false, false, s.out, s.in, cfg_.rank, cfg_.scale(), B(l, t), cfg_.rank, A(l, t), s.in, 1.f,
+        w, s.in);
+}
+
+void LoraAdapters::save(const std::string& dir, const std::string& base_model) const {
+  std::filesystem::create_directories(dir);
+  std::vector<NamedF32> ts;
+  std::vector<std::string> modules;
+  for (int i = 0; i < kLoraTargets; ++i)
+    if (cfg_.has_target(static_cast<LoraTarget>(i))) modules.push_back(kNames[i]);
+  std::vector<int> layers;
+  for (int l = 0; l < n_layers(); ++l) {
+    if (!layer_has_any(l)) continue;
+    layers.push_back(l);
+    for (int i = 0; i < kLoraTargets; ++i) {
+      const auto t = static_cast<LoraTarget>(i);
+      const LoraLinear& s = at(l, t);
+      if (!s.on) continue;
+      const int64_t r = cfg_.rank;
+      NamedF32 a{peft_name(l, t, 'A'), {r, s.in}, {A(l, t), A(l, t) + r * s.in}};
+      NamedF32 b{peft_name(l, t, 'B'), {s.out, r}, {B(l, t), B(l, t) + s.out * r}};
+      if (int h = rope_heads(model_, t)) permute_b(b.data, s.out, r, h, /*to_hf=*/true);
+      ts.push_back(std::move(a));
+      ts.push_back(std::move(b));
+    }
+  }
+  write_safetensors_f32(dir + "/adapter_model.safetensors", ts);
+  nlohmann::json j = {{"peft_type", "LORA"},
+                      {"task_type", "CAUSAL_LM"},
+                      {"r", cfg_.rank},
+                      {"lora_alpha", cfg_.alpha},
+                      {"lora_dropout", cfg_.dropout},
+                      {"target_modules", modules},
+                      {"bias", "none"},
+                      {"fan_in_fan_out", false},
+                      {"inference_mode", true},
+                      {"base_model_name_or_path", base_model},
+                      {"edgellm_model_shape",
+                       {{"dim", model_.dim},
+                        {"hidden_dim", model_.hidden_dim},
+                        {"n_layers", model_.n_layers},
+                        {"n_heads", model_.n_heads},
+                        {"n_kv_heads", model_.n_kv_heads},
+                        {"vocab_size", model_.vocab_size}}}};
+  if (static_cast<int>(layers.size()) != n_layers()) j["layers_to_transform"] = layers;
+  write_file_atomic(dir + "/adapter_config.json", j.dump(2) + "\n");
+}
+
+LoraAdapters LoraAdapters::load(const std::string& dir, const ModelConfig& model) {
+  const std::string cfg_path = dir + "/adapter_config.json";
+  const std::string st_path = dir + "/adapter_model.safetensors";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(cfg_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("[lora] {}: malformed JSON: {}", cfg_path, e.what());
+  }
+  if (j.value("peft_type", std::string()) != "LORA")
+    fail("[lora] {}: peft_type '{}' is not LORA", cfg_path, j.value("peft_type", std::string()));
+  LoraConfig cfg;
+  try {
+    cfg.rank = j.at("r").get<int>();
+    cfg.alpha = j.at("lora_alpha").get<float>();
+    cfg.dropout = j.value("lora_dropout", 0.f);
+    std::string list;
+    for (const auto& m : j.at("target_modules")) list += m.get<std::string>() + ",";
+    cfg.targets = lora_targets_from_list(list, cfg_path);
+    if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
+      if (j["layers_to_transform"].is_number())
+        cfg.layers = {j["layers_to_transform"].get<int>()};
+      else
+        cfg.layers = j["layers_to_transform"].get<std::vector<int>>();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail("[lora] {}: {}", cfg_path, e.what());
+  }
+  LoraAdapters ad(model, cfg);
+  std::vector<NamedF32> ts = read_safetensors_f32(st_path);
+  std::map<std::string, NamedF32*> by_name;
+  for (NamedF32& t : ts) by_name[t.name] = &t;
+  size_t used = 0;
+  for (int l = 0; l < model.n_layers; ++l)
+    for (int i = 0; i < kLoraTargets; ++i) {
+      const auto t = static_cast<LoraTarget>(i);
+      const LoraLinear& s = ad.at(l, t);
+      if (!s.on) continue;
+      for (char ab : {'A', 'B'}) {
+        const std::string name = peft_name(l, t, ab);
+        auto it = by_name.find(name);
+        if (it == by_name.end())
+          fail("[lora] {}: missing tensor '{}' (adapter_config.json says layer {} has {})", st_path,
+               name, l, kNames[i]);
+        NamedF32& x = *it->second;
+        const std::vector<int64_t> want = ab == 'A' ? std::vector<int64_t>{cfg.rank, s.in}
+                                                    : std::vector<int64_t>{s.out, cfg.rank};
+        if (x.shape != want)
+          fail(
+              "[lora] {}: tensor '{}' has shape [{}] but the model needs [{}] (adapter made "
+              "for a different model shape?)",
+              st_path, name, fmt::join(x.shape, ", "), fmt::join(want, ", "));
+        if (ab == 'B')
+          if (int h = rope_heads(model, t)) permute_b(x.data, s.out, cfg.rank, h, false);
+        std::memcpy(ab == 'A' ? ad.A(l, t) : ad.B(l, t), x.data.data(),
+                    x.data.size() * sizeof(float));
+        ++used;
+      }
+    }
+  if (used != ts.size()) {
+    for (const NamedF32& t : ts) {
+      const auto pos = t.name.find(".layers.");
+      const int l = pos == std::string::npos ? -1 : std::atoi(t.name.c_str() + pos + 8);
+      if (l < 0 || l >= model.n_layers)
+        fail("[lora] {}: tensor '{}' names a layer the model (of {} layers) does not have", st_path,
+             t.name, model.n_layers);
+    }
+    fail("[lora] {}: {} tensors present but config selects {}", st_path, ts.size(), used);
+  }
+  return ad;
+}
+
+void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors) {
+  nlohmann::json h = nlohmann::json::object();
+  h["__metadata__"] = {{"format", "pt"}};
+  size_t off = 0;
+  for (const NamedF32& t : tensors) {
+    const size_t n = t.data.size() * sizeof(float);
+    h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    off += n;
+  }
+  std::string hs = h.dump();
+  while ((hs.size() + 8) % 8) hs += ' ';  // data section 8-byte aligned, as the spec recommends
+  AtomicWriter w(path);
+  const uint64_t len = hs.size();
+  w.write(&len, 8);
+  w.write(hs);
+  for (const NamedF32& t : tensors) w.write(t.data.data(), t.data.size() * sizeof(float));
+  w.commit();
+}
+
+std::vector<NamedF32> read_safetensors_f32(const std::string& path) {
+  auto f = MappedFile::open(path);
+  ByteReader r(f->data(), f->size(), path);
+  const uint64_t hlen = r.read<uint64_t>("header length");
+  if (hlen > r.remaining()) fail("[safetensors] {}: header length {} exceeds file", path, hlen);
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(r.read_string(hlen, "header"));
+  } catch (const nlohmann::json::exception& e) {
+    fail("[safetensors] {}: malformed header: {}", path, e.what());
+  }
+  const size_t base = r.pos();
+  std::vector<NamedF32> out;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    NamedF32 t;
+    t.name = it.key();
+    const std::string dt = it.value().at("dtype").get<std::string>();
+    t.shape = it.value().at("shape").get<std::vector<int64_t>>();
+    const auto offs = it.value().at("data_offsets").get<std::vector<uint64_t>>();
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    const size_t esz = dt == "F32" ? 4 : (dt == "F16" || dt == "BF16") ? 2 : 0;
+    if (!esz) fail("[safetensors] {}: tensor '{}': dtype {} unsupported here", path, t.name, dt);
+    if (offs.size() != 2 || offs[1] - offs[0] != n * esz || base + offs[1] > f->size())
+      fail("[safetensors] {}: tensor '{}': bad data_offsets", path, t.name);
+    const uint8_t* p = f->data() + base + offs[0];
+    t.data.resize(n);
+    if (dt == "F32")
+      std::memcpy(t.data.data(), p, n * 4);
+    else
+      decode_row(dt == "F16" ? DType::F16 : DType::BF16, p, t.data.data(), n);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+}  // namespace edgellm

@@ -1,0 +1,366 @@
+#include "train/engine.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/activations.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+namespace {
+
+void zero(float* p, int64_t n) { std::memset(p, 0, static_cast<size_t>(n) * sizeof(float)); }
+
+void add_bias(float* y, const float* b, int64_t T, int64_t n) {
+  if (!b) return;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+// db[n] += Σ_t dy[t, n]
+void bias_backward(float* db, const float* dy, int64_t T, int64_t n) {
+  if (!db) return;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) db[i] += dy[t * n + i];
+}
+
+// Counter-based dropout mask: element i of (layer l, target t) under seed s is kept iff a hash
+// of (s, l, t, i) is >= p. Forward, checkpoint recompute and backward regenerate the same mask
+// without storing it, and a resumed run reproduces it from the saved seed.
+inline bool keep(uint64_t s, int l, int t, int64_t i, float p) {
+  uint64_t z = s ^ (static_cast<uint64_t>(l * kLoraTargets + t) << 40) ^
+               (static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return double(z >> 11) * 0x1.0p-53 >= p;
+}
+
+}  // namespace
+
+TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
+                         const EngineOptions& o)
+    : m_(full ? &full->model() : &m), lora_(lora), full_(full), o_(o), c_(m.config()) {
+  if (o_.max_T <= 0) fail("[train] sequence length {} must be positive", o_.max_T);
+  if (o_.max_T > c_.max_seq_len)
+    fail("[train] sequence length {} exceeds the model context of {} (max_seq_len)", o_.max_T,
+         c_.max_seq_len);
+  if (!lora && !full) fail("[train] nothing to train: neither adapters nor full weights");
+  if (lora) {
+    const ModelConfig& ac = lora->model_config();
+    if (ac.dim != c_.dim || ac.n_layers != c_.n_layers || ac.hidden_dim != c_.hidden_dim ||
+        ac.q_dim() != c_.q_dim() || ac.kv_dim() != c_.kv_dim())
+      fail(
+          "[train] adapter shape (dim {}, {} layers) does not match the model (dim {}, {} "
+          "layers)",
+          ac.dim, ac.n_layers, c_.dim, c_.n_layers);
+  }
+  rope_ = RopeTable(c_.head_dim, c_.rope_theta, c_.rope_scaling);
+  rope_.ensure(o_.max_T);
+  o_.head_rows = std::min(o_.head_rows, o_.max_T);
+  carve();  // measuring pass: sizes only
+}
+
+size_t TrainEngine::lora_size() const { return lora_ ? lora_->params().size() : 0; }
+size_t TrainEngine::full_size() const { return full_ ? full_->params().size() : 0; }
+
+void TrainEngine::carve() {
+  const int64_t T = o_.max_T, C = c_.dim, Q = c_.q_dim(), KVD = c_.kv_dim(), FF = c_.hidden_dim,
+                V = c_.vocab_size, R = o_.head_rows, L = c_.n_layers;
+  const int64_t r = lora_ ? lora_->config().rank : 0;
+  const int64_t max_in = std::max<int64_t>({C, Q, FF});
+
+  lora_grad_ = lora_ ? grads_.take(lora_size()) : nullptr;
+  full_grad_ = full_ ? grads_.take(full_size()) : nullptr;
+  lg_.assign(L, LayerGrads{});
+  if (full_ && !grads_.measuring()) {
+    auto g = [&](const std::string& n) { return full_grad_ + full_->offset(n); };
+    for (int l = 0; l < L; ++l) {
+      const std::string p = fmt::format("model.layers.{}.", l);
+      LayerGrads& x = lg_[l];
+      x.wq = g(p + "self_attn.q_proj.weight");
+      x.wk = g(p + "self_attn.k_proj.weight");
+      x.wv = g(p + "self_attn.v_proj.weight");
+      x.wo = g(p + "self_attn.o_proj.weight");
+      x.wg = g(p + "mlp.gate_proj.weight");
+      x.wu = g(p + "mlp.up_proj.weight");
+      x.wd = g(p + "mlp.down_proj.weight");
+      x.n1 = g(p + "input_layernorm.weight");
+      x.n2 = g(p + "post_attention_layernorm.weight");
+      if (c_.qkv_bias) {
+        x.bq = g(p + "self_attn.q_proj.bias");
+        x.bk = g(p + "self_attn.k_proj.bias");
+        x.bv = g(p + "self_attn.v_proj.bias");
+      }
+    }
+    g_embed_ = g("model.embed_tokens.weight");
+    g_head_ = c_.tied_embeddings ? g_embed_ : g("lm_head.weight");
+    g_norm_ = g("model.norm.weight");
+  }
+
+  x_in_.assign(L + 1, nullptr);
+  for (auto& p : x_in_) p = acts_.take(T * C);
+  slots_.resize(o_.checkpoint_activations ? 1 : L);
+  for (LayerActs& a : slots_) {
+    a.rms1 = acts_.take(T);
+    a.xn1 = acts_.take(T * C);
+    a.q = acts_.take(T * Q);
+    a.k = acts_.take(T * KVD);
+    a.v = acts_.take(T * KVD);
+    a.att = acts_.take(T * Q);
+    a.h = acts_.take(T * C);
+    a.rms2 = acts_.take(T);
+    a.xn2 = acts_.take(T * C);
+    a.gate = acts_.take(T * FF);
+    a.up = acts_.take(T * FF);
+    for (int i = 0; i < kLoraTargets; ++i) a.u[i] = r ? acts_.take(T * r) : nullptr;
+  }
+  act_ = scratch_.take(T * FF);
+  dact_ = scratch_.take(T * FF);
+  dgate_ = scratch_.take(T * FF);
+  dup_ = scratch_.take(T * FF);
+  dn_ = scratch_.take(T * C);
+  dq_ = scratch_.take(T * Q);
+  dk_ = scratch_.take(T * KVD);
+  dv_ = scratch_.take(T * KVD);
+  datt_ = scratch_.take(T * Q);
+  dp_ = scratch_.take(T * T);
+  xd_ = lora_ && lora_->config().dropout > 0 ? scratch_.take(T * max_in) : nullptr;
+  du_ = r ? scratch_.take(T * r) : nullptr;
+  dx_ = scratch_.take(T * C);
+  tmp_out_ = scratch_.take(T * C);
+  rmsf_ = scratch_.take(T);
+  xnf_ = scratch_.take(T * C);
+  dxnf_ = scratch_.take(T * C);
+  logits_ = scratch_.take(R * V);
+  dlogits_ = scratch_.take(R * V);
+  dloss_ = scratch_.take(R);
+  loss_ = scratch_.take(R);
+}
+
+MemoryPlan TrainEngine::plan() const {
+  MemoryPlan p;
+  p[MemCategory::Gradients] = grads_.bytes();
+  // Attention probabilities live in each slot's AttentionScratch (the forward kernel's own
+  // buffer), reserved at allocate(): [NH, T, T] per slot.
+  p[MemCategory::Activations] =
+      acts_.bytes() + slots_.size() * static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T) * 4;
+  p[MemCategory::Scratch] = scratch_.bytes();
+  return p;
+}
+
+void TrainEngine::allocate() {
+  grads_.allocate();
+  acts_.allocate();
+  scratch_.allocate();
+  carve();
+  for (LayerActs& a : slots_)
+    a.attn.scores.reserve(static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T));
+}
+
+void TrainEngine::zero_grad() {
+  if (lora_grad_) zero(lora_grad_, static_cast<int64_t>(lora_size()));
+  if (full_grad_) zero(full_grad_, static_cast<int64_t>(full_size()));
+}
+
+const float* TrainEngine::dropout_input(int l, LoraTarget t, const float* x, int64_t n) {
+  const float p = lora_->config().dropout;
+  const float inv = 1.f / (1.f - p);
+  const int ti = static_cast<int>(t);
+  for (int64_t i = 0; i < n; ++i) xd_[i] = keep(dseed_, l, ti, i, p) ? x[i] * inv : 0.f;
+  return xd_;
+}
+
+void TrainEngine::lora_forward(int l, LoraTarget t, const float* x, float* y, float* u, int64_t T,
+                               bool train) {
+  if (!lora_ || !lora_->has(l, t)) return;
+  const LoraLinear& s = lora_->at(l, t);
+  const int64_t r = lora_->config().rank;
+  const float* xin = train && xd_ ? dropout_input(l, t, x, T * s.in) : x;
+  // u[T, r] = dropout(x)[T, in]·Aᵀ;  y[T, out] += scale·u·Bᵀ
+  sgemm(false, true, T, r, s.in, 1.f, xin, s.in, lora_->A(l, t), s.in, 0.f, u, r);
+  sgemm(false, true, T, s.out, r, lora_->config().scale(), u, r, lora_->B(l, t), r, 1.f, y, s.out);
+}
+
+void TrainEngine::lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
+                                const float* u, int64_t T) {
+  if (!lora_ || !lora_->has(l, t)) return;
+  const LoraLinear& s = lora_->at(l, t);
+  const int64_t r = lora_->config().rank;
+  const float sc = lora_->config().scale();
+  float* gA = lora_grad_ + s.a;  // [r, in]
+  float* gB = lora_grad_ + s.b;  // [out, r]
+  // dB[out, r] += scale·dyᵀ·u;  du[T, r] = scale·dy·B
+  sgemm(true, false, s.out, r, T, sc, dy, s.out, u, r, 1.f, gB, r);
+  sgemm(false, false, T, r, s.out, sc, dy, s.out, lora_->B(l, t), r, 0.f, du_, r);
+  // dA[r, in] += duᵀ·dropout(x)
+  const float* xin = xd_ ? dropout_input(l, t, x, T * s.in) : x;
+  sgemm(true, false, r, s.in, T, 1.f, du_, r, xin, s.in, 1.f, gA, s.in);
+  if (!dx) return;
+  if (!xd_) {
+    // dx[T, in] += du·A
+    sgemm(false, false, T, s.in, r, 1.f, du_, r, lora_->A(l, t), s.in, 1.f, dx, s.in);
+    return;
+  }
+  // Through dropout: dx += (du·A) ⊙ mask / (1 − p); xd_ is free again as scratch.
+  sgemm(false, false, T, s.in, r, 1.f, du_, r, lora_->A(l, t), s.in, 0.f, xd_, s.in);
+  const float p = lora_->config().dropout, inv = 1.f / (1.f - p);
+  const int ti = static_cast<int>(t);
+  for (int64_t i = 0; i < T * s.in; ++i)
+    if (keep(dseed_, l, ti, i, p)) dx[i] += xd_[i] * inv;
+}
+
+void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T,
+                                bool train) {
+  const LayerWeights& w = m_->layer(l);
+  const int64_t C = c_.dim, Q = c_.q_dim(), KVD = c_.kv_dim(), FF = c_.hidden_dim;
+  using LT = LoraTarget;
+  // Attention block: h = x + Wo·attn(rope(Wq·n1), rope(Wk·n1), Wv·n1), n1 = rmsnorm(x)·g1
+  rmsnorm_forward(a.xn1, a.rms1, x, w.attn_norm, T, C, c_.norm_eps);
+  matmul(a.xn1, w.wq, a.q, T);
+  matmul(a.xn1, w.wk, a.k, T);
+  matmul(a.xn1, w.wv, a.v, T);
+  lora_forward(l, LT::Q, a.xn1, a.q, a.u[0], T, train);
+  lora_forward(l, LT::K, a.xn1, a.k, a.u[1], T, train);
+  lora_forward(l, LT::V, a.xn1, a.v, a.u[2], T, train);
+  add_bias(a.q, w.bq, T, Q);
+  add_bias(a.k, w.bk, T, KVD);
+  add_bias(a.v, w.bv, T, KVD);
+  rope_forward(a.q, rope_, T, c_.n_heads, 0);
+  rope_forward(a.k, rope_, T, c_.n_kv_heads, 0);
+  attention_forward(a.att, a.attn, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
+  std::memcpy(a.h, x, static_cast<size_t>(T * C) * sizeof(float));
+  matmul(a.att, w.wo, a.h, T, /*accumulate=*/true);
+  lora_forward(l, LT::O, a.att, a.h, a.u[3], T, train);
+  // MLP block: out = h + Wdown·(silu(Wgate·n2) ⊙ Wup·n2), n2 = rmsnorm(h)·g2
+  rmsnorm_forward(a.xn2, a.rms2, a.h, w.ffn_norm, T, C, c_.norm_eps);
+  matmul(a.xn2, w.w_gate, a.gate, T);
+  matmul(a.xn2, w.w_up, a.up, T);
+  lora_forward(l, LT::Gate, a.xn2, a.gate, a.u[4], T, train);
+  lora_forward(l, LT::Up, a.xn2, a.up, a.u[5], T, train);
+  swiglu_forward(act_, a.gate, a.up, T * FF);
+  std::memcpy(out, a.h, static_cast<size_t>(T * C) * sizeof(float));
+  matmul(act_, w.w_down, out, T, /*accumulate=*/true);
+  lora_forward(l, LT::Down, act_, out, a.u[6], T, train);
+}
+
+void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T,
+                                 bool need_dx) {
+  const LayerWeights& w = m_->layer(l);
+  const int64_t C = c_.dim, Q = c_.q_dim(), KVD = c_.kv_dim(), FF = c_.hidden_dim;
+  const LayerGrads* g = full_ ? &lg_[l] : nullptr;
+  using LT = LoraTarget;
+  // dx holds dLoss/d(out) [T, C]; the residual passes it through to h and x unchanged.
+  // MLP: dact = dout·Wdown, then SwiGLU, then dn2 = dgate·Wg + dup·Wu.
+  swiglu_forward(act_, a.gate, a.up, T * FF);  // recomputed, not saved
+  zero(dact_, T * FF);
+  matmul_backward(dact_, g ? g->wd : nullptr, dx, act_, w.w_down, T);
+  lora_backward(l, LT::Down, dact_, dx, act_, a.u[6], T);
+  zero(dgate_, T * FF);
+  zero(dup_, T * FF);
+  swiglu_backward(dgate_, dup_, dact_, a.gate, a.up, T * FF);
+  zero(dn_, T * C);
+  matmul_backward(dn_, g ? g->wg : nullptr, dgate_, a.xn2, w.w_gate, T);
+  matmul_backward(dn_, g ? g->wu : nullptr, dup_, a.xn2, w.w_up, T);
+  lora_backward(l, LT::Gate, dn_, dgate_, a.xn2, a.u[4], T);
+  lora_backward(l, LT::Up, dn_, dup_, a.xn2, a.u[5], T);
+  rmsnorm_backward(dx, g ? g->n2 : nullptr, dn_, a.h, w.ffn_norm, a.rms2, T, C);  // dx = dh
+  // Attention: datt = dh·Wo, attention backward, RoPE⁻¹, dn1 = dq·Wq + dk·Wk + dv·Wv.
+  zero(datt_, T * Q);
+  matmul_backward(datt_, g ? g->wo : nullptr, dx, a.att, w.wo, T);
+  lora_backward(l, LT::O, datt_, dx, a.att, a.u[3], T);
+  zero(dq_, T * Q);
+  zero(dk_, T * KVD);
+  zero(dv_, T * KVD);
+  attention_backward(dq_, dk_, dv_, dp_, datt_, a.q, a.k, a.v, a.attn.scores.data(), T, c_.n_heads,
+                     c_.n_kv_heads, c_.head_dim, 0);
+  rope_backward(dq_, rope_, T, c_.n_heads, 0);
+  rope_backward(dk_, rope_, T, c_.n_kv_heads, 0);
+  if (g) {
+    bias_backward(g->bq, dq_, T, Q);
+    bias_backward(g->bk, dk_, T, KVD);
+    bias_backward(g->bv, dv_, T, KVD);
+  }
+  // Below the window's bottom nothing needs dn1 unless the norm gain itself is trained.
+  const bool dn1 = need_dx || g;
+  float* dn = dn1 ? dn_ : nullptr;
+  if (dn1) zero(dn_, T * C);
+  matmul_backward(dn, g ? g->wq : nullptr, dq_, a.xn1, w.wq, T);
+  matmul_backward(dn, g ? g->wk : nullptr, dk_, a.xn1, w.wk, T);
+  matmul_backward(dn, g ? g->wv : nullptr, dv_, a.xn1, w.wv, T);
+  lora_backward(l, LT::Q, dn, dq_, a.xn1, a.u[0], T);
+  lora_backward(l, LT::K, dn, dk_, a.xn1, a.u[1], T);
+  lora_backward(l, LT::V, dn, dv_, a.xn1, a.u[2], T);
+  if (dn1) rmsnorm_backward(dx, g ? g->n1 : nullptr, dn_, x, w.attn_norm, a.rms1, T, C);
+}
+
+double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool backward,
+                         float scale, int64_t* count) {
+  const int64_t C = c_.dim, V = c_.vocab_size, R = o_.head_rows;
+  rmsnorm_forward(xnf_, rmsf_, x, m_->final_norm(), T, C, c_.norm_eps);
+  if (backward) zero(dxnf_, T * C);
+  double sum = 0;
+  for (int64_t r0 = 0; r0 < T; r0 += R) {
+    const int64_t nr = std::min(R, T - r0);
+    bool any = false;
+    for (int64_t i = 0; i < nr; ++i) any |= targets[r0 + i] >= 0;
+    if (!any) continue;  // fully masked rows (an Alpaca prompt) cost no head GEMM
+    matmul(xnf_ + r0 * C, m_->lm_head(), logits_, nr);
+    cross_entropy_forward(loss_, logits_, targets + r0, nr, V);
+    for (int64_t i = 0; i < nr; ++i)
+      if (targets[r0 + i] >= 0) {
+        sum += loss_[i];
+        ++*count;
+        dloss_[i] = scale;
+      }
+    if (!backward) continue;
+    zero(dlogits_, nr * V);
+    cross_entropy_backward(dlogits_, dloss_, logits_, targets + r0, nr, V);
+    matmul_backward(dxnf_ + r0 * C, g_head_, dlogits_, xnf_ + r0 * C, m_->lm_head(), nr);
+  }
+  if (backward) {
+    zero(dx_, T * C);
+    rmsnorm_backward(dx_, g_norm_, dxnf_, x, m_->final_norm(), rmsf_, T, C);
+  }
+  return sum;
+}
+
+StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64_t T, bool backward,
+                            float loss_scale, uint64_t dropout_seed, int l0, int l1,
+                            const float* x0) {
+  const int L = c_.n_layers;
+  if (l1 < 0) l1 = L;
+  EDGELLM_CHECK(!grads_.measuring(), "run() before allocate()");
+  EDGELLM_CHECK(0 <= l0 && l0 <= l1 && l1 <= L, "layer window [{}, {}) of {}", l0, l1, L);
+  if (T <= 0 || T > o_.max_T)
+    fail("[train] sequence of {} tokens outside the planned 1..{}", T, o_.max_T);
+  dseed_ = dropout_seed;
+  const int64_t C = c_.dim;
+  if (x0) {
+    std::memcpy(x_in_[0], x0, static_cast<size_t>(T * C) * sizeof(float));
+  } else {
+    const WeightView& e = m_->tok_embedding();
+    for (int64_t t = 0; t < T; ++t) {
+      if (tokens[t] < 0 || tokens[t] >= c_.vocab_size)
+        fail("[train] token id {} at position {} outside vocab of {}", tokens[t], t, c_.vocab_size);
+      decode_row(e.dtype, e.row(tokens[t]), x_in_[0] + t * C, C);
+    }
+  }
+  const bool ckpt = o_.checkpoint_activations;
+  auto slot = [&](int l) -> LayerActs& { return ckpt || l < l0 ? slots_[0] : slots_[l]; };
+  for (int l = 0; l < l1; ++l) layer_forward(l, x_in_[l], x_in_[l + 1], slot(l), T, backward);
+  StepResult r;
+  r.loss_sum = head(x_in_[l1], targets, T, backward, loss_scale, &r.tokens);
+  if (!backward) return r;
+  for (int l = l1 - 1; l >= l0; --l) {
+    if (ckpt) layer_forward(l, x_in_[l], tmp_out_, slots_[0], T, true);  // recompute
+    layer_backward(l, dx_, x_in_[l], slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
+  }
+  if (full_ && l0 == 0 && !x0) embedding_backward(g_embed_, dx_, tokens, T, C);
+  return r;
+}
+
+}  // namespace edgellm

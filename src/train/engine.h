@@ -1,0 +1,114 @@
+// The training forward and the hand-written backward of a whole LLaMA model.
+//
+// One sequence of T tokens at a time (a batch is a sequence of such micro-batches whose
+// gradients add up). The forward runs layers [0, l1) and saves what the backward needs for the
+// window [l0, l1) only; the loss is next-token cross-entropy at layer l1's output through the
+// final norm and head; the backward runs from there down to layer l0's input. l0 = 0, l1 = L is
+// ordinary training; l0 > 0 or l1 < L is adaptive layer tuning's window (PAPER.md §2).
+//
+// Per layer l the saved values (LayerActs) are the ones llm.c keeps: the norm inputs' inverse
+// RMS, the normed inputs, q/k (after RoPE) and v, the attention probabilities, the attention
+// output, the residual h, the pre-activation gate/up and each adapter's A·x. The SwiGLU output
+// is recomputed in the backward (it is elementwise and [T, FF] is large). With activation
+// checkpointing only the layer inputs x_in[l] are kept; each layer is re-run just before its
+// backward into one shared slot, so saved-activation memory is one layer's instead of L's.
+//
+// Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
+// fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the
+// parameter arrays, so the optimizer sees two flat vectors.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/rope.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "train/full_params.h"
+#include "train/memory.h"
+
+namespace edgellm {
+
+struct EngineOptions {
+  int64_t max_T = 0;                    // longest sequence (tokens per micro-batch)
+  bool checkpoint_activations = false;  // keep only layer inputs; recompute layers in backward
+  int64_t head_rows = 128;              // logits are computed this many rows at a time
+};
+
+struct StepResult {
+  double loss_sum = 0;  // Σ NLL over unmasked targets
+  int64_t tokens = 0;   // unmasked targets
+};
+
+class TrainEngine {
+ public:
+  // Measures the buffers (plan()) without allocating; call allocate() before the first step.
+  TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full, const EngineOptions& o);
+
+  // Gradients, activations and scratch of this engine (weights/adapters/optimizer are the
+  // trainer's): exact sizes of what allocate() will reserve.
+  MemoryPlan plan() const;
+  void allocate();
+
+  // Forward (+ backward) of one sequence. targets[t] is the id to predict after tokens[t]
+  // (< 0: masked). Each unmasked token's loss gradient is scaled by loss_scale (1 / tokens in
+  // the optimizer step gives the mean). dropout_seed makes LoRA dropout masks reproducible.
+  // x0 (optional, [T, C]) replaces the token embeddings as layer 0's input.
+  StepResult run(const int32_t* tokens, const int32_t* targets, int64_t T, bool backward,
+                 float loss_scale, uint64_t dropout_seed, int l0 = 0, int l1 = -1,
+                 const float* x0 = nullptr);
+
+  void zero_grad();
+  float* lora_grad() { return lora_grad_; }  // parallel to lora->params()
+  float* full_grad() { return full_grad_; }  // parallel to full->params()
+  size_t lora_size() const;
+  size_t full_size() const;
+  // dLoss/d(layer l0 input) [T, C] of the last backward run.
+  const float* input_grad() const { return dx_; }
+  const Model& model() const { return *m_; }
+
+ private:
+  struct LayerActs {
+    float *rms1, *xn1, *q, *k, *v, *att, *h, *rms2, *xn2, *gate, *up;  // see engine.h header
+    std::array<float*, kLoraTargets> u;                                // [T, r] each: A·x
+    AttentionScratch attn;                                             // probs [NH, T, T]
+  };
+  struct LayerGrads {
+    float *wq, *wk, *wv, *wo, *wg, *wu, *wd, *n1, *n2, *bq, *bk, *bv;
+  };
+
+  void carve();
+  void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train);
+  void layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T, bool need_dx);
+  double head(const float* x, const int32_t* targets, int64_t T, bool backward, float scale,
+              int64_t* count);
+  void lora_forward(int l, LoraTarget t, const float* x, float* y, float* u, int64_t T, bool train);
+  void lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
+                     const float* u, int64_t T);
+  const float* dropout_input(int l, LoraTarget t, const float* x, int64_t n);
+
+  const Model* m_;
+  LoraAdapters* lora_;
+  FullParams* full_;
+  EngineOptions o_;
+  ModelConfig c_;
+  RopeTable rope_;
+  Arena grads_, acts_, scratch_;
+  uint64_t dseed_ = 0;
+
+  std::vector<float*> x_in_;      // [L+1] × [T, C]: input of each layer, x_in_[L] = final hidden
+  std::vector<LayerActs> slots_;  // L slots, or 1 with checkpointing
+  // scratch
+  float *act_, *dact_, *dgate_, *dup_, *dn_, *dq_, *dk_, *dv_, *datt_, *dp_, *xd_, *du_, *dx_,
+      *tmp_out_;  // [T,FF]x4 [T,C] [T,Q] [T,KV]x2 [T,Q] [T,T] [T,maxin] [T,r] [T,C] [T,C]
+  float *rmsf_, *xnf_, *dxnf_, *logits_, *dlogits_, *dloss_, *loss_;  // [T] [T,C]x2 [R,V]x2 [R]x2
+  // gradients
+  float* lora_grad_ = nullptr;
+  float* full_grad_ = nullptr;
+  std::vector<LayerGrads> lg_;
+  float *g_embed_ = nullptr, *g_head_ = nullptr, *g_norm_ = nullptr;
+};
+
+}  // namespace edgellm

@@ -1,0 +1,44 @@
+#include "train/full_params.h"
+
+#include "util/error.h"
+
+namespace edgellm {
+
+FullParams::FullParams(const Model& base) {
+  const Checkpoint& src = base.checkpoint();
+  size_t total = 0;
+  for (const Tensor& t : src.tensors.all()) {
+    Entry e{t.name, t.shape, total, t.numel(), t.shape.size() == 2};
+    total += static_cast<size_t>(e.numel);
+    entries_.push_back(e);
+  }
+  params_ = std::make_shared<std::vector<float>>(total);
+  Checkpoint ck;
+  ck.config = src.config;
+  ck.format = src.format;
+  ck.path = src.path + " (fp32 trainable copy)";
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Tensor& t = src.tensors.all()[i];
+    float* dst = params_->data() + entries_[i].off;
+    const int64_t cols = t.cols(), rows = t.numel() / cols;
+    const size_t rb = dtype_row_bytes(t.dtype, cols);
+    for (int64_t r = 0; r < rows; ++r) decode_row(t.dtype, t.data + r * rb, dst + r * cols, cols);
+    Tensor v;
+    v.name = t.name;
+    v.dtype = DType::F32;
+    v.shape = t.shape;
+    v.data = reinterpret_cast<const uint8_t*>(dst);
+    v.nbytes = static_cast<size_t>(t.numel()) * sizeof(float);
+    v.owner = params_;
+    ck.tensors.add(std::move(v));
+  }
+  model_ = std::make_unique<Model>(std::move(ck));
+}
+
+size_t FullParams::offset(const std::string& name) const {
+  for (const Entry& e : entries_)
+    if (e.name == name) return e.off;
+  fail("[train] full fine-tuning: no tensor '{}'", name);
+}
+
+}  // namespace edgellm
