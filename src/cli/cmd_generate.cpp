@@ -6,13 +6,14 @@
 #include "cli/common.h"
 #include "eval/generate.h"
 #include "eval/model_files.h"
+#include "model/lora.h"
 
 namespace edgellm::cli {
 
 void register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate text from a prompt");
   struct Args : ModelArgs {
-    std::string prompt;
+    std::string prompt, adapter;
     int n = 128;
     SamplerConfig s;
   };
@@ -27,17 +28,22 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->s.top_p, "nucleus sampling mass (1 = off)")
       ->check(CLI::Range(0.f, 1.f));
   cmd->add_option("--seed", a->s.seed, "sampling seed");
+  cmd->add_option("--adapter", a->adapter, "PEFT LoRA adapter directory, applied unmerged");
   cmd->callback([a] {
     apply_threads(*a);
     auto m = Model::load(a->model);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
+    std::unique_ptr<LoraAdapters> adapter;
+    if (!a->adapter.empty())
+      adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
     auto stream = [](const std::string& s) {
       std::fputs(s.c_str(), stdout);
       std::fflush(stdout);
     };
     if (!a->json) stream(a->prompt);
-    GenerateResult r = generate(*m, *tok, a->prompt, a->n, a->s,
-                                a->json ? std::function<void(const std::string&)>() : stream);
+    GenerateResult r =
+        generate(*m, *tok, a->prompt, a->n, a->s,
+                 a->json ? std::function<void(const std::string&)>() : stream, adapter.get());
     const double tps = r.ids.size() > 1 ? (r.ids.size() - 1) / r.decode_seconds : 0;
     if (a->json) {
       print_json({{"prompt", a->prompt},

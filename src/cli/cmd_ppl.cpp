@@ -4,6 +4,7 @@
 #include "cli/common.h"
 #include "eval/model_files.h"
 #include "eval/perplexity.h"
+#include "model/lora.h"
 #include "util/mapped_file.h"
 
 namespace edgellm::cli {
@@ -11,7 +12,7 @@ namespace edgellm::cli {
 void register_ppl(CLI::App& app) {
   auto* cmd = app.add_subcommand("ppl", "perplexity of a text file");
   struct Args : ModelArgs {
-    std::string text, protocol = "standard";
+    std::string text, protocol = "standard", adapter;
     PplOptions o;
   };
   auto a = std::make_shared<Args>();
@@ -22,16 +23,25 @@ void register_ppl(CLI::App& app) {
                   "standard | llamacpp | edgellm-paper (see docs/eval.md)");
   cmd->add_option("--max-tokens", a->o.max_tokens,
                   "evaluate only the first N tokens (BOS included)");
+  cmd->add_option("--adapter", a->adapter,
+                  "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors), "
+                  "applied unmerged");
   cmd->callback([a] {
     apply_threads(*a);
     a->o.protocol = ppl_protocol_from_name(a->protocol);
     auto m = Model::load(a->model);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
+    std::unique_ptr<LoraAdapters> adapter;
+    if (!a->adapter.empty()) {
+      adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
+      a->o.adapter = adapter.get();
+    }
     const std::string text = read_file(a->text);
     PplResult r = perplexity(*m, ppl_tokens(*tok, text, a->o.max_tokens), a->o);
     if (a->json) {
       print_json({{"model", a->model},
                   {"text", a->text},
+                  {"adapter", a->adapter},
                   {"protocol", r.protocol},
                   {"ctx", r.ctx},
                   {"tokens", r.tokens},

@@ -14,7 +14,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
                         const SamplerConfig& sc,
-                        const std::function<void(const std::string&)>& on_text) {
+                        const std::function<void(const std::string&)>& on_text,
+                        const LoraAdapters* adapter) {
   const ModelConfig& c = m.config();
   GenerateResult r;
   r.prompt_ids.push_back(tok.bos_id());
@@ -24,6 +25,7 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
     fail("[generate] prompt ({} tokens) + {} new tokens exceeds the model context of {}",
          r.prompt_ids.size(), n, c.max_seq_len);
   InferenceState st(m, total);
+  st.set_adapter(adapter);
   Sampler sampler(sc);
   auto t0 = std::chrono::steady_clock::now();
   const float* logits =

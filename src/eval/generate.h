@@ -21,9 +21,11 @@ struct GenerateResult {
 };
 
 // Generates up to n tokens after BOS + encode(prompt). `on_text` (optional) receives each newly
-// decodable piece of text as it is produced (for streaming).
+// decodable piece of text as it is produced (for streaming). `adapter` (optional) is applied
+// unmerged.
 GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
                         const SamplerConfig& sc,
-                        const std::function<void(const std::string&)>& on_text = nullptr);
+                        const std::function<void(const std::string&)>& on_text = nullptr,
+                        const LoraAdapters* adapter = nullptr);
 
 }  // namespace edgellm

@@ -72,6 +72,7 @@ PplResult perplexity(const Model& m, const std::vector<int32_t>& tokens, const P
   if (r.ctx > c.max_seq_len)
     fail("[ppl] --ctx {} exceeds the model context of {}", r.ctx, c.max_seq_len);
   InferenceState st(m, r.ctx);
+  st.set_adapter(opt.adapter);
   std::vector<float> logits, loss;
   double sum = 0;
   if (opt.protocol == PplProtocol::LlamaCpp) {

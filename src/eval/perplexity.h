@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,6 +27,7 @@ struct PplOptions {
   PplProtocol protocol = PplProtocol::Standard;
   int64_t ctx = 512;
   int64_t max_tokens = 0;  // > 0: truncate the tokenized text (BOS included) to this many
+  const LoraAdapters* adapter = nullptr;  // applied unmerged when set
 };
 
 struct PplResult {

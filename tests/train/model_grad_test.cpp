@@ -12,6 +12,7 @@
 
 #include "io/tensor_walk.h"
 #include "kernels/ref/reference.h"
+#include "kernels/threads.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/engine.h"
@@ -147,6 +148,13 @@ double rel_err(const float* a, const VD& b) {
   return m / (1e-3 + s);
 }
 
+// Tiny shapes: threads only add OpenMP barrier cost (large on a loaded 2-core runner).
+class ModelGrad : public ::testing::Test {
+ protected:
+  void SetUp() override { set_num_threads(1); }
+  void TearDown() override { set_num_threads(0); }
+};
+
 struct Fixture {
   ModelConfig c = tiny_config();
   std::unique_ptr<Model> m = tiny_model(42, c);
@@ -180,7 +188,7 @@ LoraAdapters random_lora(const ModelConfig& c, float dropout = 0.f) {
   return a;
 }
 
-TEST(ModelGrad, LoraAndInputEmbeddingGradientsMatchFiniteDifferences) {
+TEST_F(ModelGrad, LoraAndInputEmbeddingGradientsMatchFiniteDifferences) {
   Fixture f;
   LoraAdapters lora = random_lora(f.c);
   TrainEngine e(*f.m, &lora, nullptr, EngineOptions{f.T, false, 3});
@@ -226,7 +234,7 @@ TEST(ModelGrad, LoraAndInputEmbeddingGradientsMatchFiniteDifferences) {
   EXPECT_LT(rel_err(e.lora_grad(), gl), 2e-3);
 }
 
-TEST(ModelGrad, FullFineTuningGradientsMatchFiniteDifferences) {
+TEST_F(ModelGrad, FullFineTuningGradientsMatchFiniteDifferences) {
   Fixture f;
   FullParams full(*f.m);
   TrainEngine e(*f.m, nullptr, &full, EngineOptions{f.T, false, 4});
@@ -259,7 +267,7 @@ TEST(ModelGrad, FullFineTuningGradientsMatchFiniteDifferences) {
   }
 }
 
-TEST(ModelGrad, WindowAndCheckpointingGiveTheSameGradients) {
+TEST_F(ModelGrad, WindowAndCheckpointingGiveTheSameGradients) {
   Fixture f;
   LoraAdapters lora = random_lora(f.c, /*dropout=*/0.25f);
   TrainEngine plain(*f.m, &lora, nullptr, EngineOptions{f.T, false, 4});

@@ -1,0 +1,119 @@
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "eval/model_files.h"
+#include "train/trainer.h"
+
+namespace edgellm::cli {
+
+namespace {
+std::vector<int> parse_layers(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    const auto dash = item.find('-');
+    try {
+      if (dash == std::string::npos) {
+        out.push_back(std::stoi(item));
+      } else {
+        for (int l = std::stoi(item.substr(0, dash)); l <= std::stoi(item.substr(dash + 1)); ++l)
+          out.push_back(l);
+      }
+    } catch (const std::exception&) {
+      fail("[tune] --lora-layers '{}': expected a list like 0,1,4-7", s);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+void register_tune(CLI::App& app) {
+  auto* cmd = app.add_subcommand("tune", "fine-tune a model (LoRA or full) on text or Alpaca data");
+  struct Args : ModelArgs {
+    std::string data, method = "lora", targets = "q,k,v,o,gate,up,down", layers,
+                      schedule = "constant", budget;
+    double val_frac = 0.05;
+    int log_every = 1;
+    TuneOptions o;
+  };
+  auto a = std::make_shared<Args>();
+  add_model_args(cmd, *a);
+  cmd->add_option("--data", a->data, "plain text file, or Alpaca .json / .jsonl")->required();
+  cmd->add_option("--method", a->method, "lora | full");
+  cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
+      ->required();
+  cmd->add_option("--steps", a->o.steps, "optimizer steps");
+  cmd->add_option("--seq", a->o.seq, "tokens per sequence");
+  cmd->add_option("--batch", a->o.batch, "sequences per micro-batch");
+  cmd->add_option("--grad-accum", a->o.grad_accum, "micro-batches per optimizer step");
+  cmd->add_option("--lr", a->o.lr, "peak learning rate");
+  cmd->add_option("--schedule", a->schedule, "constant | linear | cosine");
+  cmd->add_option("--warmup", a->o.warmup, "linear warmup steps");
+  cmd->add_option("--weight-decay", a->o.adamw.weight_decay, "AdamW decoupled weight decay");
+  cmd->add_option("--clip", a->o.adamw.max_grad_norm, "max global gradient norm (0 = off)");
+  cmd->add_option("--rank,-r", a->o.lora.rank, "LoRA rank");
+  cmd->add_option("--alpha", a->o.lora.alpha, "LoRA alpha (scale = alpha / rank)");
+  cmd->add_option("--dropout", a->o.lora.dropout, "LoRA dropout");
+  cmd->add_option("--targets", a->targets, "LoRA target modules: q,k,v,o,gate,up,down | all");
+  cmd->add_option("--lora-layers", a->layers, "layers carrying adapters, e.g. 0-3,7 (default all)");
+  cmd->add_option("--seed", a->o.seed, "seed of initialisation, data order and dropout");
+  cmd->add_option("--val-frac", a->val_frac, "held-out fraction of the data");
+  cmd->add_option("--val-every", a->o.val_every, "steps between validation losses");
+  cmd->add_option("--save-every", a->o.save_every, "steps between checkpoints");
+  cmd->add_flag("--resume", a->o.resume, "continue from OUT/checkpoint if present");
+  cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations,
+                "keep only layer inputs; recompute each layer in the backward");
+  cmd->add_option("--mem-budget", a->budget, "refuse to start if the plan exceeds this (e.g. 4G)");
+  cmd->add_option("--log-every", a->log_every, "steps between progress lines");
+  cmd->callback([a] {
+    apply_threads(*a);
+    TuneOptions o = a->o;
+    o.method = tune_method_from_name(a->method);
+    o.schedule = lr_schedule_from_name(a->schedule);
+    o.lora.targets = lora_targets_from_list(a->targets, "--targets");
+    o.lora.layers = parse_layers(a->layers);
+    if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
+    o.base_model = a->model;
+    auto m = Model::load(a->model);
+    auto tok = load_tokenizer_for(*m, a->tokenizer);
+    const Dataset data = load_dataset(a->data, *tok, o.seq, a->val_frac, o.seed);
+    Trainer tr(*m, data, o);
+    const MemoryPlan& p = tr.plan();
+    std::fprintf(stderr,
+                 "[tune] %s on %s: %zu train / %zu val sequences (%s, %lld truncated), memory "
+                 "plan:\n%s",
+                 a->method.c_str(), a->data.c_str(), data.train.size(), data.val.size(),
+                 data.kind.c_str(), static_cast<long long>(data.truncated), p.table().c_str());
+    StepLog last;
+    tr.run([&](const StepLog& s) {
+      last = s;
+      if (a->json) return;
+      if (s.step % a->log_every == 0 || s.step == o.steps || s.val_loss >= 0)
+        std::fprintf(stderr,
+                     "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3f  %.0f tok/s  ETA %.0fs  peak "
+                     "%.0f MiB\n",
+                     static_cast<long long>(s.step), static_cast<long long>(o.steps), s.loss,
+                     s.val_loss >= 0 ? fmt::format("  val {:.4f}", s.val_loss).c_str() : "", s.lr,
+                     s.grad_norm, s.tokens_per_s, s.eta, s.peak_rss / 1048576.0);
+    });
+    if (a->json)
+      print_json({{"out", o.out},
+                  {"method", a->method},
+                  {"steps", tr.step()},
+                  {"loss", last.loss},
+                  {"val_loss", last.val_loss},
+                  {"tokens_per_s", last.tokens_per_s},
+                  {"peak_rss_bytes", last.peak_rss},
+                  {"memory_plan", p.to_json()}});
+    else
+      std::fprintf(stderr, "[tune] wrote %s\n", o.out.c_str());
+  });
+}
+
+}  // namespace edgellm::cli
