@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   register_info(app);
   register_generate(app);
   register_ppl(app);
+  register_tune(app);
+  register_merge(app);
   register_bench(app);
   try {
     app.parse(argc, argv);
