@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   register_tune(app);
   register_merge(app);
   register_bench(app);
+  register_convert(app);
+  register_make_model(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

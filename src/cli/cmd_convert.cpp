@@ -1,0 +1,97 @@
+// edgellm convert: any readable checkpoint -> HF safetensors directory or GGUF file.
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "io/checkpoint.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace edgellm::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The tokenizer that belongs to `model` when none is given: tokenizer.json / tokenizer.model in
+// an HF directory; tokenizer.bin or tok*.bin beside a llama2.c .bin. "" if none.
+std::string find_tokenizer(const std::string& model) {
+  const fs::path m(model);
+  const fs::path dir = fs::is_directory(m) ? m : m.parent_path();
+  for (const char* n : {"tokenizer.json", "tokenizer.model"})
+    if (fs::is_directory(m) && fs::exists(dir / n)) return (dir / n).string();
+  if (fs::is_directory(m) || m.extension() == ".gguf") return "";
+  if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
+  std::vector<std::string> cands;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (e.is_regular_file() && f.rfind("tok", 0) == 0 && e.path().extension() == ".bin")
+      cands.push_back(e.path().string());
+  }
+  std::sort(cands.begin(), cands.end());
+  return cands.empty() ? "" : cands.front();
+}
+
+}  // namespace
+
+void register_convert(CLI::App& app) {
+  auto* cmd = app.add_subcommand("convert", "convert a checkpoint to safetensors (HF dir) or GGUF");
+  struct Args {
+    ModelArgs m;
+    std::string to, out, dtype = "f32";
+  };
+  auto a = std::make_shared<Args>();
+  add_model_args(cmd, a->m);
+  cmd->add_option("--to", a->to, "output format")
+      ->required()
+      ->check(CLI::IsMember({"safetensors", "gguf"}));
+  cmd->add_option("--out,-o", a->out, "output directory (safetensors) or file (gguf)")->required();
+  cmd->add_option("--dtype", a->dtype,
+                  "matrix storage type: f32|f16|bf16 (safetensors), also q8_0|q4_0|q4_k|q6_k "
+                  "(gguf; rows that do not fit a block fall back, see docs/formats.md)");
+  cmd->callback([a] {
+    apply_threads(a->m);
+    const DType dt = dtype_from_name(a->dtype, "--dtype");
+    Checkpoint ck = load_checkpoint(a->m.model);
+    const std::string tok = a->m.tokenizer.empty() ? find_tokenizer(a->m.model) : a->m.tokenizer;
+    std::string tok_note = "none";
+    if (a->to == "gguf") {
+      nlohmann::json meta = ck.gguf_tokenizer;
+      if (!tok.empty()) {
+        meta = tokenizer_to_gguf(*load_tokenizer(tok));
+        tok_note = tok;
+      } else if (meta.is_object()) {
+        tok_note = "from GGUF metadata";
+      }
+      save_gguf(ck, a->out, dt, meta.is_object() ? meta : nlohmann::json());
+    } else {
+      save_hf_dir(ck, a->out, dt);
+      if (!tok.empty()) {
+        // Keep the tokenizer with the weights; load_tokenizer finds tokenizer.json/.model in a dir.
+        const fs::path src(tok);
+        const std::string ext = src.extension().string();
+        const std::string name = ext == ".json"    ? "tokenizer.json"
+                                 : ext == ".model" ? "tokenizer.model"
+                                                   : "tokenizer.bin";
+        fs::copy_file(src, fs::path(a->out) / name, fs::copy_options::overwrite_existing);
+        for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"})
+          if (fs::exists(src.parent_path() / extra))
+            fs::copy_file(src.parent_path() / extra, fs::path(a->out) / extra,
+                          fs::copy_options::overwrite_existing);
+        tok_note = tok;
+      }
+    }
+    nlohmann::json j = {{"input", ck.path},        {"input_format", format_name(ck.format)},
+                        {"output", a->out},        {"output_format", a->to},
+                        {"dtype", dtype_name(dt)}, {"tensors", ck.tensors.size()},
+                        {"tokenizer", tok_note}};
+    if (a->m.json) return print_json(j);
+    fmt::print("converted {} ({}, {} tensors) -> {} ({}, {}); tokenizer: {}\n", ck.path,
+               format_name(ck.format), ck.tensors.size(), a->out, a->to, dtype_name(dt), tok_note);
+  });
+}
+
+}  // namespace edgellm::cli
