@@ -30,8 +30,23 @@ const char* ppl_protocol_name(PplProtocol p) {
 }
 
 std::vector<int32_t> ppl_tokens(const Tokenizer& tok, const std::string& text, int64_t max_tokens) {
+  // With a token limit, encode only a prefix of the text (doubling until it yields the limit
+  // plus a margin): tokenizing a whole corpus to score its first 256 tokens is wasted seconds.
+  // BPE merges are local, so tokens well before the cut are those of the full text; the margin
+  // keeps the cut's neighbourhood out of the result.
+  constexpr int64_t kMargin = 64;
+  std::string_view view(text);
+  size_t len = max_tokens > 0 ? static_cast<size_t>(max_tokens + kMargin) * 8 : text.size();
+  std::vector<int32_t> body;
+  for (;;) {
+    len = std::min(len, text.size());
+    while (len < text.size() && (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) --len;
+    body = tok.encode(view.substr(0, len));
+    if (len == text.size() || static_cast<int64_t>(body.size()) >= max_tokens + kMargin) break;
+    len *= 2;
+  }
   std::vector<int32_t> ids{tok.bos_id()};
-  for (int32_t id : tok.encode(text)) ids.push_back(id);
+  ids.insert(ids.end(), body.begin(), body.end());
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(max_tokens);
   return ids;
 }

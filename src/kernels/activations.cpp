@@ -20,7 +20,7 @@ void add_inplace(float* x, const float* y, int64_t n) {
 
 void cross_entropy_forward(float* loss, const float* logits, const int32_t* target, int64_t T,
                            int64_t V) {
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T * V >= (1 << 16))
   for (int64_t t = 0; t < T; ++t) {
     if (target[t] < 0) {
       loss[t] = 0;

@@ -33,8 +33,9 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
   float* P = scratch.scores.data();
 
   if (T == 1) {
-    // Decode: one query row per head; too small for a GEMM call, parallel over heads.
-#pragma omp parallel for schedule(static)
+    // Decode: one query row per head; too small for a GEMM call, parallel over heads once the
+    // cache is long enough to be worth waking the pool.
+#pragma omp parallel for schedule(static) if (NH * S * HD >= (1 << 15))
     for (int64_t h = 0; h < NH; ++h) {
       const int64_t g = h / group;
       const float* qh = q + h * HD;
@@ -63,7 +64,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
     const int64_t g = h / group;
     float* Ph = P + h * T * S;
     sgemm(false, true, T, S, HD, scale, q + h * HD, qs, k + g * HD, ks, 0.f, Ph, S);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * S >= (1 << 14))
     for (int64_t t = 0; t < T; ++t) softmax_prefix(Ph + t * S, pos0 + t + 1, S);
     sgemm(false, false, T, HD, S, 1.f, Ph, S, v + g * HD, ks, 0.f, out + h * HD, qs);
   }

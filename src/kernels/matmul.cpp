@@ -76,11 +76,15 @@ inline float dot1_f32(const float* r, const float* x, int64_t n) {
   return s;
 }
 
+// Below this many weights a GEMV is done by one thread: waking the pool costs more than it saves.
+constexpr int64_t kParallelMinWeights = 1 << 16;
+
 void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const int64_t N = w.rows, K = w.cols;
+  const bool par = N * K >= kParallelMinWeights;
   if (w.dtype == DType::F32) {
     const int64_t nblk = (N + 3) / 4;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t b = 0; b < nblk; ++b) {
       int64_t r = b * 4;
       float out[4];
@@ -98,7 +102,7 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
     }
     return;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
   for (int64_t r = 0; r < N; ++r) {
     float v = dot_row(w.dtype, w.row(r), x, K);
     y[r] = accumulate ? y[r] + v : v;
@@ -128,7 +132,7 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
   std::vector<float> tile(static_cast<size_t>(kTileRows * K));
   for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
     const int64_t nr = std::min(kTileRows, N - r0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
     for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile.data() + r * K, K);
     sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, beta, y + r0, N);
   }

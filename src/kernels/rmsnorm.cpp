@@ -6,7 +6,7 @@ namespace edgellm {
 
 void rmsnorm_forward(float* out, float* inv_rms, const float* x, const float* w, int64_t T,
                      int64_t C, float eps) {
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T * C >= (1 << 15))
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * C;
     float* o = out + t * C;

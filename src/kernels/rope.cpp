@@ -49,7 +49,7 @@ void RopeTable::ensure(int64_t n) {
 
 void rope_forward(float* x, const RopeTable& table, int64_t T, int64_t H, int64_t pos0) {
   const int64_t HD = table.head_dim(), half = HD / 2;
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T * H * table.head_dim() >= (1 << 15))
   for (int64_t t = 0; t < T; ++t) {
     const float* c = table.cos_at(pos0 + t);
     const float* s = table.sin_at(pos0 + t);
