@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   register_bench(app);
   register_convert(app);
   register_make_model(app);
+  register_sim(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -195,6 +195,13 @@ std::vector<SweepPoint> sweep(const ModelConfig& m, const Device& dev, const Pap
     point("dram_GBps", gbps, d, 4);
   }
   for (int bits : {2, 3, 4, 5, 6, 8}) point("bits", bits, dev, bits);
+  // Array size moves the compute/memory balance: a faster array exposes the memory terms.
+  for (int side : {16, 32, 64, 128, 256}) {
+    Device d = dev;
+    d.array_rows = d.array_cols = side;
+    d.vector_lanes = side;
+    point("array", side, d, 4);
+  }
   return pts;
 }
 
@@ -276,7 +283,7 @@ std::string panel(double ox, double oy, double w, double h, const std::string& t
 }  // namespace
 
 std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& device) {
-  const double W = 1200, H = 420;
+  const double W = 1600, H = 420;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "font-family=\"sans-serif\">\n"
@@ -297,7 +304,7 @@ std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& dev
                                              : fmt::format("{:g}", p.x));
       }
   };
-  const double pw = 320, ph = 280, oy = 70;
+  const double pw = 300, ph = 280, oy = 70;
   struct Ax {
     const char* axis;
     const char* title;
@@ -307,16 +314,18 @@ std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& dev
   } axes[] = {
       {"sram_bytes", "Iteration time vs SRAM", "SRAM size", false, true},
       {"dram_GBps", "Iteration time vs DRAM bandwidth", "DRAM bandwidth (GB/s)", false, true},
-      {"bits", "Speedup over LoRA 8-bit vs bits", "LUC bits (+ALT, 50% sparse)", true, false}};
-  for (int i = 0; i < 3; ++i) {
+      {"bits", "Speedup over LoRA 8-bit vs bits", "LUC bits (+ALT, 50% sparse)", true, false},
+      {"array", "Speedup vs array size", "array side (R = C)", true, true}};
+  for (int i = 0; i < 4; ++i) {
     std::vector<double> xs, l, e, sp;
     std::vector<std::string> ticks;
     collect(axes[i].axis, xs, l, e, sp, ticks);
     if (xs.empty()) continue;
-    const double ox = 80 + i * (pw + 80);
+    const double ox = 80 + i * (pw + 95);
     if (axes[i].speed)
       s += panel(ox, oy, pw, ph, axes[i].title, axes[i].xlabel, "speedup (x)", xs, {sp},
-                 {"LUC b-bit + ALT vs LoRA 8-bit"}, ticks, axes[i].logx);
+                 {i == 2 ? "LUC b-bit + ALT vs LoRA 8-bit" : "LUC 4-bit + ALT vs LoRA 8-bit"},
+                 ticks, axes[i].logx);
     else
       s += panel(ox, oy, pw, ph, axes[i].title, axes[i].xlabel, "seconds / iteration", xs, {l, e},
                  {"LoRA 8-bit", "LUC 4-bit + ALT"}, ticks, axes[i].logx);

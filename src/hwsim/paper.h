@@ -65,7 +65,8 @@ struct SweepPoint {
 
 std::vector<SweepPoint> sweep(const ModelConfig& m, const Device& dev, const PaperOptions& o);
 std::string sweep_table(const std::vector<SweepPoint>& pts);
-// Three panels (iteration time vs SRAM, vs DRAM bandwidth; speedup vs bits), plain SVG.
+// Four panels (iteration time vs SRAM, vs DRAM bandwidth; speedup vs bits, vs array size),
+// plain SVG.
 std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& device);
 
 }  // namespace edgellm::hwsim

@@ -74,8 +74,11 @@ Prepared prepare(const ModelConfig& m, const TuneConfig& t, const std::vector<in
   return p;
 }
 
-// Expected iteration time for one placement; negative when a capacity is exceeded.
-double fast_time(const Prepared& p, const Device& dev, const Schedule& s, const Workload& wl) {
+// Expected iteration time for one placement; negative when a capacity is exceeded. `traffic`
+// receives the summed transfer seconds, the tie-breaker among equally fast schedules (a
+// compute-bound iteration is indifferent to placement; prefer the one that moves least data).
+double fast_time(const Prepared& p, const Device& dev, const Schedule& s, const Workload& wl,
+                 double* traffic) {
   const auto& W = s.place.weights;
   const auto& A = s.place.acts;
   const auto& G = s.place.grads;
@@ -89,7 +92,7 @@ double fast_time(const Prepared& p, const Device& dev, const Schedule& s, const 
   if (W[kSsd] * p.weights + A[kSsd] * held + G[kSsd] * p.state > alpha * dev.ssd_bytes) return -1;
   double dram_home = W[kDram] * p.weights + A[kDram] * held + G[kDram] * p.state + p.transient;
   if (dram_home > alpha * dev.dram_bytes) return -1;
-  double staging = 0, total = 0;
+  double staging = 0, total = 0, moved = 0;
   for (const auto& f : p.blocks) {
     const auto& b = f.c;
     const double k = f.update ? 1.0 : nb;
@@ -103,10 +106,12 @@ double fast_time(const Prepared& p, const Device& dev, const Schedule& s, const 
     const double rd = ssd_in / dev.ssd_read_bw;
     const double ws = (k * b.saved_w * A[kSsd] + b.state_w * G[kSsd]) / dev.ssd_write_bw;
     staging = std::max(staging, ssd_in);
+    moved += f.weight * (f.update ? 1.0 : groups) * (rs + wd + rd + ws);
     total += f.weight * (f.update ? 1.0 : groups) *
              combine(s.overlap, rs, wd, rd, ws, k * b.comp_s, nullptr);
   }
   if (dram_home + 2 * staging > alpha * dev.dram_bytes * (1 + 1e-12)) return -1;
+  *traffic = moved;
   return total;
 }
 
@@ -163,7 +168,7 @@ SearchResult search(const ModelConfig& m, const TuneConfig& t, const std::vector
   const std::vector<double> shares =
       space.sram_resident ? std::vector<double>{0.0, 0.5} : std::vector<double>{0.0};
   const double alpha = dev.capacity_fraction;
-  double best = -1, best_row = -1, best_col = -1;
+  double best = -1, best_row = -1, best_col = -1, best_moved = 0;
   Schedule best_s;
   long long evaluated = 0;
   for (int gbs : mbs) {
@@ -198,9 +203,14 @@ SearchResult search(const ModelConfig& m, const TuneConfig& t, const std::vector
                   *f[c] = {sram, std::max(0.0, 1 - ssd[c] - sram), ssd[c]};
                 }
                 ++evaluated;
-                const double tt = fast_time(p, dev, s, wl);
+                double moved = 0;
+                const double tt = fast_time(p, dev, s, wl, &moved);
                 if (tt < 0) continue;
-                if (best < 0 || tt < best) best = tt, best_s = s;
+                const bool tie = best >= 0 && std::abs(tt - best) <= 1e-9 * best;
+                if (best < 0 || (tt < best && !tie) || (tie && moved < best_moved)) {
+                  if (!tie || tt < best) best = tt;
+                  best_s = s, best_moved = moved;
+                }
                 double& slot = nb == 1 ? best_row : best_col;
                 if (slot < 0 || tt < slot) slot = tt;
               }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm::hwsim {
 
@@ -392,6 +394,59 @@ Trace build_trace(const ModelConfig& model, const TuneConfig& tune) {
   model.validate("hwsim model");
   tune.validate(model);
   return Builder(model, tune).build();
+}
+
+ModelConfig load_model_shape(const std::string& name_or_path) {
+  for (const auto& n : ModelConfig::preset_names())
+    if (n == name_or_path) return ModelConfig::preset(n);
+  if (!std::filesystem::exists(name_or_path)) {
+    std::string known;
+    for (const auto& n : ModelConfig::preset_names()) known += (known.empty() ? "" : ", ") + n;
+    fail("[hwsim] model config '{}': neither a preset ({}) nor an existing config.json",
+         name_or_path, known);
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(name_or_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("[hwsim] {}: not valid JSON: {}", name_or_path, e.what());
+  }
+  return ModelConfig::from_hf_json(j, name_or_path);
+}
+
+namespace {
+template <typename T>
+std::vector<T> parse_list(const std::string& s, int n_layers, const char* what) {
+  std::vector<T> v;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    const std::string item = s.substr(pos, end - pos);
+    try {
+      size_t used = 0;
+      const double x = std::stod(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+      v.push_back(static_cast<T>(x));
+      if (static_cast<double>(v.back()) != x) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      fail("[hwsim] --{}: '{}' is not a valid value (in '{}')", what, item, s);
+    }
+    pos = end + 1;
+  }
+  if (v.size() == 1) v.assign(n_layers, v[0]);
+  if (static_cast<int>(v.size()) != n_layers)
+    fail("[hwsim] --{}: {} values for {} layers (give one value or one per layer)", what, v.size(),
+         n_layers);
+  return v;
+}
+}  // namespace
+
+std::vector<int> parse_layer_bits(const std::string& s, int n_layers) {
+  return parse_list<int>(s, n_layers, "bits");
+}
+std::vector<double> parse_layer_sparsity(const std::string& s, int n_layers) {
+  return parse_list<double>(s, n_layers, "sparsity");
 }
 
 nlohmann::json Trace::to_json(bool with_ops) const {

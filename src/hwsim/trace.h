@@ -109,4 +109,12 @@ double linear_weight_bytes(int64_t in, int64_t out, int bits, double sparsity);
 
 Trace build_trace(const ModelConfig& model, const TuneConfig& tune);
 
+// A model shape by preset name ("llama-7b", see ModelConfig::preset_names()) or an HF
+// config.json path; errors name the file and field.
+ModelConfig load_model_shape(const std::string& name_or_path);
+
+// "8" → every layer 8 bits; "4,4,5,..." → one value per layer (must give n_layers values).
+std::vector<int> parse_layer_bits(const std::string& s, int n_layers);
+std::vector<double> parse_layer_sparsity(const std::string& s, int n_layers);
+
 }  // namespace edgellm::hwsim
