@@ -4,6 +4,7 @@
 #include "cli/common.h"
 #include "eval/model_files.h"
 #include "train/trainer.h"
+#include "util/error.h"
 
 namespace edgellm::cli {
 
