@@ -3,6 +3,7 @@
 # models of the 134M shape and the TinyLlama-1.1B shape, F32 and each quantized type we read,
 # next to llama.cpp's figures measured on this machine class (2 threads). Writes one JSON file.
 #   bench/engine_bench.sh [OUT_JSON] [SHAPES...]     (default: 134M tinyllama-1.1b)
+#   DTYPES="f32 q8_0" restricts the storage types; EDGELLM_BIN picks the binary.
 # Needs ~9 GB of free disk for the TinyLlama files (kept in $BENCH_DIR, default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ first=1
 for shape in "${SHAPES[@]}"; do
   hf="$DIR/$shape"
   [ -f "$hf/model.safetensors" ] || "$BIN" make-model --shape "$shape" --out "$hf" --seed 1 >/dev/null
-  for dt in f32 f16 bf16 q8_0 q4_0 q4_k q6_k; do
+  for dt in ${DTYPES:-f32 f16 bf16 q8_0 q4_0 q4_k q6_k}; do
     if [ "$dt" = f32 ]; then m="$hf"; else
       m="$DIR/$shape.$dt.gguf"
       [ -f "$m" ] || "$BIN" convert --model "$hf" --to gguf --dtype "$dt" --out "$m" >/dev/null

@@ -1,6 +1,12 @@
 #include "model/model.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -17,12 +23,38 @@ WeightView weight_view(const Tensor& t) {
   return v;
 }
 
-std::shared_ptr<Model> Model::load(const std::string& path) {
-  return std::make_shared<Model>(load_checkpoint(path));
+std::shared_ptr<Model> Model::load(const std::string& path, const LoadOptions& opt) {
+  return std::make_shared<Model>(load_checkpoint(path), opt);
 }
 
-Model::Model(Checkpoint ck) : ck_(std::move(ck)) {
+void Model::copy_weights_to_arena() {
+  constexpr size_t kAlign = 64;
+  auto align = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  size_t total = 0;
+  for (const Tensor& t : ck_.tensors.all()) total += align(t.nbytes);
+  void* mem = std::aligned_alloc(kAlign, std::max(align(total), kAlign));
+  if (!mem) fail("[model] {}: cannot allocate {} bytes for the weights", ck_.path, total);
+  std::shared_ptr<void> arena(mem, std::free);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  uint8_t* dst = static_cast<uint8_t*>(mem);
+  for (const Tensor& t : ck_.tensors.all()) {
+    Tensor& m = ck_.tensors.mutable_get(t.name);
+    std::memcpy(dst, m.data, m.nbytes);
+    // Drop the source pages from this process right away so peak RSS stays ~1x the weights.
+    // MADV_PAGEOUT never loses data: mapped file pages are simply dropped, and on heap memory
+    // (tensors the loader already copied, e.g. permuted q/k) it is a no-op without swap.
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(m.data) + m.nbytes) / page * page;
+    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+    m.data = dst;
+    m.owner = std::shared_ptr<const void>(arena, dst);
+    dst += align(m.nbytes);
+  }
+}
+
+Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
+  if (!opt.mmap_weights) copy_weights_to_arena();
   const ModelConfig& c = ck_.config;
   const std::string& src = ck_.path;
   // 1-D tensors (norms, biases) are read as fp32; widen them once if stored narrower.

@@ -23,11 +23,20 @@ struct LayerWeights {
   const float* bv = nullptr;         // [KV*HD]
 };
 
+struct LoadOptions {
+  // false (default): weights are read through the file mapping once and copied into one
+  // anonymous, 64-byte-aligned arena, and the mapping is released. Measured on this machine
+  // (2-core EPYC, 134M F32, tg128): 115-126 tok/s from the arena vs 75-92 tok/s streaming the
+  // same bytes from the page-cache mapping, so decode-bound runs want the copy.
+  // true: keep the weights mapped (instant load, shared page cache, for models larger than RAM).
+  bool mmap_weights = false;
+};
+
 class Model {
  public:
   // Loads any supported checkpoint (io/checkpoint.h) and checks it against its config.
-  static std::shared_ptr<Model> load(const std::string& path);
-  explicit Model(Checkpoint ck);
+  static std::shared_ptr<Model> load(const std::string& path, const LoadOptions& opt = {});
+  explicit Model(Checkpoint ck, const LoadOptions& opt = {});
 
   const ModelConfig& config() const { return ck_.config; }
   const Checkpoint& checkpoint() const { return ck_; }
@@ -43,6 +52,7 @@ class Model {
   std::vector<LayerWeights> layers_;
   WeightView tok_embedding_, lm_head_;
   const float* final_norm_ = nullptr;
+  void copy_weights_to_arena();
   std::vector<std::vector<float>> f32_copies_;  // norms/biases stored as f16/bf16, widened once
 };
 
