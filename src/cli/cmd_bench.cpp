@@ -21,7 +21,7 @@ void register_bench(CLI::App& app) {
       ->check(CLI::Range(1, 100));
   cmd->callback([a] {
     apply_threads(*a);
-    auto m = Model::load(a->model);
+    auto m = load_model(*a);
     BenchResult r = bench_forward(*m, a->o);
     std::map<std::string, int64_t> dtypes;
     for (const Tensor& t : m->checkpoint().tensors.all()) dtypes[dtype_name(t.dtype)] += t.numel();

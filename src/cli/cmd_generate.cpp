@@ -31,7 +31,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--adapter", a->adapter, "PEFT LoRA adapter directory, applied unmerged");
   cmd->callback([a] {
     apply_threads(*a);
-    auto m = Model::load(a->model);
+    auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     std::unique_ptr<LoraAdapters> adapter;
     if (!a->adapter.empty())

@@ -19,7 +19,7 @@ void register_merge(CLI::App& app) {
   cmd->add_option("--out", a->out, "output HF directory (fp32 safetensors)")->required();
   cmd->callback([a] {
     apply_threads(*a);
-    auto m = Model::load(a->model);
+    auto m = load_model(*a);
     const LoraAdapters ad = LoraAdapters::load(a->adapter, m->config());
     merge_adapter(*m, ad, a->out);
     // Carry the tokenizer along so the merged directory is self-contained.

@@ -29,7 +29,7 @@ void register_ppl(CLI::App& app) {
   cmd->callback([a] {
     apply_threads(*a);
     a->o.protocol = ppl_protocol_from_name(a->protocol);
-    auto m = Model::load(a->model);
+    auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     std::unique_ptr<LoraAdapters> adapter;
     if (!a->adapter.empty()) {

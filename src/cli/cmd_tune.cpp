@@ -81,7 +81,7 @@ void register_tune(CLI::App& app) {
     o.lora.layers = parse_layers(a->layers);
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
-    auto m = Model::load(a->model);
+    auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     const Dataset data = load_dataset(a->data, *tok, o.seq, a->val_frac, o.seed);
     Trainer tr(*m, data, o);

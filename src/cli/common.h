@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/threads.h"
+#include "model/model.h"
 
 namespace edgellm::cli {
 
@@ -15,6 +16,7 @@ struct ModelArgs {
   std::string tokenizer;
   int threads = 0;
   bool json = false;
+  bool mmap = false;
 };
 
 inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = true) {
@@ -26,6 +28,15 @@ inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = tr
                     "model or in its GGUF metadata)");
   cmd->add_option("--threads,-t", a.threads, "threads (default: OMP_NUM_THREADS or all cores)");
   cmd->add_flag("--json", a.json, "machine-readable JSON on stdout");
+  cmd->add_flag("--mmap", a.mmap,
+                "keep weights memory-mapped instead of copying them into RAM (instant load, "
+                "slower decode; for models larger than memory)");
+}
+
+inline std::shared_ptr<Model> load_model(const ModelArgs& a) {
+  LoadOptions o;
+  o.mmap_weights = a.mmap;
+  return Model::load(a.model, o);
 }
 
 inline void apply_threads(const ModelArgs& a) { set_num_threads(a.threads); }
