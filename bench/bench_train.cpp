@@ -1,7 +1,8 @@
 // Training benchmark: vanilla LoRA (r 8, alpha 16, all 7 linears of every layer, frozen fp32
 // base, batch 1) on a random model of a named shape, random tokens. Reports seconds per
 // iteration (forward + backward + AdamW), tokens/s, the memory plan and peak RSS (getrusage).
-//   bench_train [shape=134M] [seq=512] [iters=3] [ckpt=0]     threads: OMP_NUM_THREADS
+//   bench_train [shape=134M] [seq=512] [iters=3] [ckpt=0] [base=f32|bf16|f16|q8_0...]
+//   threads: OMP_NUM_THREADS
 #include <fmt/format.h>
 
 #include <chrono>
@@ -21,6 +22,9 @@ int main(int argc, char** argv) {
   const int64_t seq = argc > 2 ? std::atoll(argv[2]) : 512;
   const int iters = argc > 3 ? std::atoi(argv[3]) : 3;
   const bool ckpt = argc > 4 && std::atoi(argv[4]) != 0;
+  // Storage type of the frozen base's matrices (f32 = the setup; bf16 halves the
+  // weights' memory and streams them through the tile-decode GEMM path).
+  const DType base = argc > 5 ? dtype_from_name(argv[5], "base dtype") : DType::F32;
   try {
     ModelConfig c = ModelConfig::preset(shape);
     Checkpoint ck;
@@ -34,6 +38,7 @@ int main(int argc, char** argv) {
       // uniform(-a, a) with a = 0.02·√3 (std 0.02): cheap to draw for a billion weights
       for (int64_t i = 0; i < t.numel(); ++i)
         p[i] = norm ? 1.f : static_cast<float>((2 * r.uniform() - 1) * 0.0346);
+      if (base != DType::F32 && !norm) t = convert_tensor(t, base);
       ck.tensors.add(std::move(t));
     }
     Model m(std::move(ck));
@@ -64,9 +69,9 @@ int main(int argc, char** argv) {
     });
     const double spi = total / iters;
     std::printf(
-        "{\"shape\": \"%s\", \"seq\": %lld, \"checkpoint_activations\": %s, \"s_per_iter\": %.4f, "
+        "{\"shape\": \"%s\", \"base\": \"%s\", \"seq\": %lld, \"checkpoint_activations\": %s, \"s_per_iter\": %.4f, "
         "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f, \"plan_mb\": %.1f}\n",
-        shape.c_str(), static_cast<long long>(seq), ckpt ? "true" : "false", spi, seq / spi,
+        shape.c_str(), dtype_name(base), static_cast<long long>(seq), ckpt ? "true" : "false", spi, seq / spi,
         peak_rss_bytes() / 1048576.0, tr.plan().total() / 1048576.0);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_train: %s\n", e.what());

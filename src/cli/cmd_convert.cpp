@@ -5,37 +5,14 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "eval/model_files.h"
 #include "io/checkpoint.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace edgellm::cli {
 
-namespace {
-
 namespace fs = std::filesystem;
-
-// The tokenizer that belongs to `model` when none is given: tokenizer.json / tokenizer.model in
-// an HF directory; tokenizer.bin or tok*.bin beside a llama2.c .bin. "" if none.
-std::string find_tokenizer(const std::string& model) {
-  const fs::path m(model);
-  const fs::path dir = fs::is_directory(m) ? m : m.parent_path();
-  for (const char* n : {"tokenizer.json", "tokenizer.model"})
-    if (fs::is_directory(m) && fs::exists(dir / n)) return (dir / n).string();
-  if (fs::is_directory(m) || m.extension() == ".gguf") return "";
-  if (fs::exists(dir / "tokenizer.bin")) return (dir / "tokenizer.bin").string();
-  std::vector<std::string> cands;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir.empty() ? fs::path(".") : dir, ec)) {
-    const std::string f = e.path().filename().string();
-    if (e.is_regular_file() && f.rfind("tok", 0) == 0 && e.path().extension() == ".bin")
-      cands.push_back(e.path().string());
-  }
-  std::sort(cands.begin(), cands.end());
-  return cands.empty() ? "" : cands.front();
-}
-
-}  // namespace
 
 void register_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "convert a checkpoint to safetensors (HF dir) or GGUF");
@@ -56,7 +33,8 @@ void register_convert(CLI::App& app) {
     apply_threads(a->m);
     const DType dt = dtype_from_name(a->dtype, "--dtype");
     Checkpoint ck = load_checkpoint(a->m.model);
-    const std::string tok = a->m.tokenizer.empty() ? find_tokenizer(a->m.model) : a->m.tokenizer;
+    const std::string tok =
+        a->m.tokenizer.empty() ? find_tokenizer_file(a->m.model, ck) : a->m.tokenizer;
     std::string tok_note = "none";
     if (a->to == "gguf") {
       nlohmann::json meta = ck.gguf_tokenizer;

@@ -35,7 +35,7 @@ inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = tr
 
 inline std::shared_ptr<Model> load_model(const ModelArgs& a) {
   LoadOptions o;
-  o.mmap_weights = a.mmap;
+  o.copy_weights = !a.mmap;
   return Model::load(a.model, o);
 }
 

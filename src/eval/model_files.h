@@ -9,10 +9,12 @@
 
 namespace edgellm {
 
-// The tokenizer for `model_path` when none is given: GGUF metadata; an HF directory's
-// tokenizer.json / tokenizer.model; for a llama2.c .bin, tokenizer.bin or tok*.bin beside it.
-// Returns "" for GGUF (use the metadata) and throws naming what was searched if none is found.
-std::string find_tokenizer_file(const std::string& model_path, const Checkpoint& ck);
+// The tokenizer file for `model_path` when none is given: an HF directory's tokenizer.json /
+// tokenizer.model (or a llama2.c tokenizer.bin / tok*.bin inside it, as `convert` leaves it);
+// for a llama2.c .bin, tokenizer.bin or tok*.bin beside it. "" when there is none, and always
+// for GGUF (its tokenizer is in the metadata). `searched` (optional) lists what was tried.
+std::string find_tokenizer_file(const std::string& model_path, const Checkpoint& ck,
+                                std::string* searched = nullptr);
 
 // Loads `tokenizer_path` (or the one found for the model) and checks it against the model's
 // vocabulary: a tokenizer with more tokens than the model's embedding rows is an error naming

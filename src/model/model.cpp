@@ -54,7 +54,7 @@ void Model::copy_weights_to_arena() {
 
 Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
-  if (!opt.mmap_weights) copy_weights_to_arena();
+  if (opt.copy_weights) copy_weights_to_arena();
   const ModelConfig& c = ck_.config;
   const std::string& src = ck_.path;
   // 1-D tensors (norms, biases) are read as fp32; widen them once if stored narrower.

@@ -24,12 +24,14 @@ struct LayerWeights {
 };
 
 struct LoadOptions {
-  // false (default): weights are read through the file mapping once and copied into one
+  // true (default): weights are read through the file mapping once and copied into one
   // anonymous, 64-byte-aligned arena, and the mapping is released. Measured on this machine
-  // (2-core EPYC, 134M F32, tg128): 115-126 tok/s from the arena vs 75-92 tok/s streaming the
+  // (2-core EPYC, 134M F32, tg128): 110-126 tok/s from the arena vs 75-92 tok/s streaming the
   // same bytes from the page-cache mapping, so decode-bound runs want the copy.
-  // true: keep the weights mapped (instant load, shared page cache, for models larger than RAM).
-  bool mmap_weights = false;
+  // false: the Model reads the tensors where they are: the file mapping (`--mmap`: instant load,
+  // shared page cache, models larger than RAM) or buffers the caller keeps updating (full
+  // fine-tuning's trainable copy).
+  bool copy_weights = true;
 };
 
 class Model {

@@ -32,7 +32,10 @@ FullParams::FullParams(const Model& base) {
     v.owner = params_;
     ck.tensors.add(std::move(v));
   }
-  model_ = std::make_unique<Model>(std::move(ck));
+  // The Model must read the trainable arrays themselves, not a snapshot of them.
+  LoadOptions lo;
+  lo.copy_weights = false;
+  model_ = std::make_unique<Model>(std::move(ck), lo);
 }
 
 size_t FullParams::offset(const std::string& name) const {

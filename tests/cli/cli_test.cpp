@@ -14,12 +14,12 @@
 namespace edgellm {
 namespace {
 
-struct Run {
+struct CliRun {
   int code;
   std::string out;  // stdout + stderr
 };
 
-Run run(const std::string& args) {
+CliRun run(const std::string& args) {
   const std::string cmd = testing::cli_path() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   EXPECT_NE(p, nullptr);
@@ -34,7 +34,7 @@ std::string model() { return testing::data_path("models/stories260K/stories260K.
 
 TEST(Cli, GenerateGreedyFindsTokenizerBesideBin) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  Run r = run("generate --model " + model() + " -n 60 --temp 0");
+  CliRun r = run("generate --model " + model() + " -n 60 --temp 0");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily."), std::string::npos)
       << r.out;
@@ -42,7 +42,7 @@ TEST(Cli, GenerateGreedyFindsTokenizerBesideBin) {
 
 TEST(Cli, PplJsonHasPromisedKeys) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  Run r = run("ppl --model " + model() + " --text " +
+  CliRun r = run("ppl --model " + model() + " --text " +
               testing::data_path("text/tinystories/tinystories_val.txt") +
               " --ctx 512 --max-tokens 2048 --json 2>/dev/null");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -61,8 +61,11 @@ TEST(Cli, ConvertRoundTripsThroughSafetensorsAndGguf) {
   ASSERT_EQ(run("convert --model " + dir + "/hf --to gguf --out " + dir + "/m.gguf").code, 0);
   ASSERT_EQ(run("convert --model " + dir + "/m.gguf --to safetensors --out " + dir + "/hf2").code,
             0);
-  for (const std::string& m : {dir + "/hf", dir + "/m.gguf", dir + "/hf2"}) {
-    Run r = run("generate --model " + m + " -n 30 --temp 0");
+  // GGUF -> HF cannot emit a tokenizer file (the vocabulary lives in GGUF metadata), so the
+  // last one names it explicitly; the first two find theirs (copied into the dir / embedded).
+  const std::string tok = " --tokenizer " + testing::data_path("models/stories260K/tok512.bin");
+  for (const std::string& m : {dir + "/hf", dir + "/m.gguf", dir + "/hf2" + tok}) {
+    CliRun r = run("generate --model " + m + " -n 30 --temp 0");
     ASSERT_EQ(r.code, 0) << m << ": " << r.out;
     EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily."),
               std::string::npos)
@@ -74,7 +77,7 @@ TEST(Cli, ConvertRoundTripsThroughSafetensorsAndGguf) {
 TEST(Cli, BadInputFailsWithClearMessage) {
   const std::string dir = testing::temp_dir("cli_bad");
   // A missing file.
-  Run r = run("info --model " + dir + "/nope.bin");
+  CliRun r = run("info --model " + dir + "/nope.bin");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("nope.bin"), std::string::npos) << r.out;
   // A truncated llama2.c checkpoint.
