@@ -17,6 +17,7 @@ struct ModelArgs {
   int threads = 0;
   bool json = false;
   bool mmap = false;
+  std::string weights_as;  // re-encode weight matrices at load ("" = as stored)
 };
 
 inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = true) {
@@ -31,11 +32,15 @@ inline void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_tokenizer = tr
   cmd->add_flag("--mmap", a.mmap,
                 "keep weights memory-mapped instead of copying them into RAM (instant load, "
                 "slower decode; for models larger than memory)");
+  cmd->add_option("--weights-as", a.weights_as,
+                  "re-encode weight matrices at load: f32|f16|bf16|q8_0|q4_0|q4_k|q6_k (bf16: half "
+                  "the memory of f32 and bf16 GEMMs for batched work)");
 }
 
 inline std::shared_ptr<Model> load_model(const ModelArgs& a) {
   LoadOptions o;
   o.copy_weights = !a.mmap;
+  if (!a.weights_as.empty()) o.matrix_dtype = dtype_from_name(a.weights_as, "--weights-as");
   return Model::load(a.model, o);
 }
 

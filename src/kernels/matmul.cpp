@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -127,6 +128,11 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
   if (w.dtype == DType::F32) {
     sgemm(false, true, T, N, K, 1.f, x, K, reinterpret_cast<const float*>(w.data),
           static_cast<int64_t>(w.row_bytes / sizeof(float)), beta, y, N);
+    return;
+  }
+  if (w.dtype == DType::BF16) {  // bf16 × bf16 → fp32 on the stored weights, no decode
+    gemm_bf16(x, reinterpret_cast<const uint16_t*>(w.data), y, T, N, K, /*trans_w=*/true,
+              accumulate);
     return;
   }
   std::vector<float> tile(static_cast<size_t>(kTileRows * K));

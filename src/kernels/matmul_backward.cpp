@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "util/error.h"
 
@@ -29,6 +30,11 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
     // dx[T, K] += dy[T, N] · W[N, K]
     sgemm(false, false, T, K, N, 1.f, dy, N, reinterpret_cast<const float*>(w.data),
           static_cast<int64_t>(w.row_bytes / sizeof(float)), 1.f, dx, K);
+    return;
+  }
+  if (w.dtype == DType::BF16) {  // dx[T, K] += bf16(dy)[T, N] · W[N, K], weights as stored
+    gemm_bf16(dy, reinterpret_cast<const uint16_t*>(w.data), dx, T, K, N, /*trans_w=*/false,
+              /*accumulate=*/true);
     return;
   }
   // dx += dy[:, r0:r0+nr] · tile[nr, K], summed over row tiles of W.

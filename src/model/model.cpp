@@ -54,6 +54,16 @@ void Model::copy_weights_to_arena() {
 
 Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
+  if (opt.matrix_dtype) {
+    for (const Tensor& t : ck_.tensors.all()) {
+      if (t.shape.size() != 2 || t.dtype == *opt.matrix_dtype) continue;
+      if (t.cols() % dtype_block_size(*opt.matrix_dtype) != 0)
+        fail("[model] {}: tensor '{}' {} cannot be stored as {} (rows of {} values, blocks of {})",
+             ck_.path, t.name, t.shape_str(), dtype_name(*opt.matrix_dtype), t.cols(),
+             dtype_block_size(*opt.matrix_dtype));
+      ck_.tensors.mutable_get(t.name) = convert_tensor(t, *opt.matrix_dtype);
+    }
+  }
   if (opt.copy_weights) copy_weights_to_arena();
   const ModelConfig& c = ck_.config;
   const std::string& src = ck_.path;

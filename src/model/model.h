@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct LoadOptions {
   // shared page cache, models larger than RAM) or buffers the caller keeps updating (full
   // fine-tuning's trainable copy).
   bool copy_weights = true;
+  // If set, 2-D weight matrices stored in another type are re-encoded to this one at load (e.g.
+  // BF16: half the memory of an F32 checkpoint and the bf16 GEMM path; Q8_0 for decode speed).
+  // Norms and biases stay fp32.
+  std::optional<DType> matrix_dtype;
 };
 
 class Model {

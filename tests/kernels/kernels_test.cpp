@@ -7,6 +7,7 @@
 
 #include "kernels/activations.h"
 #include "kernels/attention.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/ref/reference.h"
 #include "kernels/rmsnorm.h"
@@ -78,11 +79,37 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
     WeightView w{t, packed.data(), N, K, rb};
     for (int64_t T : {1, 3, 70}) {
       auto x = randn(T * K, 6);
+      // BF16 weights with T > 1 take the bf16 GEMM (gemm_bf16.h): activations rounded to bf16.
+      auto xr = x;
+      if (t == DType::BF16 && T > 1)
+        for (auto& v : xr) v = bf16_to_f32(f32_to_bf16(v));
       std::vector<double> ref(T * N);
-      ref::matmul(to_d(x).data(), to_d(dec).data(), ref.data(), T, N, K);
+      ref::matmul(to_d(xr).data(), to_d(dec).data(), ref.data(), T, N, K);
       std::vector<float> y(T * N);
       matmul(x.data(), w, y.data(), T);
       EXPECT_LT(rel_err(y, ref), 2e-5) << dtype_name(t) << " T=" << T;
+    }
+  }
+}
+
+TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
+  for (auto [M, N, K] : std::vector<Shape>{{2, 3, 5}, {17, 33, 64}, {70, 129, 257}}) {
+    auto a = randn(M * K, 20), w = randn(N * K, 21), c0 = randn(M * N, 22);
+    std::vector<uint16_t> w16(N * K);
+    f32_to_bf16_n(w.data(), w16.data(), N * K);
+    std::vector<double> ad(M * K), wd(N * K), wt(N * K);
+    for (int64_t i = 0; i < M * K; ++i) ad[i] = bf16_to_f32(f32_to_bf16(a[i]));
+    for (int64_t i = 0; i < N * K; ++i) wd[i] = bf16_to_f32(w16[i]);
+    // trans_w: c[M,N] = a·Wᵀ with W [N,K];  !trans_w: c[M,N] = a·W with W [K,N] (same bytes)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) wt[n * K + k] = wd[k * N + n];
+    for (bool trans : {true, false}) {
+      std::vector<double> ref(M * N);
+      ref::matmul(ad.data(), trans ? wd.data() : wt.data(), ref.data(), M, N, K);
+      std::vector<float> c = c0;
+      gemm_bf16(a.data(), w16.data(), c.data(), M, N, K, trans, /*accumulate=*/true);
+      for (int64_t i = 0; i < M * N; ++i) ref[i] += c0[i];
+      EXPECT_LT(rel_err(c, ref), 1e-5) << M << "x" << N << "x" << K << " trans " << trans;
     }
   }
 }
