@@ -1,7 +1,6 @@
 // edgellm convert: any readable checkpoint -> HF safetensors directory or GGUF file.
 #include <fmt/format.h>
 
-#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -12,7 +11,6 @@
 
 namespace edgellm::cli {
 
-namespace fs = std::filesystem;
 
 void register_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "convert a checkpoint to safetensors (HF dir) or GGUF");
@@ -48,17 +46,7 @@ void register_convert(CLI::App& app) {
     } else {
       save_hf_dir(ck, a->out, dt);
       if (!tok.empty()) {
-        // Keep the tokenizer with the weights; load_tokenizer finds tokenizer.json/.model in a dir.
-        const fs::path src(tok);
-        const std::string ext = src.extension().string();
-        const std::string name = ext == ".json"    ? "tokenizer.json"
-                                 : ext == ".model" ? "tokenizer.model"
-                                                   : "tokenizer.bin";
-        fs::copy_file(src, fs::path(a->out) / name, fs::copy_options::overwrite_existing);
-        for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"})
-          if (fs::exists(src.parent_path() / extra))
-            fs::copy_file(src.parent_path() / extra, fs::path(a->out) / extra,
-                          fs::copy_options::overwrite_existing);
+        copy_tokenizer_into(tok, a->out);
         tok_note = tok;
       }
     }

@@ -1,4 +1,3 @@
-#include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -23,19 +22,7 @@ void register_merge(CLI::App& app) {
     const LoraAdapters ad = LoraAdapters::load(a->adapter, m->config());
     merge_adapter(*m, ad, a->out);
     // Carry the tokenizer along so the merged directory is self-contained.
-    namespace fs = std::filesystem;
-    std::string tok;
-    try {
-      tok = find_tokenizer_file(a->model, m->checkpoint());
-    } catch (const Error&) {
-    }
-    if (!tok.empty()) {
-      const std::string ext = fs::path(tok).extension().string();
-      const std::string name = ext == ".json"    ? "tokenizer.json"
-                               : ext == ".model" ? "tokenizer.model"
-                                                 : "tokenizer.bin";
-      fs::copy_file(tok, fs::path(a->out) / name, fs::copy_options::overwrite_existing);
-    }
+    copy_tokenizer_into(find_tokenizer_file(a->model, m->checkpoint()), a->out);
     if (a->json)
       print_json({{"model", a->model}, {"adapter", a->adapter}, {"out", a->out}});
     else

@@ -103,6 +103,11 @@ void register_tune(CLI::App& app) {
                      s.val_loss >= 0 ? fmt::format("  val {:.4f}", s.val_loss).c_str() : "", s.lr,
                      s.grad_norm, s.tokens_per_s, s.eta, s.peak_rss / 1048576.0);
     });
+    // A fully fine-tuned model is an HF directory: keep its tokenizer with it.
+    if (a->method == "full")
+      copy_tokenizer_into(
+          a->tokenizer.empty() ? find_tokenizer_file(a->model, m->checkpoint()) : a->tokenizer,
+          o.out);
     if (a->json)
       print_json({{"out", o.out},
                   {"method", a->method},

@@ -39,6 +39,22 @@ std::string find_tokenizer_file(const std::string& model_path, const Checkpoint&
   return "";
 }
 
+void copy_tokenizer_into(const std::string& tok, const std::string& dir) {
+  if (tok.empty()) return;
+  const fs::path src(tok);
+  const std::string ext = src.extension().string();
+  const char* name = ext == ".json"    ? "tokenizer.json"
+                     : ext == ".model" ? "tokenizer.model"
+                                       : "tokenizer.bin";
+  std::error_code ec;
+  fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing, ec);
+  if (ec) fail("[tokenizer] cannot copy {} into {}: {}", tok, dir, ec.message());
+  for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"})
+    if (fs::exists(src.parent_path() / extra))
+      fs::copy_file(src.parent_path() / extra, fs::path(dir) / extra,
+                    fs::copy_options::overwrite_existing);
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer_for(const Model& m, const std::string& tokenizer_path) {
   const Checkpoint& ck = m.checkpoint();
   std::unique_ptr<Tokenizer> tok;

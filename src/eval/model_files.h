@@ -16,6 +16,11 @@ namespace edgellm {
 std::string find_tokenizer_file(const std::string& model_path, const Checkpoint& ck,
                                 std::string* searched = nullptr);
 
+// Copies tokenizer file `tok` (and tokenizer_config.json / special_tokens_map.json beside it)
+// into HF directory `dir` under the name the loader looks for there, so the directory is
+// self-contained. No-op for an empty `tok`.
+void copy_tokenizer_into(const std::string& tok, const std::string& dir);
+
 // Loads `tokenizer_path` (or the one found for the model) and checks it against the model's
 // vocabulary: a tokenizer with more tokens than the model's embedding rows is an error naming
 // both files and both sizes.
