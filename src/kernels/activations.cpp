@@ -3,11 +3,22 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/vexp.h"
+
 namespace edgellm {
 
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
+  int64_t head = 0;  // elements done 16 at a time
+#if defined(__AVX512F__)
+  head = n / 16 * 16;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < head; i += 16) {
+    const __m512 g = _mm512_loadu_ps(gate + i);
+    _mm512_storeu_ps(out + i,
+                     _mm512_mul_ps(_mm512_mul_ps(g, sigmoid512(g)), _mm512_loadu_ps(up + i)));
+  }
+#endif
+  for (int64_t i = head; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.f + std::exp(-g)) * up[i];
   }
@@ -28,9 +39,8 @@ void cross_entropy_forward(float* loss, const float* logits, const int32_t* targ
     }
     const float* l = logits + t * V;
     const float mx = *std::max_element(l, l + V);
-    // Sum in double: V is up to 150k and the loss is what perplexity reports.
-    double sum = 0;
-    for (int64_t j = 0; j < V; ++j) sum += std::exp(double(l[j] - mx));
+    // Partial sums in double: V is up to 150k and the loss is what perplexity reports.
+    const double sum = sum_exp_shifted(l, V, mx);
     loss[t] = static_cast<float>(std::log(sum) + mx - l[target[t]]);
   }
 }
@@ -39,8 +49,10 @@ void softmax_inplace(float* x, int64_t n, float temperature) {
   const float inv_t = 1.f / temperature;
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i] * inv_t);
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] * inv_t - mx;
+  exp_n(x, x, n);
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] * inv_t - mx));
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/matmul.h"
+#include "kernels/vexp.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -14,8 +15,10 @@ namespace {
 inline void softmax_prefix(float* p, int64_t n, int64_t S) {
   float mx = -INFINITY;
   for (int64_t s = 0; s < n; ++s) mx = std::max(mx, p[s]);
+  for (int64_t s = 0; s < n; ++s) p[s] -= mx;
+  exp_n(p, p, n);
   float sum = 0;
-  for (int64_t s = 0; s < n; ++s) sum += (p[s] = std::exp(p[s] - mx));
+  for (int64_t s = 0; s < n; ++s) sum += p[s];
   const float inv = 1.f / sum;
   for (int64_t s = 0; s < n; ++s) p[s] *= inv;
   for (int64_t s = n; s < S; ++s) p[s] = 0;

@@ -12,6 +12,7 @@
 #include "kernels/ref/reference.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "kernels/vexp.h"
 #include "util/rng.h"
 
 namespace edgellm {
@@ -112,6 +113,33 @@ TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
       EXPECT_LT(rel_err(c, ref), 1e-5) << M << "x" << N << "x" << K << " trans " << trans;
     }
   }
+}
+
+TEST(Vexp, MatchesLibmAcrossTheRangeAndAtTheEnds) {
+  // Every float in steps across [-87, 88] plus odd lengths (masked tail) and the extremes.
+  std::vector<float> x;
+  for (double v = -87.0; v <= 88.0; v += 0.00731) x.push_back(static_cast<float>(v));
+  x.push_back(0.f);
+  std::vector<float> y(x.size());
+  exp_n(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double e = std::exp(double(x[i]));
+    worst = std::max(worst, std::abs(y[i] - e) / e);
+  }
+  EXPECT_LT(worst, 3e-7) << "max relative error";  // ~2.5 ulp
+  std::vector<float> ends{-1000.f, -104.f, 89.f, 1000.f, -0.f};
+  exp_n(ends.data(), ends.data(), 5);
+  EXPECT_EQ(ends[0], 0.f);
+  EXPECT_EQ(ends[1], 0.f);
+  EXPECT_TRUE(std::isinf(ends[2]));
+  EXPECT_TRUE(std::isinf(ends[3]));
+  EXPECT_EQ(ends[4], 1.f);
+  // The shifted sum used by cross-entropy.
+  std::vector<float> l = randn(1001, 30, 5.f);
+  double ref = 0;
+  for (float v : l) ref += std::exp(double(v) - 3.0);
+  EXPECT_NEAR(sum_exp_shifted(l.data(), 1001, 3.f), ref, 3e-7 * ref);
 }
 
 TEST(RmsNorm, MatchesReference) {
