@@ -1,3 +1,5 @@
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 
@@ -5,6 +7,10 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // Large blocks straight from (and back to) the OS: glibc's adaptive mmap threshold otherwise
+  // keeps freed staging buffers (weights re-encoded at load, conversion tiles) on the heap and
+  // they stay in the resident set for the whole run.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"edgellm: LLM adaptation on edge devices (Edge-LLM, DAC 2024)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "edgellm 0.1.0");
