@@ -29,6 +29,12 @@ void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+void bias_forward(float* y, const float* b, int64_t T, int64_t n) {
+  if (!b) return;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
 void cross_entropy_forward(float* loss, const float* logits, const int32_t* target, int64_t T,
                            int64_t V) {
 #pragma omp parallel for schedule(static) if (T * V >= (1 << 16))

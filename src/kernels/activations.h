@@ -11,6 +11,11 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 // x[n] += y[n]
 void add_inplace(float* x, const float* y, int64_t n);
 
+// y[T, n] += b[n] on every row (no-op for b == nullptr: Qwen2's q/k/v biases are optional), and
+// its backward db[n] += Σ_t dy[t, n].
+void bias_forward(float* y, const float* b, int64_t T, int64_t n);
+void bias_backward(float* db, const float* dy, int64_t T, int64_t n);
+
 // loss[t] = logsumexp(logits[t, :]) - logits[t, target[t]]  (natural log), T rows of V logits.
 // Rows with target < 0 get loss 0 (masked).
 void cross_entropy_forward(float* loss, const float* logits, const int32_t* target, int64_t T,

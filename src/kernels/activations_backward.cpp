@@ -46,6 +46,12 @@ void cross_entropy_backward(float* dlogits, const float* dloss, const float* log
   }
 }
 
+void bias_backward(float* db, const float* dy, int64_t T, int64_t n) {
+  if (!db) return;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) db[i] += dy[t * n + i];
+}
+
 void embedding_backward(float* dE, const float* dx, const int32_t* tokens, int64_t T, int64_t C) {
   for (int64_t t = 0; t < T; ++t) {
     float* row = dE + static_cast<int64_t>(tokens[t]) * C;

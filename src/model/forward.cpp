@@ -30,9 +30,10 @@ void InferenceState::set_adapter(const LoraAdapters* a) {
     const ModelConfig &c = m_.config(), &ac = a->model_config();
     if (ac.dim != c.dim || ac.hidden_dim != c.hidden_dim || ac.n_layers != c.n_layers ||
         ac.q_dim() != c.q_dim() || ac.kv_dim() != c.kv_dim())
-      fail("[lora] adapter for a model of dim {}, ff {}, {} layers does not fit this model "
-           "(dim {}, ff {}, {} layers)",
-           ac.dim, ac.hidden_dim, ac.n_layers, c.dim, c.hidden_dim, c.n_layers);
+      fail(
+          "[lora] adapter for a model of dim {}, ff {}, {} layers does not fit this model "
+          "(dim {}, ff {}, {} layers)",
+          ac.dim, ac.hidden_dim, ac.n_layers, c.dim, c.hidden_dim, c.n_layers);
     lora_tmp_.resize(static_cast<size_t>(cap_T_ * a->config().rank));
   }
   lora_ = a;
@@ -62,14 +63,6 @@ void InferenceState::embed(const int32_t* tokens, int64_t T, float* x) const {
   }
 }
 
-namespace {
-void add_bias(float* y, const float* b, int64_t T, int64_t n) {
-  if (!b) return;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
-}
-}  // namespace
-
 void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
   const ModelConfig& c = m_.config();
   const LayerWeights& w = m_.layer(l);
@@ -89,9 +82,9 @@ void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
   lora(LoraTarget::Q, xb_.data(), q_.data());
   lora(LoraTarget::K, xb_.data(), kc);
   lora(LoraTarget::V, xb_.data(), vc);
-  add_bias(q_.data(), w.bq, T, Q);
-  add_bias(kc, w.bk, T, KVD);
-  add_bias(vc, w.bv, T, KVD);
+  bias_forward(q_.data(), w.bq, T, Q);
+  bias_forward(kc, w.bk, T, KVD);
+  bias_forward(vc, w.bv, T, KVD);
   rope_forward(q_.data(), rope_, T, c.n_heads, pos0);
   rope_forward(kc, rope_, T, c.n_kv_heads, pos0);
   attention_forward(att_.data(), attn_scratch_, q_.data(), cache_.k_at(l, 0), cache_.v_at(l, 0), T,

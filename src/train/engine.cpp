@@ -14,19 +14,6 @@ namespace {
 
 void zero(float* p, int64_t n) { std::memset(p, 0, static_cast<size_t>(n) * sizeof(float)); }
 
-void add_bias(float* y, const float* b, int64_t T, int64_t n) {
-  if (!b) return;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
-}
-
-// db[n] += Σ_t dy[t, n]
-void bias_backward(float* db, const float* dy, int64_t T, int64_t n) {
-  if (!db) return;
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < n; ++i) db[i] += dy[t * n + i];
-}
-
 // Counter-based dropout mask: element i of (layer l, target t) under seed s is kept iff a hash
 // of (s, l, t, i) is >= p. Forward, checkpoint recompute and backward regenerate the same mask
 // without storing it, and a resumed run reproduces it from the saved seed.
@@ -226,9 +213,9 @@ void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a,
   lora_forward(l, LT::Q, a.xn1, a.q, a.u[0], T, train);
   lora_forward(l, LT::K, a.xn1, a.k, a.u[1], T, train);
   lora_forward(l, LT::V, a.xn1, a.v, a.u[2], T, train);
-  add_bias(a.q, w.bq, T, Q);
-  add_bias(a.k, w.bk, T, KVD);
-  add_bias(a.v, w.bv, T, KVD);
+  bias_forward(a.q, w.bq, T, Q);
+  bias_forward(a.k, w.bk, T, KVD);
+  bias_forward(a.v, w.bv, T, KVD);
   rope_forward(a.q, rope_, T, c_.n_heads, 0);
   rope_forward(a.k, rope_, T, c_.n_kv_heads, 0);
   attention_forward(a.att, a.attn, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);

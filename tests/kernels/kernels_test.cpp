@@ -142,6 +142,25 @@ TEST(Vexp, MatchesLibmAcrossTheRangeAndAtTheEnds) {
   EXPECT_NEAR(sum_exp_shifted(l.data(), 1001, 3.f), ref, 3e-7 * ref);
 }
 
+TEST(Bias, ForwardAddsPerColumnAndBackwardSumsRows) {
+  const int64_t T = 3, n = 5;
+  auto y = randn(T * n, 40), b = randn(n, 41), dy = randn(T * n, 42);
+  auto y0 = y;
+  bias_forward(y.data(), b.data(), T, n);
+  std::vector<float> db(n, 1.f);
+  bias_backward(db.data(), dy.data(), T, n);
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 1;
+    for (int64_t t = 0; t < T; ++t) {
+      EXPECT_FLOAT_EQ(y[t * n + i], y0[t * n + i] + b[i]);
+      s += dy[t * n + i];
+    }
+    EXPECT_NEAR(db[i], s, 1e-6);
+  }
+  bias_forward(y.data(), nullptr, T, n);  // absent bias: untouched
+  bias_backward(nullptr, dy.data(), T, n);
+}
+
 TEST(RmsNorm, MatchesReference) {
   for (auto [T, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 7}, {5, 64}, {9, 1031}}) {
     auto x = randn(T * C, 7), w = randn(C, 8);
