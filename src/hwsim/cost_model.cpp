@@ -50,31 +50,26 @@ double combine(Overlap o, double r_to_sram, double w_to_dram, double r_to_dram, 
     const char* name;
     double v;
   };
-  if (o == Overlap::None) {
-    const Term t[] = {{"r_to_sram", r_to_sram},
-                      {"w_to_dram", w_to_dram},
-                      {"r_to_dram", r_to_dram},
-                      {"w_to_ssd", w_to_ssd},
-                      {"compute", comp}};
-    const Term* best = std::max_element(t, t + 5, [](auto& a, auto& b) { return a.v < b.v; });
-    if (binding) *binding = best->name;
-    return r_to_sram + w_to_dram + r_to_dram + w_to_ssd + comp;
-  }
-  if (o == Overlap::FlexGen) {
-    const Term t[] = {{"read_chain", r_to_sram + r_to_dram},
-                      {"write_chain", w_to_dram + w_to_ssd},
-                      {"compute", comp}};
-    const Term* best = std::max_element(t, t + 3, [](auto& a, auto& b) { return a.v < b.v; });
-    if (binding) *binding = best->name;
-    return best->v;
-  }
   const Term t[] = {{"r_to_sram", r_to_sram},
                     {"w_to_dram", w_to_dram},
                     {"r_to_dram", r_to_dram},
                     {"w_to_ssd", w_to_ssd},
                     {"compute", comp}};
-  const Term* best = std::max_element(t, t + 5, [](auto& a, auto& b) { return a.v < b.v; });
+  auto largest = [](const Term* b, const Term* e) {
+    return std::max_element(b, e, [](auto& x, auto& y) { return x.v < y.v; });
+  };
+  if (o == Overlap::FlexGen) {
+    const Term chains[] = {{"read_chain", r_to_sram + r_to_dram},
+                           {"write_chain", w_to_dram + w_to_ssd},
+                           {"compute", comp}};
+    const Term* best = largest(chains, chains + 3);
+    if (binding) *binding = best->name;
+    return best->v;
+  }
+  const Term* best = largest(t, t + 5);
   if (binding) *binding = best->name;
+  // No overlap: the terms add up; the binding term is still the largest of them.
+  if (o == Overlap::None) return r_to_sram + w_to_dram + r_to_dram + w_to_ssd + comp;
   return best->v;
 }
 

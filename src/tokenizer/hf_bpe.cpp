@@ -53,18 +53,6 @@ void trim_start_ws(std::string& s) {
   s.erase(0, i);
 }
 
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  if (from.empty()) return;
-  std::string out;
-  size_t p = 0;
-  for (size_t q; (q = s.find(from, p)) != std::string::npos; p = q + from.size()) {
-    out.append(s, p, q - p);
-    out += to;
-  }
-  out.append(s, p, std::string::npos);
-  s = std::move(out);
-}
-
 // Splits s at the given matches according to HF's SplitDelimiterBehavior.
 void split_by(std::string_view s, const std::vector<std::pair<size_t, size_t>>& m,
               SplitBehavior behavior, bool invert, std::vector<std::string>& out) {
@@ -325,7 +313,7 @@ std::string HfBpeTokenizer::normalize(std::string_view s) const {
           r.append(t, p, std::string::npos);
           t = std::move(r);
         } else {
-          replace_all(t, n.pattern, n.content);
+          t = tok::replace_all(t, n.pattern, n.content);
         }
         break;
       case NormStep::Kind::kPrepend:
@@ -372,7 +360,7 @@ void HfBpeTokenizer::pre_tokenize(std::string_view s, bool first_section,
                    false, next);
           break;
         case PreTokStep::Kind::kMetaspace: {
-          replace_all(piece, " ", step.replacement);
+          piece = tok::replace_all(piece, " ", step.replacement);
           const bool starts = piece.compare(0, step.replacement.size(), step.replacement) == 0;
           if (!starts && (step.prepend_scheme == "always" ||
                           (step.prepend_scheme == "first" && first_section)))
@@ -498,12 +486,12 @@ std::string HfBpeTokenizer::decode(const std::vector<int32_t>& ids) const {
         break;
       case DecodeStep::Kind::kMetaspace:
         for (size_t i = 0; i < toks.size(); ++i) {
-          replace_all(toks[i], d.content, " ");
+          toks[i] = tok::replace_all(toks[i], d.content, " ");
           if (i == 0 && d.prepend && !toks[i].empty() && toks[i][0] == ' ') toks[i].erase(0, 1);
         }
         break;
       case DecodeStep::Kind::kReplace:
-        for (auto& t : toks) replace_all(t, d.pattern, d.content);
+        for (auto& t : toks) t = tok::replace_all(t, d.pattern, d.content);
         break;
       case DecodeStep::Kind::kByteFallback:
         for (auto& t : toks)

@@ -184,4 +184,16 @@ int parse_byte_piece(std::string_view p) {
 
 std::string byte_piece(uint8_t b) { return fmt::format("<0x{:02X}>", b); }
 
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(s);
+  std::string out;
+  size_t p = 0;
+  for (size_t q; (q = s.find(from, p)) != std::string_view::npos; p = q + from.size()) {
+    out.append(s, p, q - p);
+    out += to;
+  }
+  out.append(s.substr(p));
+  return out;
+}
+
 }  // namespace edgellm::tok

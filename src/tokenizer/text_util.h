@@ -39,4 +39,7 @@ inline constexpr std::string_view kSpmSpace = "\xE2\x96\x81";
 int parse_byte_piece(std::string_view piece);
 std::string byte_piece(uint8_t b);
 
+// Every occurrence of `from` (non-empty) in s replaced by `to`, left to right.
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
+
 }  // namespace edgellm::tok

@@ -165,17 +165,6 @@ std::vector<int> token_types(const Meta& meta, size_t n) {
   return types;
 }
 
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  std::string out;
-  size_t p = 0;
-  for (size_t q; (q = s.find(from, p)) != std::string::npos; p = q + from.size()) {
-    out.append(s, p, q - p);
-    out += to;
-  }
-  out.append(s, p, std::string::npos);
-  return out;
-}
-
 json scored_to_gguf(const tok::ScoredVocab& v, const tok::SpmOptions& o, bool llama2c) {
   json tokens = json::array(), scores = json::array(), types = json::array();
   for (size_t i = 0; i < v.pieces.size(); ++i) {
@@ -184,9 +173,9 @@ json scored_to_gguf(const tok::ScoredVocab& v, const tok::SpmOptions& o, bool ll
       // llama2.c's export decorates BOS/EOS with newlines and spells "▁" as a space.
       if (p == "\n<s>\n") p = "<s>";
       if (p == "\n</s>\n") p = "</s>";
-      if (v.types[i] != PieceType::kByte) p = replace_all(p, " ", tok::kSpmSpace);
+      if (v.types[i] != PieceType::kByte) p = tok::replace_all(p, " ", tok::kSpmSpace);
     } else if (o.space != tok::kSpmSpace) {
-      p = replace_all(p, o.space, tok::kSpmSpace);
+      p = tok::replace_all(p, o.space, tok::kSpmSpace);
     }
     tokens.push_back(std::move(p));
     scores.push_back(v.scores[i]);
