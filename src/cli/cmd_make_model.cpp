@@ -13,7 +13,7 @@ namespace edgellm::cli {
 void register_make_model(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "make-model",
-      "write a random-weight model (N(0, 0.02) linears, unit norms) of a named shape");
+      "write a random-weight model (N(0, 0.02) linears, unit norms) of a named or given shape");
   struct Args {
     std::string shape, out, dtype = "f32", gguf, gguf_dtype = "f32", tokenizer;
     uint64_t seed = 0;
@@ -22,9 +22,10 @@ void register_make_model(CLI::App& app) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--shape", a->shape, "stories260K|134M|tinyllama-1.1b|llama2-7b|llama-7b")
-      ->required()
-      ->check(CLI::IsMember(ModelConfig::preset_names()));
+  cmd->add_option("--shape", a->shape,
+                  "stories260K|134M|tinyllama-1.1b|llama2-7b|llama-7b, or "
+                  "dim=..,layers=..,heads=..,kv_heads=..,ff=..,vocab=..,ctx=..[,tied=1]")
+      ->required();
   cmd->add_option("--out,-o", a->out, "HF output directory (config.json + model.safetensors)");
   cmd->add_option("--seed", a->seed, "random seed (same seed, same weights in every format)");
   cmd->add_option("--std", a->stddev, "standard deviation of the random weights");
@@ -41,7 +42,7 @@ void register_make_model(CLI::App& app) {
     ModelArgs ma;
     ma.threads = a->threads;
     apply_threads(ma);
-    const ModelConfig c = ModelConfig::preset(a->shape);
+    const ModelConfig c = ModelConfig::parse_shape(a->shape);
     const ModelSource src = random_source(a->seed, a->stddev);
     nlohmann::json j = {{"shape", a->shape}, {"seed", a->seed}, {"n_params", c.n_params()}};
     if (!a->out.empty()) {

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/progress.h"
 #include "eval/model_files.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -96,12 +97,7 @@ void register_tune(CLI::App& app) {
       last = s;
       if (a->json) return;
       if (s.step % a->log_every == 0 || s.step == o.steps || s.val_loss >= 0)
-        std::fprintf(stderr,
-                     "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3f  %.0f tok/s  ETA %.0fs  peak "
-                     "%.0f MiB\n",
-                     static_cast<long long>(s.step), static_cast<long long>(o.steps), s.loss,
-                     s.val_loss >= 0 ? fmt::format("  val {:.4f}", s.val_loss).c_str() : "", s.lr,
-                     s.grad_norm, s.tokens_per_s, s.eta, s.peak_rss / 1048576.0);
+        print_step_line(s, o.steps);
     });
     // A fully fine-tuned model is an HF directory: keep its tokenizer with it.
     if (a->method == "full")

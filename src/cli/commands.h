@@ -15,5 +15,7 @@ void register_bench(CLI::App& app);
 void register_sim(CLI::App& app);
 void register_tune(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_train_tokenizer(CLI::App& app);
+void register_pretrain(CLI::App& app);
 
 }  // namespace edgellm::cli

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   register_ppl(app);
   register_tune(app);
   register_merge(app);
+  register_train_tokenizer(app);
+  register_pretrain(app);
   register_bench(app);
   register_convert(app);
   register_make_model(app);

@@ -4,6 +4,7 @@
 // neither holds more than one chunk of rows in memory.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ ModelSource checkpoint_source(const Checkpoint& ck);
 // seeded from (seed, tensor name, row), so the model is deterministic for a seed whatever the
 // format, dtype or thread count.
 ModelSource random_source(uint64_t seed, float stddev = 0.02f);
+// The same with a standard deviation chosen per tensor.
+ModelSource random_source(uint64_t seed, std::function<float(const TensorSpec&)> stddev_of);
+// Pretraining initialisation (GPT-2, llama2.c): every matrix ~ N(0, stddev^2) except the two
+// projections that write into the residual stream (o_proj, down_proj), whose stddev is divided
+// by sqrt(2·L) so the residual's variance does not grow with depth; norms 1, biases 0.
+ModelSource pretrain_init_source(uint64_t seed, int n_layers, float stddev = 0.02f);
 
 // HF directory: config.json + model.safetensors, q/k rows (and biases) in the HF layout.
 // `dtype` (f32/f16/bf16) applies to matrices; vectors stay f32.

@@ -39,8 +39,13 @@ void normal_row(uint64_t key, float stddev, float* dst, int64_t n) {
 }  // namespace
 
 ModelSource random_source(uint64_t seed, float stddev) {
-  return [seed, stddev](const TensorSpec& s) {
+  return random_source(seed, [stddev](const TensorSpec&) { return stddev; });
+}
+
+ModelSource random_source(uint64_t seed, std::function<float(const TensorSpec&)> stddev_of) {
+  return [seed, stddev_of](const TensorSpec& s) {
     TensorSource t;
+    const float stddev = stddev_of(s);
     const int64_t cols = s.shape.back();
     if (s.role == TensorRole::Norm) {
       t.gen = [cols](int64_t, float* dst) { std::fill(dst, dst + cols, 1.f); };
@@ -52,6 +57,17 @@ ModelSource random_source(uint64_t seed, float stddev) {
     }
     return t;
   };
+}
+
+ModelSource pretrain_init_source(uint64_t seed, int n_layers, float stddev) {
+  const float scaled = stddev / std::sqrt(2.f * static_cast<float>(n_layers));
+  return random_source(seed, [=](const TensorSpec& s) {
+    const bool residual_out =
+        s.name.find("o_proj") != std::string::npos || s.name.find("down_proj") != std::string::npos;
+    // Biases start at zero, as in every reference initialisation.
+    if (s.role == TensorRole::Bias) return 0.f;
+    return residual_out ? scaled : stddev;
+  });
 }
 
 }  // namespace edgellm

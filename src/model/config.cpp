@@ -1,5 +1,10 @@
 #include "model/config.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -36,8 +41,10 @@ void ModelConfig::validate(const std::string& source) const {
     fail("[config] {}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
          n_heads, n_kv_heads);
   if (head_dim % 2 != 0) fail("[config] {}: head_dim {} must be even for RoPE", source, head_dim);
-  if (!(norm_eps > 0.f)) fail("[config] {}: rms_norm_eps must be positive, got {}", source, norm_eps);
-  if (!(rope_theta > 0.f)) fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
+  if (!(norm_eps > 0.f))
+    fail("[config] {}: rms_norm_eps must be positive, got {}", source, norm_eps);
+  if (!(rope_theta > 0.f))
+    fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
   if (static_cast<int>(layers.size()) != n_layers)
     fail("[config] {}: {} layer configs for {} layers", source, layers.size(), n_layers);
   if (bos_id >= vocab_size || eos_id >= vocab_size)
@@ -74,7 +81,8 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   else if (model_type == "qwen2")
     c.arch = Arch::Qwen2;
   else
-    fail("[config] {}: model_type '{}' is not supported (llama, mistral, qwen2)", source, model_type);
+    fail("[config] {}: model_type '{}' is not supported (llama, mistral, qwen2)", source,
+         model_type);
   c.dim = get_req<int>(j, "hidden_size", source);
   c.hidden_dim = get_req<int>(j, "intermediate_size", source);
   c.n_layers = get_req<int>(j, "num_hidden_layers", source);
@@ -85,7 +93,8 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   c.norm_eps = get_or<float>(j, "rms_norm_eps", 1e-6f, source);
   c.rope_theta = get_or<float>(j, "rope_theta", 10000.f, source);
   c.tied_embeddings = get_or<bool>(j, "tie_word_embeddings", false, source);
-  if (c.n_heads <= 0) fail("[config] {}: num_attention_heads must be positive, got {}", source, c.n_heads);
+  if (c.n_heads <= 0)
+    fail("[config] {}: num_attention_heads must be positive, got {}", source, c.n_heads);
   c.head_dim = get_or<int>(j, "head_dim", c.dim / c.n_heads, source);
   c.qkv_bias = c.arch == Arch::Qwen2 ? true : get_or<bool>(j, "attention_bias", false, source);
   c.bos_id = get_or<int>(j, "bos_token_id", 1, source);
@@ -135,12 +144,12 @@ nlohmann::json ModelConfig::to_hf_json() const {
   j["torch_dtype"] = "float32";
   if (arch == Arch::Llama) j["attention_bias"] = qkv_bias;
   if (rope_scaling.enabled) {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", rope_scaling.factor},
-                         {"low_freq_factor", rope_scaling.low_freq_factor},
-                         {"high_freq_factor", rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings",
-                          rope_scaling.original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"rope_type", "llama3"},
+        {"factor", rope_scaling.factor},
+        {"low_freq_factor", rope_scaling.low_freq_factor},
+        {"high_freq_factor", rope_scaling.high_freq_factor},
+        {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings}};
   } else {
     j["rope_scaling"] = nullptr;
   }
@@ -176,6 +185,105 @@ ModelConfig ModelConfig::preset(const std::string& name) {
   std::string known;
   for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   fail("[config] unknown model shape '{}' (known: {})", name, known);
+}
+
+ModelConfig ModelConfig::parse_shape(const std::string& spec) {
+  if (spec.find('=') == std::string::npos) return preset(spec);
+  ModelConfig c;
+  bool have_base = false;
+  std::map<std::string, std::string> kv;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', start), spec.size());
+    const std::string item = spec.substr(start, comma - start);
+    start = comma + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      fail("[config] --shape '{}': item '{}' is not key=value", spec, item);
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    if (key == "base") {
+      c = preset(value);
+      have_base = true;
+      continue;
+    }
+    if (!kv.emplace(key, value).second)
+      fail("[config] --shape '{}': key '{}' given twice", spec, key);
+  }
+  auto integer = [&](const std::string& key, int64_t lo, int64_t hi) -> int {
+    const std::string& v = kv.at(key);
+    size_t used = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || used == 0) fail("[config] --shape: {}={} is not an integer", key, v);
+    if (x < lo || x > hi) fail("[config] --shape: {}={} outside [{}, {}]", key, v, lo, hi);
+    return static_cast<int>(x);
+  };
+  auto real = [&](const std::string& key) -> float {
+    const std::string& v = kv.at(key);
+    size_t used = 0;
+    double x = 0;
+    try {
+      x = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || used == 0 || !(x > 0) || !std::isfinite(x))
+      fail("[config] --shape: {}={} is not a positive number", key, v);
+    return static_cast<float>(x);
+  };
+  constexpr int64_t kMaxDim = 1 << 16, kMaxVocab = 1 << 22, kMaxCtx = 1 << 20;
+  const std::pair<const char*, int*> required[] = {
+      {"dim", &c.dim},        {"layers", &c.n_layers},
+      {"heads", &c.n_heads},  {"kv_heads", &c.n_kv_heads},
+      {"ff", &c.hidden_dim},  {"vocab", &c.vocab_size},
+      {"ctx", &c.max_seq_len}};
+  for (const auto& [key, field] : required) {
+    if (kv.count(key)) {
+      const int64_t hi = std::string(key) == "vocab"    ? kMaxVocab
+                         : std::string(key) == "ctx"    ? kMaxCtx
+                         : std::string(key) == "layers" ? 1024
+                                                        : kMaxDim;
+      *field = integer(key, 1, hi);
+    } else if (!have_base) {
+      fail("[config] --shape '{}': missing key '{}' (or give base=PRESET)", spec, key);
+    }
+  }
+  if (kv.count("head_dim")) {
+    c.head_dim = integer("head_dim", 2, kMaxDim);
+  } else if (kv.count("dim") || kv.count("heads") || !have_base) {
+    if (c.dim % c.n_heads != 0)
+      fail("[config] --shape: dim={} is not a multiple of heads={} (give head_dim)", c.dim,
+           c.n_heads);
+    c.head_dim = c.dim / c.n_heads;
+  }
+  if (kv.count("tied")) c.tied_embeddings = integer("tied", 0, 1) != 0;
+  if (kv.count("theta")) c.rope_theta = real("theta");
+  if (kv.count("eps")) c.norm_eps = real("eps");
+  static const char* known[] = {"dim", "layers",   "heads", "kv_heads", "ff", "vocab",
+                                "ctx", "head_dim", "tied",  "theta",    "eps"};
+  for (const auto& [key, value] : kv)
+    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
+        std::end(known))
+      fail(
+          "[config] --shape: unknown key '{}' (known: base, dim, layers, heads, kv_heads, ff, "
+          "vocab, ctx, head_dim, tied, theta, eps)",
+          key);
+  c.layers.assign(c.n_layers, LayerConfig{});
+  c.validate("--shape " + spec);
+  return c;
+}
+
+std::string ModelConfig::shape_spec() const {
+  return fmt::format(
+      "dim={},layers={},heads={},kv_heads={},ff={},vocab={},ctx={},head_dim={},tied={},theta={},"
+      "eps={}",
+      dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab_size, max_seq_len, head_dim,
+      tied_embeddings ? 1 : 0, rope_theta, norm_eps);
 }
 
 std::vector<std::string> ModelConfig::preset_names() {

@@ -3,9 +3,8 @@
 // training, the hardware simulator — reads the shape from here.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -16,10 +15,10 @@ const char* arch_name(Arch a);
 
 // Per-layer choices that later stages fill in. Defaults mean "as loaded".
 struct LayerConfig {
-  int bits = 0;          // weight bit-width chosen by the compression policy (0 = unquantized)
-  float sparsity = 0.f;  // fraction of zero weights in the layer's 7 linears
-  bool has_exit = false; // an early-exit head reads this layer's output
-  int lora_rank = 0;     // 0 = no adapter on this layer
+  int bits = 0;           // weight bit-width chosen by the compression policy (0 = unquantized)
+  float sparsity = 0.f;   // fraction of zero weights in the layer's 7 linears
+  bool has_exit = false;  // an early-exit head reads this layer's output
+  int lora_rank = 0;      // 0 = no adapter on this layer
 };
 
 // Llama-3 style frequency-dependent RoPE scaling ("rope_type": "llama3").
@@ -52,7 +51,7 @@ struct ModelConfig {
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
-  int64_t n_params() const;  // all weights incl. embeddings (tied head counted once)
+  int64_t n_params() const;      // all weights incl. embeddings (tied head counted once)
   int64_t layer_params() const;  // one decoder layer's linear + norm weights
 
   // Throws Error naming `source` and the first inconsistent field.
@@ -66,6 +65,12 @@ struct ModelConfig {
   // "tinyllama-1.1b", "llama2-7b", "llama-7b". Throws on an unknown name (listing known ones).
   static ModelConfig preset(const std::string& name);
   static std::vector<std::string> preset_names();
+  // A shape from flags: a preset name, or "key=value,..." with keys dim, layers, heads, kv_heads,
+  // ff, vocab, ctx (required unless a `base=PRESET` key supplies them), head_dim, tied (0/1),
+  // theta, eps. Every value is parsed at full width and range-checked; errors name the key.
+  static ModelConfig parse_shape(const std::string& spec);
+  // The inverse of parse_shape for the keys it writes (a spec that reproduces this shape).
+  std::string shape_spec() const;
 };
 
 }  // namespace edgellm

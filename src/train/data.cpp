@@ -156,6 +156,18 @@ Dataset load_dataset(const std::string& path, const Tokenizer& tok, int64_t seq,
   return d;
 }
 
+const Example& Dataset::train_at(size_t i, Example& buf) const {
+  if (!train_windows) return train.at(i);
+  train_windows->fill(i, buf);
+  return buf;
+}
+
+const Example& Dataset::val_at(size_t i, Example& buf) const {
+  if (!val_windows) return val.at(i);
+  val_windows->fill(i, buf);
+  return buf;
+}
+
 DataOrder::DataOrder(size_t n, uint64_t seed) : n_(n), seed_(seed) {
   if (n == 0) fail("[data] empty training set");
   shuffle();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
+#include "train/token_corpus.h"
 #include "util/rng.h"
 
 namespace edgellm {
@@ -27,6 +28,15 @@ struct Dataset {
   std::vector<Example> train, val;
   int64_t truncated = 0;  // records cut to seq
   int64_t dropped = 0;    // records with no loss tokens left after truncation
+  // Pretraining: packed windows over a memory-mapped token corpus, used instead of the
+  // `train` / `val` vectors when set (nothing is materialised per window).
+  std::shared_ptr<const TokenWindows> train_windows, val_windows;
+
+  size_t n_train() const { return train_windows ? train_windows->size() : train.size(); }
+  size_t n_val() const { return val_windows ? val_windows->size() : val.size(); }
+  // Example i of the split; `buf` holds it when it is computed from windows.
+  const Example& train_at(size_t i, Example& buf) const;
+  const Example& val_at(size_t i, Example& buf) const;
 };
 
 std::string alpaca_prompt(const std::string& instruction, const std::string& input);

@@ -17,12 +17,13 @@ const char* lr_schedule_name(LrSchedule s) {
   return s == LrSchedule::Constant ? "constant" : s == LrSchedule::Linear ? "linear" : "cosine";
 }
 
-float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t total) {
+float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t total, float min_lr) {
   if (step < warmup) return base * float(step + 1) / float(warmup);
   if (s == LrSchedule::Constant || total <= warmup) return base;
   const double frac = double(step - warmup) / double(total - warmup);  // [0, 1)
-  if (s == LrSchedule::Linear) return static_cast<float>(base * (1.0 - frac));
-  return static_cast<float>(base * 0.5 * (1.0 + std::cos(M_PI * frac)));
+  const double span = double(base) - double(min_lr);
+  if (s == LrSchedule::Linear) return static_cast<float>(min_lr + span * (1.0 - frac));
+  return static_cast<float>(min_lr + span * 0.5 * (1.0 + std::cos(M_PI * frac)));
 }
 
 AdamW::AdamW(std::vector<ParamSpan> spans, AdamWConfig cfg) : spans_(std::move(spans)), cfg_(cfg) {

@@ -13,8 +13,9 @@ enum class LrSchedule { Constant, Linear, Cosine };
 LrSchedule lr_schedule_from_name(const std::string& name);
 const char* lr_schedule_name(LrSchedule s);
 // lr for 0-based optimizer step `step` of `total`: warmup steps ramp linearly from base/warmup
-// to base, then constant / linear to 0 / cosine to 0 over the remaining steps.
-float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t total);
+// to base, then constant / linear to min_lr / cosine to min_lr over the remaining steps.
+float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t total,
+            float min_lr = 0.f);
 
 struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "io/checkpoint.h"
 #include "util/error.h"
@@ -35,6 +36,31 @@ void check_budget(const MemoryPlan& p, int64_t budget, const char* when) {
        p.total() / 1048576.0, budget / 1048576.0, when, p.table());
 }
 
+// Keeps the lines of `path` whose "step" is at most `step` (all when the file is absent).
+void truncate_metrics(const std::string& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    int64_t s = -1;
+    try {
+      s = nlohmann::json::parse(line).value("step", int64_t(-1));
+    } catch (const nlohmann::json::exception&) {
+      // A line cut by a crash: nothing after it can be trusted either.
+      dropped = true;
+      break;
+    }
+    if (s > step) {
+      dropped = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped) write_file_atomic(path, kept);
+}
+
 }  // namespace
 
 Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
@@ -45,7 +71,10 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     fail("[train] --batch {} and --grad-accum {} must be positive", o_.batch, o_.grad_accum);
   if (o_.seq > c.max_seq_len)
     fail("[train] --seq {} is longer than the model's context of {} tokens", o_.seq, c.max_seq_len);
-  if (data.train.empty()) fail("[train] {}: empty training set", data.source);
+  if (data.n_train() == 0) fail("[train] {}: empty training set", data.source);
+  if (data.train_windows && data.train_windows->seq > o_.seq)
+    fail("[train] {}: windows of {} tokens exceed --seq {}", data.source, data.train_windows->seq,
+         o_.seq);
   for (const Example& e : data.train)
     if (static_cast<int64_t>(e.tokens.size()) > o_.seq)
       fail("[train] {}: a sequence of {} tokens exceeds --seq {}", data.source, e.tokens.size(),
@@ -78,7 +107,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       spans.push_back({full_->params().data() + en.off, engine_->full_grad() + en.off,
                        static_cast<size_t>(en.numel), en.decay});
   opt_ = std::make_unique<AdamW>(std::move(spans), o_.adamw);
-  order_ = std::make_unique<DataOrder>(data.train.size(), o_.seed);
+  order_ = std::make_unique<DataOrder>(data.n_train(), o_.seed);
   if (o_.resume) load_checkpoint();
 }
 
@@ -87,12 +116,13 @@ Trainer::~Trainer() = default;
 const Model& Trainer::model() const { return full_ ? full_->model() : base_; }
 
 double Trainer::validation_loss() {
-  const size_t n = std::min<size_t>(data_.val.size(), static_cast<size_t>(o_.val_max));
+  const size_t n = std::min<size_t>(data_.n_val(), static_cast<size_t>(o_.val_max));
   if (n == 0) return -1;
   double sum = 0;
   int64_t tokens = 0;
+  Example buf;
   for (size_t i = 0; i < n; ++i) {
-    const Example& e = data_.val[i];
+    const Example& e = data_.val_at(i, buf);
     const StepResult r = engine_->run(e.tokens.data(), e.targets.data(),
                                       static_cast<int64_t>(e.tokens.size()), false, 0.f, 0);
     sum += r.loss_sum;
@@ -105,17 +135,21 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
   std::unique_ptr<std::ofstream> metrics;
   if (!o_.out.empty()) {
     std::filesystem::create_directories(o_.out);
+    // A resumed run continues the curve from its checkpoint: drop lines of steps it will redo.
+    truncate_metrics(o_.out + "/metrics.jsonl", step_);
     metrics = std::make_unique<std::ofstream>(o_.out + "/metrics.jsonl", std::ios::app);
     if (!*metrics) fail("[train] cannot open {}/metrics.jsonl for writing", o_.out);
   }
   const int64_t per_step = int64_t(o_.batch) * o_.grad_accum;
   int64_t done = 0;
   std::vector<const Example*> batch(per_step);
+  std::vector<Example> bufs(per_step);
   while (step_ < o_.steps && (stop_after < 0 || done < stop_after)) {
     const auto t0 = std::chrono::steady_clock::now();
     int64_t loss_tokens = 0, in_tokens = 0;
-    for (auto& b : batch) {
-      b = &data_.train[order_->next()];
+    for (int64_t k = 0; k < per_step; ++k) {
+      const Example*& b = batch[k];
+      b = &data_.train_at(order_->next(), bufs[k]);
       for (int32_t t : b->targets) loss_tokens += t >= 0;
       in_tokens += static_cast<int64_t>(b->tokens.size());
     }
@@ -129,7 +163,7 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
                             static_cast<int64_t>(b->tokens.size()), true, scale, dseed)
                       .loss_sum;
     }
-    const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps);
+    const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps, o_.min_lr);
     StepLog log;
     log.grad_norm = opt_->step(lr);
     ++step_;

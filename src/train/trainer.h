@@ -32,6 +32,7 @@ struct TuneOptions {
   int batch = 1;
   int grad_accum = 1;
   float lr = 4e-4f;
+  float min_lr = 0.f;  // floor of the linear/cosine decay
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup = 0;
   AdamWConfig adamw;
