@@ -65,7 +65,8 @@ BudgetResult budget_allocate(const std::vector<std::vector<BudgetChoice>>& items
     if (f.size() > max_frontier) {
       std::vector<Point> thin;
       const double step = double(f.size() - 1) / double(max_frontier - 1);
-      for (size_t t = 0; t < max_frontier; ++t) thin.push_back(f[static_cast<size_t>(std::llround(t * step))]);
+      for (size_t t = 0; t < max_frontier; ++t)
+        thin.push_back(f[static_cast<size_t>(std::llround(t * step))]);
       f.swap(thin);
       res.exact = false;
     }

@@ -14,10 +14,14 @@ const char* quantizer_name(Quantizer q) { return q == Quantizer::Rtn ? "rtn" : "
 
 const char* pruner_name(Pruner p) {
   switch (p) {
-    case Pruner::None: return "none";
-    case Pruner::Magnitude: return "magnitude";
-    case Pruner::Wanda: return "wanda";
-    case Pruner::SparseGpt: return "sparsegpt";
+    case Pruner::None:
+      return "none";
+    case Pruner::Magnitude:
+      return "magnitude";
+    case Pruner::Wanda:
+      return "wanda";
+    case Pruner::SparseGpt:
+      return "sparsegpt";
   }
   return "?";
 }
@@ -53,7 +57,8 @@ void CompressSpec::validate(const std::string& what) const {
   format().validate(what);
   if (sparsity.nm()) {
     if (!(sparsity.n >= 1 && sparsity.n < sparsity.m && sparsity.m <= 16))
-      fail("[compress] {}: N:M {}:{} not supported (1 <= N < M <= 16)", what, sparsity.n, sparsity.m);
+      fail("[compress] {}: N:M {}:{} not supported (1 <= N < M <= 16)", what, sparsity.n,
+           sparsity.m);
   } else if (!(sparsity.p >= 0 && sparsity.p < 1)) {
     fail("[compress] {}: sparsity {} outside [0, 1)", what, sparsity.p);
   }
@@ -68,7 +73,8 @@ double output_mse(const float* w, const float* w_hat, int64_t rows, int64_t cols
                   const std::vector<double>& H) {
   Eigen::MatrixXd D(cols, rows);  // δ_r as columns
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) D(c, r) = double(w[r * cols + c]) - double(w_hat[r * cols + c]);
+    for (int64_t c = 0; c < cols; ++c)
+      D(c, r) = double(w[r * cols + c]) - double(w_hat[r * cols + c]);
   Eigen::Map<const Eigen::MatrixXd> Hm(H.data(), cols, cols);
   return 0.5 * (D.array() * (Hm * D).array()).sum();
 }
@@ -93,8 +99,9 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   CompressedLinear out;
   std::vector<uint8_t> kept;
   if (prune && spec.pruner != Pruner::SparseGpt) {
-    const auto score = spec.pruner == Pruner::Magnitude ? magnitude_scores(w, rows, cols)
-                                                        : wanda_scores(w, rows, cols, calib->col_norms());
+    const auto score = spec.pruner == Pruner::Magnitude
+                           ? magnitude_scores(w, rows, cols)
+                           : wanda_scores(w, rows, cols, calib->col_norms());
     kept = mask_from_scores(score, rows, cols, spec.sparsity);
   }
   ObsOptions o;
@@ -139,7 +146,8 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   rep.bits_per_weight = rep.bytes.bits_per_weight(rows, cols);
   const std::vector<float> w_hat = out.q.dequantize();
   double se = 0;
-  for (size_t i = 0; i < w_hat.size(); ++i) se += (double(w[i]) - w_hat[i]) * (double(w[i]) - w_hat[i]);
+  for (size_t i = 0; i < w_hat.size(); ++i)
+    se += (double(w[i]) - w_hat[i]) * (double(w[i]) - w_hat[i]);
   rep.weight_mse = se / double(rows * cols);
   rep.output_mse = H.empty() ? std::numeric_limits<double>::quiet_NaN()
                              : output_mse(w, w_hat.data(), rows, cols, H);

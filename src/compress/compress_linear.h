@@ -30,12 +30,12 @@ Quantizer quantizer_from_name(const std::string& s, const std::string& what);
 Pruner pruner_from_name(const std::string& s, const std::string& what);
 
 struct CompressSpec {
-  int bits = 4;  // 2..8; 16 = no quantization
+  int bits = 4;   // 2..8; 16 = no quantization
   int group = 0;  // 0 = per output channel; else 32/64/128... along the input
   QuantScheme scheme = QuantScheme::Sym;
   Quantizer quantizer = Quantizer::Rtn;
   Pruner pruner = Pruner::None;
-  SparsitySpec sparsity;  // p, or N:M (n > 0)
+  SparsitySpec sparsity;   // p, or N:M (n > 0)
   bool act_order = false;  // GPTQ only
   double percdamp = 0.01;
   int block = 128;

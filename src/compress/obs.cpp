@@ -30,7 +30,8 @@ ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::ve
   if (opt.block <= 0) fail("[obs] block {} is not positive", opt.block);
   const SparsitySpec& sp = opt.sparsity;
   if (sp.nm() && opt.act_order)
-    fail("[obs] act-order with N:M {}:{}: the pattern is over consecutive input columns", sp.n, sp.m);
+    fail("[obs] act-order with N:M {}:{}: the pattern is over consecutive input columns", sp.n,
+         sp.m);
   if (sp.nm() && opt.block % sp.m != 0)
     fail("[obs] block {} is not a multiple of M = {}", opt.block, sp.m);
   const bool quant = f.quantized();
@@ -151,10 +152,11 @@ ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::ve
         idx.resize(static_cast<size_t>(len));
         for (int64_t r = 0; r < rows && drop > 0; ++r) {
           std::iota(idx.begin(), idx.end(), 0);
-          std::nth_element(idx.begin(), idx.begin() + (drop - 1), idx.end(), [&](int64_t a, int64_t b) {
-            const float sa = obs_score(r, i + a), sb = obs_score(r, i + b);
-            return sa < sb || (sa == sb && a < b);
-          });
+          std::nth_element(idx.begin(), idx.begin() + (drop - 1), idx.end(),
+                           [&](int64_t a, int64_t b) {
+                             const float sa = obs_score(r, i + a), sb = obs_score(r, i + b);
+                             return sa < sb || (sa == sb && a < b);
+                           });
           for (int64_t t = 0; t < drop; ++t) pruned[(j + idx[t]) * rows + r] = 1;
         }
       }

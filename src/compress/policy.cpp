@@ -49,7 +49,8 @@ std::vector<double> official_sparsity(const std::vector<double>& s_prune, double
   const auto [lo, hi] = std::minmax_element(s_prune.begin(), s_prune.end());
   const double L = double(s_prune.size());
   std::vector<double> inv(s_prune.size());
-  for (size_t j = 0; j < inv.size(); ++j) inv[j] = *hi > *lo ? 1 - (s_prune[j] - *lo) / (*hi - *lo) : 1;
+  for (size_t j = 0; j < inv.size(); ++j)
+    inv[j] = *hi > *lo ? 1 - (s_prune[j] - *lo) / (*hi - *lo) : 1;
   const double sum = std::accumulate(inv.begin(), inv.end(), 0.0);
   for (double& v : inv) v = P * L * v / sum;
   return inv;

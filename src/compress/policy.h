@@ -24,9 +24,9 @@
 namespace edgellm {
 
 struct Allocation {
-  std::vector<int> bits;          // [L]
-  std::vector<double> sparsity;   // [L]
-  std::vector<int> infeasible;    // luc-literal: layers whose p_j > 1
+  std::vector<int> bits;         // [L]
+  std::vector<double> sparsity;  // [L]
+  std::vector<int> infeasible;   // luc-literal: layers whose p_j > 1
 };
 
 std::vector<int> luc_bits(const std::vector<double>& s_quant, int B);

@@ -35,7 +35,9 @@ namespace {
 // Marks the k lowest of score[idx[0..n)] as pruned (ties: lower index first).
 void prune_lowest(const float* score, int64_t* idx, int64_t n, int64_t k, uint8_t* keep) {
   if (k <= 0) return;
-  auto less = [&](int64_t a, int64_t b) { return score[a] < score[b] || (score[a] == score[b] && a < b); };
+  auto less = [&](int64_t a, int64_t b) {
+    return score[a] < score[b] || (score[a] == score[b] && a < b);
+  };
   std::nth_element(idx, idx + (k - 1), idx + n, less);
   for (int64_t i = 0; i < k; ++i) keep[idx[i]] = 0;
 }

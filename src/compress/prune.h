@@ -13,8 +13,8 @@
 namespace edgellm {
 
 struct SparsitySpec {
-  double p = 0;        // unstructured fraction pruned (ignored when n > 0)
-  int n = 0, m = 0;    // N:M when n > 0
+  double p = 0;      // unstructured fraction pruned (ignored when n > 0)
+  int n = 0, m = 0;  // N:M when n > 0
   bool nm() const { return n > 0; }
   bool any() const { return nm() || p > 0; }
 };

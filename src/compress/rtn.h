@@ -1,6 +1,6 @@
 // Round-to-nearest quantization onto the grids of weight_format.h.
-//   sym  (LLM-QAT, per output channel by default): s = max|w| / (2^(b−1)−1), c = round(w/s) + 2^(b−1)−1
-//   asym (GPTQ's min-max grid, per group):         s = (max(w,0) − min(w,0)) / (2^b−1),
+//   sym  (LLM-QAT, per output channel by default): s = max|w| / (2^(b−1)−1), c = round(w/s) +
+//   2^(b−1)−1 asym (GPTQ's min-max grid, per group):         s = (max(w,0) − min(w,0)) / (2^b−1),
 //                                                  z = round(−min(w,0)/s), c = round(w/s) + z
 // s is rounded UP to the next fp16 value, so the grid covers every value of its group and
 // |w − ŵ| <= s/2 for each value (no clamping ever bites).

@@ -33,7 +33,8 @@ inline void unpack(const uint8_t* p, uint64_t pos, int b, int64_t n, uint16_t* o
     for (; i < n; ++i) out[i] = static_cast<uint16_t>(get(p, pos + 16 * uint64_t(i), 16));
     return;
   }
-  for (; i < n && (pos + uint64_t(i) * b) % 8 != 0; ++i) out[i] = static_cast<uint16_t>(get(p, pos + uint64_t(i) * b, b));
+  for (; i < n && (pos + uint64_t(i) * b) % 8 != 0; ++i)
+    out[i] = static_cast<uint16_t>(get(p, pos + uint64_t(i) * b, b));
   const uint32_t mask = (1u << b) - 1;
   for (; i + 8 <= n; i += 8) {
     uint64_t w = 0;

@@ -27,8 +27,12 @@ struct RowDecoder {
   bool q;
   int sym_off;
   RowDecoder(const PackedView& w_, int64_t r_)
-      : w(w_), r(r_), ng(w_.fmt.n_groups(w_.cols)), gc(w_.fmt.group_cols(w_.cols)),
-        q(w_.fmt.quantized()), sym_off(q ? (1 << (w_.fmt.bits - 1)) - 1 : 0) {}
+      : w(w_),
+        r(r_),
+        ng(w_.fmt.n_groups(w_.cols)),
+        gc(w_.fmt.group_cols(w_.cols)),
+        q(w_.fmt.quantized()),
+        sym_off(q ? (1 << (w_.fmt.bits - 1)) - 1 : 0) {}
   float scale(int64_t g) const { return f16_to_f32(w.scales[r * ng + g]); }
   int offset(int64_t g) const {
     return w.fmt.scheme == QuantScheme::Sym ? sym_off : w.zeros[r * ng + g];

@@ -16,8 +16,8 @@
 
 namespace edgellm {
 
-void packed_decode_row(const PackedView& w, int64_t r, float* dst);     // dst[K]
-float packed_dot_row(const PackedView& w, int64_t r, const float* x);   // x[K]
+void packed_decode_row(const PackedView& w, int64_t r, float* dst);    // dst[K]
+float packed_dot_row(const PackedView& w, int64_t r, const float* x);  // x[K]
 // y[N] (=|+=) W·x
 void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate = false);
 // y[T, N] (=|+=) x[T, K]·Wᵀ

@@ -56,7 +56,8 @@ void packed_decode_row(const PackedView& w, int64_t r, S* dst) {
     int ib = 0;
     while ((1 << ib) < M) ++ib;
     const int64_t groups = (K + M - 1) / M, slots = groups * N;
-    const uint64_t code_bytes = (uint64_t(slots) * b + 7) / 8, idx_bytes = (uint64_t(slots) * ib + 7) / 8;
+    const uint64_t code_bytes = (uint64_t(slots) * b + 7) / 8,
+                   idx_bytes = (uint64_t(slots) * ib + 7) / 8;
     for (int64_t g = 0; g < groups; ++g)
       for (int s = 0; s < N; ++s) {
         const int64_t len = std::min<int64_t>(M, K - g * M), k = g * N + s;

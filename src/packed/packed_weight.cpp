@@ -58,10 +58,12 @@ void QuantizedMatrix::validate(const char* what) const {
     if (f16_to_f32(f32_to_f16(scales[i])) != scales[i])
       fail("[pack] {}: scale {} (= {}) is not an fp16 value", what, i, scales[i]);
   for (size_t i = 0; i < zeros.size(); ++i)
-    if (zeros[i] > fmt.max_code()) fail("[pack] {}: zero point {} = {} > {}", what, i, zeros[i], fmt.max_code());
+    if (zeros[i] > fmt.max_code())
+      fail("[pack] {}: zero point {} = {} > {}", what, i, zeros[i], fmt.max_code());
   if (fmt.quantized())
     for (size_t i = 0; i < n; ++i)
-      if (codes[i] > fmt.max_code()) fail("[pack] {}: code {} = {} > {}", what, i, codes[i], fmt.max_code());
+      if (codes[i] > fmt.max_code())
+        fail("[pack] {}: code {} = {} > {}", what, i, codes[i], fmt.max_code());
 }
 
 int64_t nm_slots(const WeightFormat& f, int64_t cols) {
@@ -70,18 +72,24 @@ int64_t nm_slots(const WeightFormat& f, int64_t cols) {
 
 size_t code_row_bytes(const WeightFormat& f, int64_t cols) {
   switch (f.sparse) {
-    case SparseFormat::None: return ceil_div(uint64_t(cols) * f.bits, 8);
-    case SparseFormat::NM: return ceil_div(uint64_t(nm_slots(f, cols)) * f.bits, 8);
-    case SparseFormat::Bitmask: return 0;  // one stream over the matrix
+    case SparseFormat::None:
+      return ceil_div(uint64_t(cols) * f.bits, 8);
+    case SparseFormat::NM:
+      return ceil_div(uint64_t(nm_slots(f, cols)) * f.bits, 8);
+    case SparseFormat::Bitmask:
+      return 0;  // one stream over the matrix
   }
   return 0;
 }
 
 size_t index_row_bytes(const WeightFormat& f, int64_t cols) {
   switch (f.sparse) {
-    case SparseFormat::None: return 0;
-    case SparseFormat::Bitmask: return ceil_div(uint64_t(cols), 8);
-    case SparseFormat::NM: return ceil_div(uint64_t(nm_slots(f, cols)) * f.index_bits(), 8);
+    case SparseFormat::None:
+      return 0;
+    case SparseFormat::Bitmask:
+      return ceil_div(uint64_t(cols), 8);
+    case SparseFormat::NM:
+      return ceil_div(uint64_t(nm_slots(f, cols)) * f.index_bits(), 8);
   }
   return 0;
 }
@@ -139,7 +147,8 @@ void PackedWeight::validate(const char* what) const {
   if (zeros.size() != (asym ? ng : 0))
     fail("[packed] {}: {} zero points, expected {}", what, zeros.size(), asym ? ng : 0);
   const size_t ib = size_t(rows) * index_row_bytes(fmt, cols);
-  if (index.size() != ib) fail("[packed] {}: index of {} bytes, expected {}", what, index.size(), ib);
+  if (index.size() != ib)
+    fail("[packed] {}: index of {} bytes, expected {}", what, index.size(), ib);
   int64_t nnz = 0;
   if (fmt.sparse == SparseFormat::Bitmask) {
     for (uint8_t m : index) nnz += std::popcount(m);
@@ -150,7 +159,8 @@ void PackedWeight::validate(const char* what) const {
           fail("[packed] {}: mask row {} has bits set past column {}", what, r, cols);
   }
   const size_t cb = packed_bytes(fmt, rows, cols, nnz).codes;
-  if (codes.size() != cb) fail("[packed] {}: codes of {} bytes, expected {}", what, codes.size(), cb);
+  if (codes.size() != cb)
+    fail("[packed] {}: codes of {} bytes, expected {}", what, codes.size(), cb);
   if (fmt.sparse == SparseFormat::Bitmask && row_bit.size() != size_t(rows + 1))
     fail("[packed] {}: bitmask row offsets not built (index_rows)", what);
 }
@@ -166,8 +176,8 @@ PackedWeight pack(const QuantizedMatrix& q) {
     dense.sparse = SparseFormat::None;
     dense.nm_n = dense.nm_m = 0;
     const int64_t nnz = q.nnz();
-    if (q.kept.empty() || packed_bytes(f, rows, cols, nnz).total() >=
-                              packed_bytes(dense, rows, cols, nnz).total())
+    if (q.kept.empty() ||
+        packed_bytes(f, rows, cols, nnz).total() >= packed_bytes(dense, rows, cols, nnz).total())
       f = dense;
   }
   PackedWeight p;
@@ -196,7 +206,8 @@ PackedWeight pack(const QuantizedMatrix& q) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
           if (q.kept[r * cols + c]) {
-            p.index[r * irb + c / 8] = static_cast<uint8_t>(p.index[r * irb + c / 8] | (1u << (c % 8)));
+            p.index[r * irb + c / 8] =
+                static_cast<uint8_t>(p.index[r * irb + c / 8] | (1u << (c % 8)));
             bits::put(p.codes.data(), pos, b, codes[r * cols + c]);
             pos += b;
           }
@@ -250,7 +261,8 @@ QuantizedMatrix unpack(const PackedView& p) {
   if (p.zeros) q.zeros.assign(p.zeros, p.zeros + rows * ng);
   q.codes.assign(static_cast<size_t>(rows * cols), 0);
   auto zero_code = [&](int64_t r, int64_t c) -> uint16_t {
-    return static_cast<uint16_t>(p.fmt.zero_code(q.zeros.empty() ? 0 : q.zeros[r * ng + q.group_of(c)]));
+    return static_cast<uint16_t>(
+        p.fmt.zero_code(q.zeros.empty() ? 0 : q.zeros[r * ng + q.group_of(c)]));
   };
   switch (p.fmt.sparse) {
     case SparseFormat::None: {
@@ -288,8 +300,11 @@ QuantizedMatrix unpack(const PackedView& p) {
           for (int s = 0; s < N; ++s, ++k) {
             if (s >= len) continue;  // padding of a short last group
             const int64_t j = bits::get(p.index + r * irb, uint64_t(k) * ib, ib);
-            if (j >= len) fail("[unpack] row {} slot {}: position {} outside its {}-column group", r, k, j, len);
-            q.codes[r * cols + c0 + j] = static_cast<uint16_t>(bits::get(p.codes + r * crb, uint64_t(k) * b, b));
+            if (j >= len)
+              fail("[unpack] row {} slot {}: position {} outside its {}-column group", r, k, j,
+                   len);
+            q.codes[r * cols + c0 + j] =
+                static_cast<uint16_t>(bits::get(p.codes + r * crb, uint64_t(k) * b, b));
             q.kept[r * cols + c0 + j] = 1;
           }
         }

@@ -58,10 +58,10 @@ struct PackedView {
   WeightFormat fmt;  // the stored layout
   int64_t rows = 0, cols = 0;
   const uint8_t* codes = nullptr;
-  const uint16_t* scales = nullptr;  // fp16 [rows, n_groups]
-  const uint8_t* zeros = nullptr;    // [rows, n_groups], asym only
-  const uint8_t* index = nullptr;    // bitmask or N:M positions
-  const uint64_t* row_bit = nullptr; // Bitmask: [rows+1] bit offset of each row's codes
+  const uint16_t* scales = nullptr;   // fp16 [rows, n_groups]
+  const uint8_t* zeros = nullptr;     // [rows, n_groups], asym only
+  const uint8_t* index = nullptr;     // bitmask or N:M positions
+  const uint64_t* row_bit = nullptr;  // Bitmask: [rows+1] bit offset of each row's codes
 };
 
 struct PackedWeight {

@@ -33,7 +33,8 @@ void WeightFormat::validate(const std::string& what) const {
   if (quantized() && group > 0 && group % 8 != 0)
     fail("[format] {}: group {} is not a multiple of 8 (groups must start on byte boundaries)",
          what, group);
-  if (!quantized() && group != 0) fail("[format] {}: group {} given for unquantized fp16", what, group);
+  if (!quantized() && group != 0)
+    fail("[format] {}: group {} given for unquantized fp16", what, group);
   if (!quantized() && scheme != QuantScheme::Sym)
     fail("[format] {}: scheme asym given for unquantized fp16", what);
   if (sparse == SparseFormat::NM) {
@@ -48,9 +49,12 @@ const char* scheme_name(QuantScheme s) { return s == QuantScheme::Sym ? "sym" : 
 
 const char* sparse_format_name(SparseFormat s) {
   switch (s) {
-    case SparseFormat::None: return "dense";
-    case SparseFormat::Bitmask: return "bitmask";
-    case SparseFormat::NM: return "nm";
+    case SparseFormat::None:
+      return "dense";
+    case SparseFormat::Bitmask:
+      return "bitmask";
+    case SparseFormat::NM:
+      return "nm";
   }
   return "?";
 }
@@ -72,9 +76,10 @@ WeightFormat WeightFormat::parse(const std::string& text, const std::string& wha
   std::stringstream ss(text);
   for (std::string p; std::getline(ss, p, '-');) parts.push_back(p);
   auto bad = [&](const std::string_view why) -> WeightFormat {
-    fail("[format] {}: '{}': {} (expected e.g. b4-sym-row, b4-asym-g128-bitmask, b3-sym-g64-nm2:4, "
-         "b16-bitmask)",
-         what, text, why);
+    fail(
+        "[format] {}: '{}': {} (expected e.g. b4-sym-row, b4-asym-g128-bitmask, b3-sym-g64-nm2:4, "
+        "b16-bitmask)",
+        what, text, why);
   };
   if (parts.empty() || parts[0].size() < 2 || parts[0][0] != 'b') return bad("no bit-width");
   WeightFormat f;
@@ -86,10 +91,14 @@ WeightFormat WeightFormat::parse(const std::string& text, const std::string& wha
   size_t i = 1;
   if (f.bits != 16) {
     if (parts.size() < 3) return bad("a quantized format needs a scheme and a group");
-    if (parts[1] == "sym") f.scheme = QuantScheme::Sym;
-    else if (parts[1] == "asym") f.scheme = QuantScheme::Asym;
-    else return bad(fmt::format("scheme '{}' is neither sym nor asym", parts[1]));
-    if (parts[2] == "row") f.group = 0;
+    if (parts[1] == "sym")
+      f.scheme = QuantScheme::Sym;
+    else if (parts[1] == "asym")
+      f.scheme = QuantScheme::Asym;
+    else
+      return bad(fmt::format("scheme '{}' is neither sym nor asym", parts[1]));
+    if (parts[2] == "row")
+      f.group = 0;
     else if (parts[2].size() > 1 && parts[2][0] == 'g') {
       try {
         f.group = std::stoi(parts[2].substr(1));

@@ -1,13 +1,14 @@
 // GPTQ and SparseGPT against RTN / magnitude at equal bits and sparsity, on random layers with
 // correlated inputs, the objective ‖XWᵀ − XŴᵀ‖² computed from X in the test; plus the exact
 // mechanics (sparsity counts, N:M pattern, dead columns, the Hessian).
+#include "compress/obs.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "compress/calib_stats.h"
 #include "compress/compress_linear.h"
-#include "compress/obs.h"
 #include "compress_test_util.h"
 #include "util/error.h"
 
@@ -76,8 +77,8 @@ TEST(Gptq, BeatsRtnAtEqualBits) {
           gptq.quantizer = Quantizer::Gptq;
           gptq.act_order = act;
           const double e_rtn = err_of(L, rtn, st), e_gptq = err_of(L, gptq, st);
-          EXPECT_LT(e_gptq, 0.9 * e_rtn) << "bits " << bits << " group " << group << " "
-                                         << scheme_name(sch) << " act " << act;
+          EXPECT_LT(e_gptq, 0.9 * e_rtn)
+              << "bits " << bits << " group " << group << " " << scheme_name(sch) << " act " << act;
         }
 }
 
@@ -93,7 +94,8 @@ TEST(SparseGpt, BeatsMagnitudeAndWandaAtEqualSparsity) {
     CompressSpec wanda = mag, sgpt = mag;
     wanda.pruner = Pruner::Wanda;
     sgpt.pruner = Pruner::SparseGpt;
-    const double e_mag = err_of(L, mag, st), e_wanda = err_of(L, wanda, st), e_sgpt = err_of(L, sgpt, st);
+    const double e_mag = err_of(L, mag, st), e_wanda = err_of(L, wanda, st),
+                 e_sgpt = err_of(L, sgpt, st);
     EXPECT_LT(e_wanda, e_mag) << sp.p << " " << sp.n << ":" << sp.m;
     EXPECT_LT(e_sgpt, 0.9 * e_wanda) << sp.p << " " << sp.n << ":" << sp.m;
     // Joint with 4-bit quantization: SparseGPT+GPTQ against magnitude+RTN.
@@ -125,7 +127,8 @@ TEST(SparseGpt, PrunesExactCountsAndKeepsNmPattern) {
   for (int64_t r = 0; r < L.rows; ++r)
     for (int64_t c0 = 0; c0 < L.cols; c0 += 4) {
       int kept = 0;
-      for (int64_t j = c0; j < std::min<int64_t>(c0 + 4, L.cols); ++j) kept += c.q.kept[r * L.cols + j];
+      for (int64_t j = c0; j < std::min<int64_t>(c0 + 4, L.cols); ++j)
+        kept += c.q.kept[r * L.cols + j];
       ASSERT_EQ(kept, 2) << r << " " << c0;
     }
 }

@@ -1,6 +1,8 @@
 // Policy invariants: Eq. 1 bits, mean sparsity exactly P within bounds and ordered against
 // sensitivity, random = permutation of luc, the literal and official variants by hand, and the
 // budget knapsack against brute force and never above its target.
+#include "compress/policy.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <functional>
 
 #include "compress/budget.h"
-#include "compress/policy.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -62,7 +63,7 @@ TEST(Policy, MeanIsExactToOneInAMillionAtPaperSettings) {
 }
 
 TEST(Policy, OfficialAndLiteralByHand) {
-  const std::vector<double> s{1, 3, 5};  // n = 0, 0.5, 1; 1 − n = 1, 0.5, 0; Σ = 1.5
+  const std::vector<double> s{1, 3, 5};        // n = 0, 0.5, 1; 1 − n = 1, 0.5, 0; Σ = 1.5
   const auto off = official_sparsity(s, 0.4);  // P·L = 1.2
   EXPECT_NEAR(off[0], 0.8, 1e-12);
   EXPECT_NEAR(off[1], 0.4, 1e-12);
@@ -172,7 +173,8 @@ TEST(Budget, MatchesOrBeatsLucAtEqualSize) {
   for (size_t j = 0; j < L; ++j) {
     for (int b : {2, 3, 4, 5})
       for (double p = 0; p <= 0.9; p += 0.1) items[j].push_back({bytes_of(b, p), sens_of(j, b, p)});
-    items[j].push_back({bytes_of(luc.bits[j], luc.sparsity[j]), sens_of(j, luc.bits[j], luc.sparsity[j])});
+    items[j].push_back(
+        {bytes_of(luc.bits[j], luc.sparsity[j]), sens_of(j, luc.bits[j], luc.sparsity[j])});
     luc_bytes += items[j].back().bytes;
     luc_sens += items[j].back().sensitivity;
   }

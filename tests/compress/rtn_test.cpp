@@ -1,11 +1,12 @@
 // RTN quantizers: grids as specified (LLM-QAT sym per channel, min-max asym per group with a
 // partial last group) and the |w − ŵ| <= s/2 bound for every format.
+#include "compress/rtn.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "compress/rtn.h"
 #include "tensor/dtype.h"
 #include "util/rng.h"
 

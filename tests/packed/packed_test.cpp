@@ -71,7 +71,9 @@ std::vector<WeightFormat> formats() {
           f.bits = bits;
           f.group = group;
           f.scheme = sch;
-          f.sparse = sp == 0 ? SparseFormat::None : sp == 1 ? SparseFormat::Bitmask : SparseFormat::NM;
+          f.sparse = sp == 0   ? SparseFormat::None
+                     : sp == 1 ? SparseFormat::Bitmask
+                               : SparseFormat::NM;
           if (sp == 2) f.nm_n = 2, f.nm_m = 4;
           if (sp == 3) f.nm_n = 4, f.nm_m = 8;
           out.push_back(f);
@@ -211,7 +213,8 @@ TEST(PackedKernels, MatchScalarReferenceOnOddShapes) {
         for (int64_t t = 0; t < T; ++t)
           for (int64_t n = 0; n < rows; ++n) {
             double mag = 0;
-            for (int64_t k = 0; k < cols; ++k) mag += std::abs(double(wq[n * cols + k]) * x[t * cols + k]);
+            for (int64_t k = 0; k < cols; ++k)
+              mag += std::abs(double(wq[n * cols + k]) * x[t * cols + k]);
             ASSERT_NEAR(y[t * rows + n], 0.5 + yd[t * rows + n], 1e-5 * (mag + 1))
                 << p.fmt.name() << " T" << T;
           }
