@@ -1,0 +1,67 @@
+#include "compress/calib_stats.h"
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace edgellm {
+
+CalibStats::CalibStats(int64_t in) : in_(in), s_(static_cast<size_t>(in * in), 0.0) {
+  if (in <= 0) fail("[calib] input width {} is not positive", in);
+}
+
+CalibStats CalibStats::from_hessian(const std::vector<double>& H, int64_t in, int64_t n) {
+  if (static_cast<int64_t>(H.size()) != in * in || n <= 0)
+    fail("[calib] Hessian of {} values for width {} and {} rows", H.size(), in, n);
+  CalibStats c(in);
+  c.n_ = n;
+  for (size_t i = 0; i < H.size(); ++i) c.s_[i] = H[i] * double(n) / 2.0;
+  return c;
+}
+
+CalibStats CalibStats::from_col_norms(const std::vector<double>& norms) {
+  CalibStats c;
+  c.in_ = static_cast<int64_t>(norms.size());
+  c.norms_ = norms;
+  return c;
+}
+
+void CalibStats::add(const float* x, int64_t n) {
+  if (!has_hessian()) fail("[calib] add() on statistics built from column norms only");
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const RowMajor> X(x, n, in_);
+  Eigen::Map<Eigen::MatrixXd> S(s_.data(), in_, in_);  // symmetric: storage order is moot
+  // Batches of rows keep the double copy small.
+  constexpr int64_t kRows = 256;
+  for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+    const int64_t nr = std::min(kRows, n - r0);
+    const Eigen::MatrixXd Xd = X.middleRows(r0, nr).cast<double>();
+    S.noalias() += Xd.transpose() * Xd;
+  }
+  n_ += n;
+}
+
+void CalibStats::merge(const CalibStats& o) {
+  if (o.in_ != in_ || !has_hessian() || !o.has_hessian())
+    fail("[calib] merge of widths {} and {} (or of norm-only statistics)", in_, o.in_);
+  for (size_t i = 0; i < s_.size(); ++i) s_[i] += o.s_[i];
+  n_ += o.n_;
+}
+
+std::vector<double> CalibStats::hessian() const {
+  if (!has_hessian()) fail("[calib] no Hessian: statistics hold column norms only");
+  if (n_ == 0) fail("[calib] no calibration rows were added");
+  std::vector<double> H(s_.size());
+  for (size_t i = 0; i < s_.size(); ++i) H[i] = 2.0 * s_[i] / double(n_);
+  return H;
+}
+
+std::vector<double> CalibStats::col_norms() const {
+  if (!has_hessian()) return norms_;
+  std::vector<double> v(static_cast<size_t>(in_));
+  for (int64_t j = 0; j < in_; ++j) v[j] = std::sqrt(s_[j * in_ + j]);
+  return v;
+}
+
+}  // namespace edgellm

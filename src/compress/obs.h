@@ -1,0 +1,48 @@
+// GPTQ (Frantar et al. 2023) and SparseGPT (Frantar & Alistarh 2023): one column-by-column
+// optimal-brain-surgeon solver that minimises ‖XWᵀ − XŴᵀ‖² for a layer's calibration inputs X,
+// through H = (2/n)·XᵀX (calib_stats.h). Steps (PAPER.md §6):
+//   1. dead columns (H_ii = 0): H_ii = 1, W[:, i] = 0;
+//   2. optional act-order: process columns by diag(H) descending;
+//   3. dampening λ = percdamp·mean(diag H) (retried ×10 if H + λI is still not positive definite);
+//   4. U = upper Cholesky factor of (H + λI)⁻¹ (Eigen LLT);
+//   5. lazy blocks of `block` columns; inside a block, column i is pruned and/or quantized to q,
+//      err = (w − q)/U_ii and the block's remaining columns get W[:, i:] −= err·U[i, i:]; after the
+//      block the accumulated errors update every later column at once (one GEMM).
+// Masks: none (GPTQ), a given mask (magnitude/Wanda + GPTQ), SparseGPT's unstructured block mask
+// (score w²/U_ii², the lowest fraction of each block, over all rows of the block), or N:M chosen
+// at every M-th column from the current, already-updated weights.
+// Groups: the grid of a group is fitted on the current (updated) weights when its first column
+// is reached; with act-order the grids are fitted up front ("static groups") so that a group is
+// still a run of consecutive input columns, which the packed layout needs.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compress/prune.h"
+#include "packed/packed_weight.h"
+#include "packed/weight_format.h"
+
+namespace edgellm {
+
+struct ObsOptions {
+  WeightFormat fmt;  // grid (bits 16: no quantization, kept weights rounded to fp16)
+  // Pruning: given mask ([rows, cols], 1 = kept), or SparseGPT's own choice per `sparsity`.
+  const std::vector<uint8_t>* kept = nullptr;
+  SparsitySpec sparsity;
+  int block = 128;
+  double percdamp = 0.01;
+  bool act_order = false;
+};
+
+struct ObsResult {
+  QuantizedMatrix q;
+  double damp = 0;        // λ actually used
+  int64_t dead_cols = 0;  // inputs never active in calibration
+};
+
+// W[rows, cols] row-major; H[cols, cols] row-major (symmetric).
+ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::vector<double>& H,
+                       const ObsOptions& opt);
+
+}  // namespace edgellm

@@ -1,0 +1,232 @@
+// Packed weights: format descriptor, exact byte accounting, bit-exact round trips, and every
+// packed kernel against its scalar reference (packed_ref.h) on odd shapes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "packed/packed_kernels.h"
+#include "packed/packed_ref.h"
+#include "packed/packed_weight.h"
+#include "tensor/dtype.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace edgellm {
+namespace {
+
+// A random QuantizedMatrix in format f: random codes, fp16 scales, zero points, and (sparse
+// formats) a random mask with pruned weights holding the zero code.
+QuantizedMatrix random_q(const WeightFormat& f, int64_t rows, int64_t cols, double p, Rng& rng) {
+  QuantizedMatrix q;
+  q.fmt = f;
+  q.rows = rows;
+  q.cols = cols;
+  const int64_t ng = f.n_groups(cols);
+  q.scales.resize(static_cast<size_t>(rows * ng));
+  for (float& s : q.scales) s = f16_to_f32(f32_to_f16(float(0.01 + rng.uniform() * 0.1)));
+  if (f.quantized() && f.scheme == QuantScheme::Asym) {
+    q.zeros.resize(q.scales.size());
+    for (auto& z : q.zeros) z = static_cast<uint8_t>(rng.next() % (f.max_code() + 1));
+  }
+  q.codes.resize(static_cast<size_t>(rows * cols));
+  const uint32_t top = f.quantized() ? f.max_code() - (f.scheme == QuantScheme::Sym ? 1 : 0) : 0;
+  for (auto& c : q.codes)
+    c = f.quantized() ? static_cast<uint16_t>(rng.next() % (top + 1))
+                      : f32_to_f16(float(rng.normal()));
+  if (f.sparse != SparseFormat::None) {
+    q.kept.assign(q.codes.size(), 1);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c0 = 0; c0 < cols; c0 += (f.sparse == SparseFormat::NM ? f.nm_m : cols)) {
+        if (f.sparse == SparseFormat::NM) {  // keep at most N of each M (sometimes fewer)
+          const int64_t len = std::min<int64_t>(f.nm_m, cols - c0);
+          std::vector<int64_t> idx(len);
+          for (int64_t j = 0; j < len; ++j) idx[j] = j;
+          for (int64_t j = len - 1; j > 0; --j) std::swap(idx[j], idx[rng.next() % (j + 1)]);
+          const int64_t keep = std::min<int64_t>(f.nm_n, len) - (rng.uniform() < 0.2 ? 1 : 0);
+          for (int64_t j = keep; j < len; ++j) q.kept[r * cols + c0 + idx[j]] = 0;
+        } else {
+          for (int64_t c = 0; c < cols; ++c) q.kept[r * cols + c] = rng.uniform() >= p;
+        }
+      }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        if (!q.kept[r * cols + c]) {
+          const uint8_t z = q.zeros.empty() ? 0 : q.zeros[r * ng + q.group_of(c)];
+          q.codes[r * cols + c] = static_cast<uint16_t>(f.zero_code(z));
+        }
+  }
+  return q;
+}
+
+std::vector<WeightFormat> formats() {
+  std::vector<WeightFormat> out;
+  for (int bits : {2, 3, 4, 5, 6, 7, 8, 16})
+    for (int group : {0, 8, 32, 64, 128})
+      for (QuantScheme sch : {QuantScheme::Sym, QuantScheme::Asym})
+        for (int sp = 0; sp < 4; ++sp) {
+          if (bits == 16 && (group != 0 || sch == QuantScheme::Asym)) continue;
+          WeightFormat f;
+          f.bits = bits;
+          f.group = group;
+          f.scheme = sch;
+          f.sparse = sp == 0   ? SparseFormat::None
+                     : sp == 1 ? SparseFormat::Bitmask
+                               : SparseFormat::NM;
+          if (sp == 2) f.nm_n = 2, f.nm_m = 4;
+          if (sp == 3) f.nm_n = 4, f.nm_m = 8;
+          out.push_back(f);
+        }
+  return out;
+}
+
+TEST(WeightFormat, NameRoundTripsAndBadInputFails) {
+  for (const WeightFormat& f : formats()) {
+    EXPECT_EQ(WeightFormat::parse(f.name(), "test"), f) << f.name();
+  }
+  EXPECT_EQ(WeightFormat::parse("b4-asym-g128-bitmask", "t").group, 128);
+  EXPECT_EQ(WeightFormat::parse("b3-sym-row-nm2:4", "t").nm_m, 4);
+  for (const char* bad : {"", "b1-sym-row", "b9-sym-row", "b4-sym", "b4-foo-row", "b4-sym-g12",
+                          "b4-sym-row-nm4:4", "b16-asym-row", "b4-sym-row-bitmask-x", "q4"})
+    EXPECT_THROW(WeightFormat::parse(bad, "test"), Error) << bad;
+}
+
+TEST(PackedWeight, BytesMatchHandCount) {
+  WeightFormat f;  // 4-bit sym per row: 4096 columns = 2048 code bytes + one fp16 scale per row
+  f.bits = 4;
+  PackedBytes b = packed_bytes(f, 10, 4096, 0);
+  EXPECT_EQ(b.codes, 10u * 2048);
+  EXPECT_EQ(b.scales, 10u * 2);
+  EXPECT_EQ(b.zeros, 0u);
+  EXPECT_DOUBLE_EQ(b.bits_per_weight(10, 4096), 4.0 + 16.0 / 4096);
+  f.bits = 3;  // 3-bit asym g128 on 100 columns: ceil(300/8)=38 code bytes, 1 group of 100
+  f.scheme = QuantScheme::Asym;
+  f.group = 128;
+  b = packed_bytes(f, 2, 100, 0);
+  EXPECT_EQ(b.codes, 2u * 38);
+  EXPECT_EQ(b.scales, 2u * 2);
+  EXPECT_EQ(b.zeros, 2u);
+  f.sparse = SparseFormat::Bitmask;  // 77 kept 3-bit codes in one stream: 29 bytes; masks 13/row
+  b = packed_bytes(f, 2, 100, 77);
+  EXPECT_EQ(b.codes, 29u);
+  EXPECT_EQ(b.index, 2u * 13);
+  f.sparse = SparseFormat::NM;  // 2:4 on 100 cols: 50 slots · 3 bits = 19 B, 50 · 2 bits = 13 B
+  f.nm_n = 2;
+  f.nm_m = 4;
+  b = packed_bytes(f, 2, 100, 0);
+  EXPECT_EQ(b.codes, 2u * 19);
+  EXPECT_EQ(b.index, 2u * 13);
+}
+
+TEST(PackedWeight, RoundTripIsBitExactForEveryFormat) {
+  Rng rng(7);
+  for (const WeightFormat& f : formats())
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{3, 37}, {5, 130}, {1, 8}, {4, 257}}) {
+      const QuantizedMatrix q = random_q(f, rows, cols, 0.6, rng);
+      const PackedWeight p = pack(q);
+      p.validate("roundtrip");
+      EXPECT_EQ(p.bytes().total(), packed_bytes(p.fmt, rows, cols, q.nnz()).total()) << f.name();
+      const QuantizedMatrix u = unpack(p.view());
+      // Values identical, bit for bit.
+      const auto a = q.dequantize(), b = u.dequantize();
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_EQ(a[i], b[i]) << f.name() << " " << rows << "x" << cols << " at " << i;
+      if (p.fmt.sparse == SparseFormat::Bitmask) {
+        EXPECT_EQ(u.kept, q.kept) << f.name();
+      }
+      if (p.fmt.sparse == SparseFormat::None) {
+        EXPECT_EQ(u.codes, q.codes) << f.name();
+      }
+      // Re-packing reproduces the bytes.
+      const PackedWeight p2 = pack(u);
+      EXPECT_EQ(p2.fmt, p.fmt);
+      EXPECT_EQ(p2.codes, p.codes) << f.name();
+      EXPECT_EQ(p2.index, p.index) << f.name();
+      EXPECT_EQ(p2.scales, p.scales);
+      EXPECT_EQ(p2.zeros, p.zeros);
+    }
+}
+
+TEST(PackedWeight, StoresSparseOnlyWhenSmaller) {
+  Rng rng(3);
+  WeightFormat f;
+  f.bits = 2;
+  f.sparse = SparseFormat::Bitmask;
+  // 2-bit at ~10% sparsity: (0.9·2 + 1) bits > 2 bits: dense.
+  EXPECT_EQ(pack(random_q(f, 8, 256, 0.1, rng)).fmt.sparse, SparseFormat::None);
+  f.bits = 8;  // 8-bit at ~50%: 0.5·8 + 1 = 5 bits < 8: bitmask.
+  EXPECT_EQ(pack(random_q(f, 8, 256, 0.5, rng)).fmt.sparse, SparseFormat::Bitmask);
+  f.bits = 2;  // 4:8 at 2 bits: 0.5·(2 + 3) = 2.5 > 2: dense.
+  f.sparse = SparseFormat::NM;
+  f.nm_n = 4;
+  f.nm_m = 8;
+  EXPECT_EQ(pack(random_q(f, 8, 256, 0, rng)).fmt.sparse, SparseFormat::None);
+  f.bits = 4;  // 2:4 at 4 bits: 0.5·(4 + 2) = 3 < 4: N:M.
+  f.nm_n = 2;
+  f.nm_m = 4;
+  EXPECT_EQ(pack(random_q(f, 8, 256, 0, rng)).fmt.sparse, SparseFormat::NM);
+}
+
+TEST(PackedWeight, NmPackRejectsBrokenPattern) {
+  WeightFormat f;
+  f.bits = 4;
+  f.sparse = SparseFormat::NM;
+  f.nm_n = 2;
+  f.nm_m = 4;
+  Rng rng(1);
+  QuantizedMatrix q = random_q(f, 2, 16, 0, rng);
+  for (int j = 0; j < 4; ++j) q.kept[j] = 1;  // 4 of the first 4 kept
+  EXPECT_THROW(pack(q), Error);
+}
+
+// Every kernel against the scalar reference, on shapes that are not multiples of anything.
+TEST(PackedKernels, MatchScalarReferenceOnOddShapes) {
+  Rng rng(11);
+  for (const WeightFormat& f : formats())
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{67, 37}, {3, 203}, {70, 130}}) {
+      const QuantizedMatrix q = random_q(f, rows, cols, 0.55, rng);
+      const PackedWeight p = pack(q);
+      const PackedView v = p.view();
+      const auto wq = q.dequantize();
+      std::vector<float> row(cols), row_ref(cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        packed_decode_row(v, r, row.data());
+        ref::packed_decode_row<float>(v, r, row_ref.data());
+        for (int64_t c = 0; c < cols; ++c) {
+          ASSERT_EQ(row[c], row_ref[c]) << p.fmt.name() << " r" << r << " c" << c;
+          ASSERT_EQ(row[c], wq[r * cols + c]) << p.fmt.name();
+        }
+      }
+      for (int64_t T : {1, 3}) {
+        std::vector<float> x(T * cols), y(T * rows, 0.5f), dy(T * rows), dx(T * cols, 0.25f);
+        for (float& e : x) e = float(rng.normal());
+        for (float& e : dy) e = float(rng.normal());
+        std::vector<double> xd(x.begin(), x.end()), dyd(dy.begin(), dy.end()), yd(T * rows),
+            dxd(T * cols, 0.25);
+        ref::packed_matmul<double>(xd.data(), v, yd.data(), T);
+        ref::packed_matmul_backward<double>(dxd.data(), dyd.data(), v, T);
+        packed_matmul(x.data(), v, y.data(), T, /*accumulate=*/true);
+        packed_matmul_backward(dx.data(), dy.data(), v, T);
+        // Tolerance from the magnitude of the terms summed (fp32 accumulation).
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t n = 0; n < rows; ++n) {
+            double mag = 0;
+            for (int64_t k = 0; k < cols; ++k)
+              mag += std::abs(double(wq[n * cols + k]) * x[t * cols + k]);
+            ASSERT_NEAR(y[t * rows + n], 0.5 + yd[t * rows + n], 1e-5 * (mag + 1))
+                << p.fmt.name() << " T" << T;
+          }
+        for (int64_t i = 0; i < T * cols; ++i)
+          ASSERT_NEAR(dx[i], dxd[i], 1e-4 * (1 + std::abs(dxd[i]))) << p.fmt.name() << " T" << T;
+        if (T == 1) {
+          for (int64_t r = 0; r < rows; ++r)
+            ASSERT_NEAR(packed_dot_row(v, r, x.data()), yd[r], 1e-4 * (1 + std::abs(yd[r])));
+        }
+      }
+    }
+}
+
+}  // namespace
+}  // namespace edgellm
