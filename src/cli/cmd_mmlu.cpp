@@ -100,6 +100,8 @@ void register_mmlu(CLI::App& app) {
                   {"shortened", r.shortened},
                   {"truncated", r.truncated},
                   {"boundary_mismatches", r.boundary_mismatches},
+                  {"predicted", r.predicted},
+                  {"answers", r.answers},
                   {"tokens_computed", r.tokens_computed},
                   {"tokens_reused", r.tokens_reused},
                   {"seconds", r.seconds},

@@ -405,6 +405,8 @@ MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
       sr.shortened += it.shots < std::min<int>(o.shots, static_cast<int>(s.dev.size()));
       sr.truncated += it.truncated;
       r.boundary_mismatches += req[i].boundary_mismatches;
+      ++r.predicted[it.pred];
+      ++r.answers[it.answer];
     }
     sr.questions = nq;
     r.shortened += sr.shortened;

@@ -149,6 +149,9 @@ struct MmluResult {
   MmluGroupResult overall;                  // name "mmlu"
   std::vector<MmluGroupResult> categories;  // those with at least one subject, in fixed order
   int64_t shortened = 0, truncated = 0, boundary_mismatches = 0;
+  // How often each letter was predicted and was the answer: a near-chance model's bias shows
+  // here (e.g. a tokenizer where " B" is one token and " A" two).
+  std::array<int64_t, 4> predicted{}, answers{};
   int64_t tokens_computed = 0, tokens_reused = 0;
   double seconds = 0, seconds_per_question = 0;
 };

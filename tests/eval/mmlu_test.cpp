@@ -296,6 +296,8 @@ TEST(MmluScore, LettersAreSingleTokensScoredAfterTheColon) {
   EXPECT_EQ(res.overall.correct, 6);
   EXPECT_DOUBLE_EQ(res.overall.micro, 1.0);
   for (const MmluItem& it : res.subjects[0].items) EXPECT_EQ(it.pred, 2);
+  EXPECT_EQ(res.predicted, (std::array<int64_t, 4>{0, 0, 6, 0}));
+  EXPECT_EQ(res.answers, (std::array<int64_t, 4>{0, 0, 6, 0}));
   // The same model on questions whose answer is B gets none right.
   res = evaluate_mmlu(*m, *tok, {toy_questions(6, 1)}, o);
   EXPECT_EQ(res.overall.correct, 0);
