@@ -188,8 +188,13 @@ std::vector<std::string> mmlu_subjects(const std::string& dir) {
 MmluSubject load_mmlu_subject(const std::string& dir, const std::string& name) {
   MmluSubject s;
   s.name = name;
-  s.dev = read_mmlu_csv(dir + "/dev/" + name + "_dev.csv");
-  s.test = read_mmlu_csv(dir + "/test/" + name + "_test.csv");
+  const std::string dev = dir + "/dev/" + name + "_dev.csv",
+                    test = dir + "/test/" + name + "_test.csv";
+  for (const std::string& f : {dev, test})
+    if (!std::filesystem::exists(f))
+      fail("[mmlu] subject '{}': {} not found (see `ls {}/test` for the subjects)", name, f, dir);
+  s.dev = read_mmlu_csv(dev);
+  s.test = read_mmlu_csv(test);
   return s;
 }
 
