@@ -9,6 +9,7 @@ namespace edgellm::cli {
 void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
+void register_mmlu(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_bench(CLI::App& app);

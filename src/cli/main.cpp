@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   register_info(app);
   register_generate(app);
   register_ppl(app);
+  register_mmlu(app);
   register_tune(app);
   register_merge(app);
   register_train_tokenizer(app);

@@ -63,6 +63,12 @@ void InferenceState::embed(const int32_t* tokens, int64_t T, float* x) const {
   }
 }
 
+void InferenceState::truncate(int64_t len) {
+  if (len < 0 || len > cache_.len)
+    fail("[forward] truncate to {} positions: the cache holds {}", len, cache_.len);
+  cache_.len = len;
+}
+
 void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
   const ModelConfig& c = m_.config();
   const LayerWeights& w = m_.layer(l);

@@ -49,6 +49,10 @@ class InferenceState {
   const LoraAdapters* adapter() const { return lora_; }
 
   void reset() { cache_.len = 0; }
+  // Forgets positions >= len, keeping the cached keys/values of [0, len): a position's keys and
+  // values depend only on the tokens up to it, so a shared prompt prefix is computed once and
+  // each continuation is run from there (MMLU's few-shot prefix).
+  void truncate(int64_t len);
   int64_t pos() const { return cache_.len; }
   int64_t max_seq() const { return cache_.max_seq; }
   const Model& model() const { return m_; }

@@ -102,6 +102,37 @@ TEST(Cli, FullFineTuningWritesASelfContainedModelThatFitsTheData) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Cli, MmluReadsTheHendrycksLayoutAndReportsEveryFigure) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  const std::string dir = testing::temp_dir("cli_mmlu");
+  std::filesystem::create_directories(dir + "/dev");
+  std::filesystem::create_directories(dir + "/test");
+  // The original headerless layout (answer letters), one subject with a quoted comma.
+  std::ofstream(dir + "/dev/astronomy_dev.csv") << "What is the Sun?,A star,A planet,A moon,A "
+                                                   "comet,A\nHow many moons has Mars?,0,1,2,3,C\n";
+  std::ofstream(dir + "/test/astronomy_test.csv")
+      << "Which planet is red?,Venus,Mars,\"Earth, mostly\",Jupiter,B\n"
+         "What orbits the Earth?,The Moon,The Sun,Mars,Venus,A\n"
+         "Which is a gas giant?,Mercury,Mars,Venus,Jupiter,D\n";
+  CliRun r = run("mmlu --model " + model() + " --data " + dir + " --shots 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  // Progress lines (stderr, merged here) come before the JSON.
+  auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const char* k : {"micro", "macro", "categories", "subjects", "shortened", "truncated",
+                        "seconds_per_question", "tokens_reused"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["questions"].get<int>(), 3);
+  EXPECT_EQ(j["subjects"][0]["name"], "astronomy");
+  EXPECT_EQ(j["categories"][0]["name"], "stem");
+  EXPECT_GT(j["tokens_reused"].get<int>(), 0);
+  // A malformed row: the error names the file and line.
+  std::ofstream(dir + "/test/astronomy_test.csv") << "q,a,b,c,d,A\nq2,a,b,c,d\n";
+  r = run("mmlu --model " + model() + " --data " + dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("astronomy_test.csv line 2"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cli, BadInputFailsWithClearMessage) {
   const std::string dir = testing::temp_dir("cli_bad");
   // A missing file.
