@@ -37,7 +37,9 @@ void register_ppl(CLI::App& app) {
       a->o.adapter = adapter.get();
     }
     const std::string text = read_file(a->text);
-    PplResult r = perplexity(*m, ppl_tokens(*tok, text, a->o.max_tokens), a->o);
+    const std::vector<int32_t> tokens = ppl_tokens(*tok, text, a->o.max_tokens);
+    PplResult r = perplexity(*m, tokens, a->o);
+    add_bits_per_byte(r, *tok, tokens);
     if (a->json) {
       print_json({{"model", a->model},
                   {"text", a->text},
@@ -49,12 +51,14 @@ void register_ppl(CLI::App& app) {
                   {"predictions", r.predictions},
                   {"mean_nll", r.mean_nll},
                   {"ppl", r.ppl},
+                  {"bytes", r.bytes},
+                  {"bpb", r.bpb},
                   {"seconds", r.seconds}});
     } else {
       fmt::print(
-          "{}: ppl {:.4f} (mean NLL {:.4f} nats) over {} predictions, {} tokens, {} windows "
-          "of {} [{}], {:.2f} s\n",
-          a->text, r.ppl, r.mean_nll, r.predictions, r.tokens, r.windows, r.ctx, r.protocol,
+          "{}: ppl {:.4f} (mean NLL {:.4f} nats, {:.4f} bits/byte) over {} predictions, {} "
+          "tokens, {} windows of {} [{}], {:.2f} s\n",
+          a->text, r.ppl, r.mean_nll, r.bpb, r.predictions, r.tokens, r.windows, r.ctx, r.protocol,
           r.seconds);
     }
   });

@@ -76,6 +76,13 @@ double window_nll(InferenceState& st, const std::vector<int32_t>& window, int64_
 
 }  // namespace
 
+void add_bits_per_byte(PplResult& r, const Tokenizer& tok, const std::vector<int32_t>& tokens) {
+  const bool bos = !tokens.empty() && tokens[0] == tok.bos_id();
+  const std::vector<int32_t> body(tokens.begin() + (bos ? 1 : 0), tokens.end());
+  r.bytes = static_cast<int64_t>(tok.decode(body).size());
+  r.bpb = r.bytes > 0 ? r.mean_nll / std::log(2.0) * double(body.size()) / double(r.bytes) : 0;
+}
+
 PplResult perplexity(const Model& m, const std::vector<int32_t>& tokens, const PplOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& c = m.config();

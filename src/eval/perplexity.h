@@ -38,11 +38,17 @@ struct PplResult {
   int64_t predictions = 0;  // NLL terms averaged
   double mean_nll = 0;
   double ppl = 0;
+  int64_t bytes = 0;  // UTF-8 bytes of the evaluated text (its tokens after BOS, decoded)
+  double bpb = 0;     // bits per byte: mean_nll / ln 2 × (tokens − 1) / bytes
   double seconds = 0;
 };
 
 // Token sequence the protocol evaluates: [BOS] + encode(text), truncated to max_tokens.
 std::vector<int32_t> ppl_tokens(const Tokenizer& tok, const std::string& text, int64_t max_tokens);
 PplResult perplexity(const Model& m, const std::vector<int32_t>& tokens, const PplOptions& opt);
+// Fills r.bytes and r.bpb. Bits per byte compare models with different tokenizers on the same
+// text: the mean NLL per predicted token (nats → bits) times the tokens per byte of the evaluated
+// text — the usual conversion; it assumes the few unscored window-first tokens cost the mean.
+void add_bits_per_byte(PplResult& r, const Tokenizer& tok, const std::vector<int32_t>& tokens);
 
 }  // namespace edgellm

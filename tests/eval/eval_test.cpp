@@ -125,6 +125,23 @@ TEST_F(Protocols, LlamaCppScoresSecondHalfOfBosPrefixedChunks) {
   EXPECT_NEAR(r.mean_nll, sum / r.predictions, 1e-4);
 }
 
+TEST_F(Protocols, BitsPerByteCountTheBytesOfTheEvaluatedText) {
+  // A whole paragraph, so the evaluated text is exactly known: its bytes are the text's bytes.
+  const std::string text = read_text().substr(0, read_text().find("\n\n"));
+  auto tok = load_tokenizer_for(*m_, "");
+  const std::vector<int32_t> ids = ppl_tokens(*tok, text, 0);
+  PplOptions o;
+  o.ctx = 64;
+  PplResult r = perplexity(*m_, ids, o);
+  add_bits_per_byte(r, *tok, ids);
+  EXPECT_EQ(r.bytes, static_cast<int64_t>(text.size()));
+  // Σ NLL over the tokens in bits, spread over the bytes they spell.
+  EXPECT_NEAR(r.bpb, r.mean_nll * double(ids.size() - 1) / std::log(2.0) / double(text.size()),
+              1e-12);
+  EXPECT_GT(r.bpb, 0.3);  // stories260K is a real but weak model: neither 0 nor absurd
+  EXPECT_LT(r.bpb, 3.0);
+}
+
 TEST_F(Protocols, RejectsBadOptions) {
   PplOptions o;
   o.ctx = 1;
