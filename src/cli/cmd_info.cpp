@@ -41,6 +41,29 @@ void register_info(CLI::App& app) {
     fmt::print("  {:.2f} M parameters, {:.1f} MB of weights\n", c.n_params() / 1e6,
                m.weight_bytes() / 1e6);
     for (const auto& [dt, n] : by_dtype) fmt::print("    {:>6}: {} values\n", dt, n);
+    // The per-layer record (model/config.h LayerConfig), when anything is compressed or marked.
+    if (!c.layers_json().is_null()) {
+      fmt::print("  per layer (bits: parameter-weighted mean, float linears as 16):\n");
+      for (int l = 0; l < c.n_layers; ++l) {
+        const LayerConfig& lc = c.layers[l];
+        auto desc = [](const LinearFormat& f) {
+          std::string d = f.bits ? fmt::format("{}b/{}", f.bits, quant_scheme_name(f.scheme))
+                                 : std::string("float");
+          if (f.group) d += fmt::format("/g{}", f.group);
+          if (f.sparsity > 0) d += fmt::format("/sp{:.2f}", f.sparsity);
+          if (f.nm_m) d += fmt::format("/{}:{}", f.nm_n, f.nm_m);
+          return d;
+        };
+        bool same = true;
+        for (const LinearFormat& f : lc.linear) same &= f == lc.linear[0];
+        std::string lin = same ? " all=" + desc(lc.linear[0]) : "";
+        for (int i = 0; i < kLinears && !same; ++i)
+          lin += fmt::format(" {}={}", linear_name(static_cast<LinearId>(i)), desc(lc.linear[i]));
+        fmt::print("    layer {:>3}: {:5.2f} bits, sparsity {:.3f}{}{}{}\n", l, c.mean_bits(l),
+                   c.mean_sparsity(l), lc.has_exit ? ", exit" : "",
+                   lc.lora_rank ? fmt::format(", lora r{}", lc.lora_rank) : "", lin);
+      }
+    }
     if (*tensors)
       for (const Tensor& t : ck.tensors.all())
         fmt::print("  {:<50} {:>5} {}\n", t.name, dtype_name(t.dtype), t.shape_str());

@@ -46,6 +46,16 @@ void save_gguf(const Checkpoint& ck, const std::string& path, DType dtype = DTyp
 // file (ck.path), the tensor, the expected and the found shape.
 void validate_tensors(const Checkpoint& ck);
 
+// The value format a storage type implies: Q8_0 8-bit sym groups of 32, Q4_0 4-bit sym groups of
+// 32 (codes offset by 8), Q4_K 4-bit asym groups of 32 (scale and min per sub-block), Q6_K 6-bit
+// sym groups of 16; the default (full precision) for f32/f16/bf16.
+LinearFormat stored_linear_format(DType t);
+// Fills bits/group/scheme of every linear in ck.config.layers from its stored tensor where the
+// storage is block-quantized (such values sit on that grid whatever the config said); float
+// storage keeps the config's record (values fake-quantized in floats). Sparsity, N:M, exits and
+// LoRA ranks only come from the config. load_checkpoint() and Model (after re-encoding) call it.
+void fill_linear_formats(Checkpoint& ck);
+
 // HF <-> internal RoPE layout permutation of q/k rows (see tensor_set.h). n_heads is the number
 // of heads stacked in the tensor's rows; works on any dtype because whole rows move.
 Tensor permute_hf_to_interleaved(const Tensor& t, int n_heads);

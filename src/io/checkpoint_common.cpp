@@ -54,6 +54,45 @@ Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
 
 }  // namespace
 
+LinearFormat stored_linear_format(DType t) {
+  LinearFormat f;
+  switch (t) {
+    case DType::Q8_0:
+      f.bits = 8, f.group = 32, f.scheme = QuantScheme::Sym;
+      break;
+    case DType::Q4_0:
+      f.bits = 4, f.group = 32, f.scheme = QuantScheme::Sym;
+      break;
+    case DType::Q4_K:
+      f.bits = 4, f.group = 32, f.scheme = QuantScheme::Asym;
+      break;
+    case DType::Q6_K:
+      f.bits = 6, f.group = 16, f.scheme = QuantScheme::Sym;
+      break;
+    default:
+      break;
+  }
+  return f;
+}
+
+void fill_linear_formats(Checkpoint& ck) {
+  ModelConfig& c = ck.config;
+  c.layers.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      const auto t = static_cast<LinearId>(i);
+      const std::string name = fmt::format("model.layers.{}.{}.{}.weight", l,
+                                           i < 4 ? "self_attn" : "mlp", linear_name(t));
+      const Tensor* w = ck.tensors.find(name);
+      if (!w || !dtype_is_quantized(w->dtype)) continue;
+      const LinearFormat s = stored_linear_format(w->dtype);
+      LinearFormat& f = c.layers[l].at(t);
+      f.bits = s.bits;
+      f.group = s.group;
+      f.scheme = s.scheme;
+    }
+}
+
 Tensor permute_hf_to_interleaved(const Tensor& t, int n_heads) {
   return permute_rows(t, n_heads, false);
 }

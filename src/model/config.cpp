@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,70 @@
 namespace edgellm {
 
 const char* arch_name(Arch a) { return a == Arch::Qwen2 ? "qwen2" : "llama"; }
+
+namespace {
+constexpr const char* kLinearNames[kLinears] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                "gate_proj", "up_proj", "down_proj"};
+}  // namespace
+
+const char* linear_name(LinearId t) { return kLinearNames[static_cast<int>(t)]; }
+
+const char* quant_scheme_name(QuantScheme s) {
+  return s == QuantScheme::Sym ? "sym" : s == QuantScheme::Asym ? "asym" : "none";
+}
+
+int64_t ModelConfig::linear_in(LinearId t) const {
+  switch (t) {
+    case LinearId::O:
+      return q_dim();
+    case LinearId::Down:
+      return hidden_dim;
+    default:
+      return dim;
+  }
+}
+
+int64_t ModelConfig::linear_out(LinearId t) const {
+  switch (t) {
+    case LinearId::Q:
+      return q_dim();
+    case LinearId::K:
+    case LinearId::V:
+      return kv_dim();
+    case LinearId::Gate:
+    case LinearId::Up:
+      return hidden_dim;
+    default:
+      return dim;
+  }
+}
+
+namespace {
+// Σ f(format)·params / Σ params over the linears of layer l (all layers when l < 0).
+template <typename F>
+double weighted_mean(const ModelConfig& c, int layer, F f) {
+  double num = 0, den = 0;
+  const int l0 = layer < 0 ? 0 : layer, l1 = layer < 0 ? c.n_layers : layer + 1;
+  for (int l = l0; l < l1; ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      const auto t = static_cast<LinearId>(i);
+      const double n = static_cast<double>(c.linear_in(t)) * static_cast<double>(c.linear_out(t));
+      num += n * f(c.layers[l].linear[i]);
+      den += n;
+    }
+  return den > 0 ? num / den : 0.0;
+}
+}  // namespace
+
+double ModelConfig::mean_bits(int layer, double float_bits) const {
+  return weighted_mean(*this, layer, [&](const LinearFormat& f) {
+    return f.bits > 0 ? static_cast<double>(f.bits) : float_bits;
+  });
+}
+
+double ModelConfig::mean_sparsity(int layer) const {
+  return weighted_mean(*this, layer, [](const LinearFormat& f) { return double(f.sparsity); });
+}
 
 int64_t ModelConfig::layer_params() const {
   int64_t d = dim, q = q_dim(), kv = kv_dim(), ff = hidden_dim;
@@ -47,6 +112,23 @@ void ModelConfig::validate(const std::string& source) const {
     fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
   if (static_cast<int>(layers.size()) != n_layers)
     fail("[config] {}: {} layer configs for {} layers", source, layers.size(), n_layers);
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      const LinearFormat& f = layers[l].linear[i];
+      const char* n = kLinearNames[i];
+      if (f.bits < 0 || f.bits > 16)
+        fail("[config] {}: layer {} {}: bits {} outside [0, 16]", source, l, n, f.bits);
+      if ((f.bits == 0) != (f.scheme == QuantScheme::None))
+        fail("[config] {}: layer {} {}: scheme '{}' does not fit bits {} (none iff bits 0)", source,
+             l, n, quant_scheme_name(f.scheme), f.bits);
+      if (f.group < 0) fail("[config] {}: layer {} {}: group {} negative", source, l, n, f.group);
+      if (!(f.sparsity >= 0.f && f.sparsity < 1.f))
+        fail("[config] {}: layer {} {}: sparsity {} outside [0, 1)", source, l, n, f.sparsity);
+      if (f.nm_m != 0 || f.nm_n != 0)
+        if (!(0 < f.nm_n && f.nm_n < f.nm_m))
+          fail("[config] {}: layer {} {}: N:M pattern {}:{} needs 0 < N < M", source, l, n, f.nm_n,
+               f.nm_m);
+    }
   if (bos_id >= vocab_size || eos_id >= vocab_size)
     fail("[config] {}: bos/eos id {}/{} outside vocab of {}", source, bos_id, eos_id, vocab_size);
 }
@@ -119,6 +201,7 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
         get_or<int>(rs, "original_max_position_embeddings", 8192, source);
   }
   c.layers.assign(c.n_layers > 0 ? c.n_layers : 0, LayerConfig{});
+  if (j.contains("edgellm") && !j["edgellm"].is_null()) c.read_layers_json(j["edgellm"], source);
   c.validate(source);
   return c;
 }
@@ -153,7 +236,85 @@ nlohmann::json ModelConfig::to_hf_json() const {
   } else {
     j["rope_scaling"] = nullptr;
   }
+  if (nlohmann::json e = layers_json(); !e.is_null()) j["edgellm"] = std::move(e);
   return j;
+}
+
+nlohmann::json ModelConfig::layers_json() const {
+  bool any = false;
+  for (const LayerConfig& lc : layers) any |= !lc.is_default();
+  if (!any) return nullptr;
+  nlohmann::json arr = nlohmann::json::array();
+  for (const LayerConfig& lc : layers) {
+    nlohmann::json o = nlohmann::json::object();
+    for (int i = 0; i < kLinears; ++i) {
+      const LinearFormat& f = lc.linear[i];
+      if (f.is_default()) continue;
+      nlohmann::json fj = nlohmann::json::object();
+      if (f.bits) fj["bits"] = f.bits;
+      if (f.group) fj["group"] = f.group;
+      if (f.scheme != QuantScheme::None) fj["scheme"] = quant_scheme_name(f.scheme);
+      if (f.sparsity != 0.f) fj["sparsity"] = f.sparsity;
+      if (f.nm_m) fj["nm"] = fmt::format("{}:{}", f.nm_n, f.nm_m);
+      o[kLinearNames[i]] = std::move(fj);
+    }
+    if (lc.has_exit) o["has_exit"] = true;
+    if (lc.lora_rank) o["lora_rank"] = lc.lora_rank;
+    arr.push_back(std::move(o));
+  }
+  return {{"format", 1}, {"layers", std::move(arr)}};
+}
+
+void ModelConfig::read_layers_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object())
+    fail("[config] {}: field 'edgellm' must be an object, got {}", source, j.dump());
+  const int version = get_or<int>(j, "format", 1, source);
+  if (version != 1)
+    fail("[config] {}: edgellm.format {} unknown (this build reads format 1)", source, version);
+  if (!j.contains("layers")) return;
+  const auto& arr = j["layers"];
+  if (!arr.is_array() || static_cast<int>(arr.size()) != n_layers)
+    fail("[config] {}: edgellm.layers must list {} layers, got {}", source, n_layers, arr.dump());
+  layers.assign(n_layers, LayerConfig{});
+  for (int l = 0; l < n_layers; ++l) {
+    const auto& o = arr[l];
+    if (!o.is_object()) fail("[config] {}: edgellm.layers[{}] is not an object", source, l);
+    LayerConfig& lc = layers[l];
+    for (auto it = o.begin(); it != o.end(); ++it) {
+      const std::string& key = it.key();
+      const std::string where = fmt::format("{}: edgellm.layers[{}].{}", source, l, key);
+      if (key == "has_exit") {
+        lc.has_exit = get_or<bool>(o, "has_exit", false, source);
+        continue;
+      }
+      if (key == "lora_rank") {
+        lc.lora_rank = get_or<int>(o, "lora_rank", 0, source);
+        continue;
+      }
+      int i = 0;
+      while (i < kLinears && key != kLinearNames[i]) ++i;
+      if (i == kLinears)
+        fail("[config] {}: unknown key (expected a *_proj name, has_exit, lora_rank)", where);
+      const auto& fj = it.value();
+      if (!fj.is_object()) fail("[config] {}: expected an object, got {}", where, fj.dump());
+      LinearFormat& f = lc.linear[i];
+      f.bits = get_or<int>(fj, "bits", 0, where);
+      f.group = get_or<int>(fj, "group", 0, where);
+      f.sparsity = get_or<float>(fj, "sparsity", 0.f, where);
+      const std::string scheme = get_or<std::string>(fj, "scheme", "none", where);
+      if (scheme == "sym")
+        f.scheme = QuantScheme::Sym;
+      else if (scheme == "asym")
+        f.scheme = QuantScheme::Asym;
+      else if (scheme == "none")
+        f.scheme = QuantScheme::None;
+      else
+        fail("[config] {}: scheme '{}' unknown (sym, asym, none)", where, scheme);
+      const std::string nm = get_or<std::string>(fj, "nm", "", where);
+      if (!nm.empty() && std::sscanf(nm.c_str(), "%d:%d", &f.nm_n, &f.nm_m) != 2)
+        fail("[config] {}: nm '{}' is not N:M", where, nm);
+    }
+  }
 }
 
 namespace {

@@ -136,6 +136,12 @@ void LoraAdapters::init_peft(uint64_t seed) {
     }
 }
 
+void lora_dropout(float* out, const float* x, int64_t n, uint64_t seed, int l, LoraTarget t,
+                  float p) {
+  const float inv = 1.f / (1.f - p);
+  for (int64_t i = 0; i < n; ++i) out[i] = lora_dropout_keep(seed, l, t, i, p) ? x[i] * inv : 0.f;
+}
+
 void LoraAdapters::apply(int l, LoraTarget t, const float* x, float* y, int64_t T,
                          float* tmp) const {
   const LoraLinear& s = at(l, t);

@@ -63,6 +63,7 @@ Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
              dtype_block_size(*opt.matrix_dtype));
       ck_.tensors.mutable_get(t.name) = convert_tensor(t, *opt.matrix_dtype);
     }
+    fill_linear_formats(ck_);  // values re-encoded to a block type now sit on its grid
   }
   if (opt.copy_weights) copy_weights_to_arena();
   const ModelConfig& c = ck_.config;

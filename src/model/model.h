@@ -22,6 +22,18 @@ struct LayerWeights {
   const float* bq = nullptr;         // [NH*HD] Qwen2 only, else null
   const float* bk = nullptr;         // [KV*HD]
   const float* bv = nullptr;         // [KV*HD]
+
+  const WeightView& linear(LinearId t) const {
+    const WeightView* v[kLinears] = {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down};
+    return *v[static_cast<int>(t)];
+  }
+};
+
+// An exit head: RMSNorm gain and LM head. The model's own (final norm + lm_head) serves the last
+// layer and, shared, any early exit; a cloned exit head brings its own.
+struct HeadWeights {
+  const float* norm = nullptr;  // [C]
+  WeightView lm_head;           // [V, C]
 };
 
 struct LoadOptions {
@@ -51,6 +63,7 @@ class Model {
   const WeightView& tok_embedding() const { return tok_embedding_; }  // [V, C]
   const WeightView& lm_head() const { return lm_head_; }              // [V, C]
   const float* final_norm() const { return final_norm_; }             // [C]
+  HeadWeights head() const { return {final_norm_, lm_head_}; }
   // Bytes of weights as stored (what decode streams per token).
   size_t weight_bytes() const;
 

@@ -1,4 +1,6 @@
-// The training forward and the hand-written backward of a whole LLaMA model.
+// The training forward and the hand-written backward of a whole LLaMA model. The forward is the
+// one layer function inference runs too (model/layer.h), told to keep its intermediates in a
+// slot of saved activations; the backward is written by hand against exactly those values.
 //
 // One sequence of T tokens at a time (a batch is a sequence of such micro-batches whose
 // gradients add up). The forward runs layers [0, l1) and saves what the backward needs for the
@@ -24,6 +26,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/rope.h"
+#include "model/layer.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/full_params.h"
@@ -68,6 +71,9 @@ class TrainEngine {
   // dLoss/d(layer l0 input) [T, C] of the last backward run.
   const float* input_grad() const { return dx_; }
   const Model& model() const { return *m_; }
+  // Observer of the forward of every later run() (model/layer.h taps); null removes it. A
+  // checkpointing recompute does not call it again.
+  void set_taps(LayerTaps* t) { taps_ = t; }
 
  private:
   struct LayerActs {
@@ -80,11 +86,12 @@ class TrainEngine {
   };
 
   void carve();
-  void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train);
+  // The shared layer forward (model/layer.h) writing into slot a.
+  void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train,
+                     LayerTaps* taps);
   void layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T, bool need_dx);
   double head(const float* x, const int32_t* targets, int64_t T, bool backward, float scale,
               int64_t* count);
-  void lora_forward(int l, LoraTarget t, const float* x, float* y, float* u, int64_t T, bool train);
   void lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
                      const float* u, int64_t T);
   const float* dropout_input(int l, LoraTarget t, const float* x, int64_t n);
@@ -97,6 +104,7 @@ class TrainEngine {
   RopeTable rope_;
   Arena grads_, acts_, scratch_;
   uint64_t dseed_ = 0;
+  LayerTaps* taps_ = nullptr;
 
   std::vector<float*> x_in_;      // [L+1] × [T, C]: input of each layer, x_in_[L] = final hidden
   std::vector<LayerActs> slots_;  // L slots, or 1 with checkpointing
