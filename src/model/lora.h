@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"  // NamedF32, read/write_safetensors_f32 (adapter files)
 #include "model/config.h"
 
 namespace edgellm {
@@ -90,15 +91,5 @@ class LoraAdapters {
   std::vector<std::array<LoraLinear, kLoraTargets>> lin_;  // [L][7]
   std::vector<float> params_;                              // every A and B, one arena
 };
-
-// Minimal safetensors I/O for fp32 tensors (what adapters and training checkpoints need).
-struct NamedF32 {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors);
-// Reads every tensor of an F32 (or F16/BF16, widened) safetensors file.
-std::vector<NamedF32> read_safetensors_f32(const std::string& path);
 
 }  // namespace edgellm
