@@ -46,6 +46,11 @@ void save_gguf(const Checkpoint& ck, const std::string& path, DType dtype = DTyp
 // file (ck.path), the tensor, the expected and the found shape.
 void validate_tensors(const Checkpoint& ck);
 
+// Scans every tensor's stored bits once (tensor/dtype.h first_nonfinite) and throws naming the
+// file, the tensor and the element if any value is NaN or ±Inf: such a weight turns every later
+// activation into NaN, which would otherwise surface only as a NaN perplexity or loss.
+void check_finite_tensors(const Checkpoint& ck);
+
 // HF <-> internal RoPE layout permutation of q/k rows (see tensor_set.h). n_heads is the number
 // of heads stacked in the tensor's rows; works on any dtype because whole rows move.
 Tensor permute_hf_to_interleaved(const Tensor& t, int n_heads);
