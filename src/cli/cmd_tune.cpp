@@ -15,9 +15,10 @@ namespace edgellm::cli {
 
 namespace {
 
-// Layer indices beyond this are refused while parsing (before the model is known), so a range
-// like 0-2000000000 cannot expand into billions of entries; the adapter checks the real count.
-constexpr int kMaxLayerIndex = 1 << 16;
+// Layer indices beyond any model's (config.h kMaxLayers) are refused while parsing, before the
+// model is known, so a range like 0-2000000000 cannot expand into billions of entries; the
+// adapter checks the real count.
+constexpr int kMaxLayerIndex = kMaxLayers - 1;
 
 int parse_layer_index(const std::string& s, const std::string& all) {
   int v = 0;

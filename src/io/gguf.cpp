@@ -307,6 +307,11 @@ Checkpoint load_gguf(const std::string& path) {
   c.max_seq_len = int_field("context_length", false, 2048);
   c.dim = int_field("embedding_length", true, 0);
   c.n_layers = int_field("block_count", true, 0);
+  // Sizes the per-layer config below: bounded before anything is allocated from it (a fuzzed
+  // block_count of 2^30 asked for 17 GB). Every layer needs tensors, so the file bounds it too.
+  if (c.n_layers > kMaxLayers || static_cast<uint64_t>(c.n_layers) > n_tensors)
+    fail("[gguf] {}: {}.block_count = {} exceeds the limit of {} or the file's {} tensors", path,
+         arch, c.n_layers, kMaxLayers, n_tensors);
   c.hidden_dim = int_field("feed_forward_length", true, 0);
   c.n_heads = int_field("attention.head_count", true, 0);
   c.n_kv_heads = int_field("attention.head_count_kv", false, c.n_heads);

@@ -28,6 +28,9 @@ void ModelConfig::validate(const std::string& source) const {
   positive("dim (hidden_size)", dim);
   positive("hidden_dim (intermediate_size)", hidden_dim);
   positive("n_layers (num_hidden_layers)", n_layers);
+  if (n_layers > kMaxLayers)
+    fail("[config] {}: n_layers (num_hidden_layers) {} exceeds the limit of {}", source, n_layers,
+         kMaxLayers);
   positive("n_heads (num_attention_heads)", n_heads);
   positive("n_kv_heads (num_key_value_heads)", n_kv_heads);
   positive("head_dim", head_dim);
@@ -123,7 +126,8 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
          model_type);
   c.dim = f.size("hidden_size");
   c.hidden_dim = f.size("intermediate_size");
-  c.n_layers = f.size("num_hidden_layers");
+  c.n_layers = static_cast<int>(
+      json_int(f.req("num_hidden_layers"), f.where("num_hidden_layers"), 1, kMaxLayers));
   c.n_heads = f.size("num_attention_heads");
   c.n_kv_heads = f.size_or("num_key_value_heads", c.n_heads);
   c.vocab_size = f.size("vocab_size");

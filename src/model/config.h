@@ -3,9 +3,8 @@
 // training, the hardware simulator — reads the shape from here.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
-
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -16,10 +15,10 @@ const char* arch_name(Arch a);
 
 // Per-layer choices that later stages fill in. Defaults mean "as loaded".
 struct LayerConfig {
-  int bits = 0;          // weight bit-width chosen by the compression policy (0 = unquantized)
-  float sparsity = 0.f;  // fraction of zero weights in the layer's 7 linears
-  bool has_exit = false; // an early-exit head reads this layer's output
-  int lora_rank = 0;     // 0 = no adapter on this layer
+  int bits = 0;           // weight bit-width chosen by the compression policy (0 = unquantized)
+  float sparsity = 0.f;   // fraction of zero weights in the layer's 7 linears
+  bool has_exit = false;  // an early-exit head reads this layer's output
+  int lora_rank = 0;      // 0 = no adapter on this layer
 };
 
 // Llama-3 style frequency-dependent RoPE scaling ("rope_type": "llama3").
@@ -30,6 +29,11 @@ struct RopeScaling {
   float high_freq_factor = 4.f;
   int original_max_position_embeddings = 8192;
 };
+
+// Upper bound on the layer count read from any file: per-layer arrays are sized by it before the
+// tensors can be counted, so an absurd count must fail here, not in the allocator. No published
+// model is near it (the largest have ~128 layers).
+constexpr int kMaxLayers = 1 << 16;
 
 struct ModelConfig {
   Arch arch = Arch::Llama;
@@ -52,7 +56,7 @@ struct ModelConfig {
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
-  int64_t n_params() const;  // all weights incl. embeddings (tied head counted once)
+  int64_t n_params() const;      // all weights incl. embeddings (tied head counted once)
   int64_t layer_params() const;  // one decoder layer's linear + norm weights
 
   // Throws Error naming `source` and the first inconsistent field.

@@ -48,6 +48,9 @@ TEST_F(HfValidation, IntegersAreCheckedBeforeNarrowingAndShownAsWritten) {
   expect_error([&] { load_with("bos_token_id", 2147483648ull); }, {"bos_token_id", "2147483648"});
   expect_error([&] { load_with("tie_word_embeddings", 1); },
                {"tie_word_embeddings", "true or false"});
+  // Sizes per-layer arrays before any tensor is counted: bounded (fuzzing found 17 GB asked for).
+  expect_error([&] { load_with("num_hidden_layers", 2147483647); },
+               {"num_hidden_layers", "2147483647", "65536"});
   // An integral float is the same number.
   load_with("hidden_size", 64.0);
 }
@@ -70,6 +73,25 @@ TEST_F(HfValidation, TensorDuplicatedAcrossShardsIsRefused) {
   write_file_atomic(m + "/model.safetensors.index.json", idx.dump());
   expect_error([&] { load_hf_dir(m); },
                {"model-00002-of-00002.safetensors", "more than one shard"});
+}
+
+// Regression for a fuzzer finding (tools/fuzz.sh, fuzz_gguf): a block_count near 2^31 made the
+// reader allocate a per-layer array of 17+ GB before looking at the tensors.
+TEST(GgufValidation, HugeBlockCountIsRefusedBeforeAllocating) {
+  const std::string d = temp_dir("gguf_blocks");
+  write_gguf(tiny_config(Arch::Llama), random_source(1), d + "/m.gguf", DType::F32, nullptr);
+  std::vector<uint8_t> b = read_bytes(d + "/m.gguf");
+  const std::string key = "llama.block_count";
+  const size_t at = find_bytes(b, key);
+  ASSERT_NE(at, std::string::npos);
+  // key bytes, then u32 value type (4 = u32), then the value.
+  for (uint32_t v : {1073741824u, 2147483647u, 100u}) {
+    put<uint32_t>(b, at + key.size() + 4, v);
+    write_bytes(d + "/bad.gguf", b);
+    expect_error([&] { load_gguf(d + "/bad.gguf"); },
+                 {"bad.gguf", "block_count", std::to_string(v)});
+  }
+  fs::remove_all(d);
 }
 
 // A checkpoint with one value of `name` replaced by v (as stored in `dt`).
