@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "model/model.h"
@@ -25,6 +27,9 @@ void register_info(CLI::App& app) {
     std::map<std::string, int64_t> by_dtype;
     for (const Tensor& t : ck.tensors.all()) by_dtype[dtype_name(t.dtype)] += t.numel();
     j["params_by_dtype"] = by_dtype;
+    // The OpenMP wait policy this process runs with (main.cpp sets PASSIVE unless the user chose).
+    const char* wp = std::getenv("OMP_WAIT_POLICY");
+    j["omp_wait_policy"] = wp ? wp : "";
     if (*tensors) {
       for (const Tensor& t : ck.tensors.all())
         j["tensors"].push_back(

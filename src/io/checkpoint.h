@@ -55,6 +55,10 @@ LinearFormat stored_linear_format(DType t);
 // storage keeps the config's record (values fake-quantized in floats). Sparsity, N:M, exits and
 // LoRA ranks only come from the config. load_checkpoint() and Model (after re-encoding) call it.
 void fill_linear_formats(Checkpoint& ck);
+// Scans every tensor's stored bits once (tensor/dtype.h first_nonfinite) and throws naming the
+// file, the tensor and the element if any value is NaN or ±Inf: such a weight turns every later
+// activation into NaN, which would otherwise surface only as a NaN perplexity or loss.
+void check_finite_tensors(const Checkpoint& ck);
 
 // HF <-> internal RoPE layout permutation of q/k rows (see tensor_set.h). n_heads is the number
 // of heads stacked in the tensor's rows; works on any dtype because whole rows move.

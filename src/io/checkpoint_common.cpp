@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "io/tensor_walk.h"
@@ -50,6 +51,20 @@ Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
                     rb);
       }
   return out;
+}
+
+// The layer index a tensor name refers to ("model.layers.7.mlp..." or GGUF's "blk.7...."), or -1.
+int64_t layer_of(const std::string& name) {
+  for (const char* key : {"model.layers.", "blk."}) {
+    if (name.rfind(key, 0) != 0) continue;
+    const size_t b = std::strlen(key);
+    size_t e = b;
+    int64_t l = 0;
+    while (e < name.size() && e - b < 10 && name[e] >= '0' && name[e] <= '9')
+      l = l * 10 + (name[e++] - '0');
+    if (e > b && e < name.size() && name[e] == '.') return l;
+  }
+  return -1;
 }
 
 }  // namespace
@@ -121,6 +136,29 @@ void validate_tensors(const Checkpoint& ck) {
     const size_t want = dtype_row_bytes(t->dtype, cols) * static_cast<size_t>(t->numel() / cols);
     EDGELLM_CHECK(t->nbytes == want, "tensor {}: nbytes {} != {}", s.name, t->nbytes, want);
     EDGELLM_CHECK(t->data != nullptr || want == 0, "tensor {} has no data", s.name);
+  }
+  // A config declaring fewer layers than the file holds would otherwise load a truncated model
+  // without a word (the missing-tensor check above catches the opposite case).
+  for (const Tensor& t : ck.tensors.all()) {
+    const int64_t l = layer_of(t.name);
+    if (l >= ck.config.n_layers)
+      fail("[{}] {}: tensor '{}' belongs to layer {} but the config declares {} layers", fmt_name,
+           ck.path, t.name, l, ck.config.n_layers);
+  }
+}
+
+void check_finite_tensors(const Checkpoint& ck) {
+  for (const Tensor& t : ck.tensors.all()) {
+    if (t.dtype == DType::I32) continue;
+    const int64_t i = first_nonfinite(t.dtype, t.data, t.numel());
+    if (i < 0) continue;
+    const int64_t cols = t.cols();
+    std::vector<float> row(static_cast<size_t>(cols));
+    const size_t rb = dtype_row_bytes(t.dtype, cols);
+    decode_row(t.dtype, t.data + static_cast<size_t>(i / cols) * rb, row.data(), cols);
+    fail("[{}] {}: tensor '{}' {} holds a non-finite value ({}) at element {} (row {}, column {})",
+         format_name(ck.format), ck.path, t.name, t.shape_str(), row[static_cast<size_t>(i % cols)],
+         i, i / cols, i % cols);
   }
 }
 

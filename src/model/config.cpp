@@ -5,16 +5,40 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_field.h"
 
 namespace edgellm {
 
 const char* arch_name(Arch a) { return a == Arch::Qwen2 ? "qwen2" : "llama"; }
 
 namespace {
+
+// A field of the "edgellm" per-layer record, or its default when absent: integers and numbers at
+// full width through util/json_field.h (nothing narrows silently), strings and flags by type.
+template <typename T>
+T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  const JsonWhere w{"config", source, key};
+  if constexpr (std::is_same_v<T, bool>) {
+    return json_bool(*it, w);
+  } else if constexpr (std::is_integral_v<T>) {
+    return static_cast<T>(json_int(*it, w, std::numeric_limits<T>::min(),
+                                   std::numeric_limits<T>::max()));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(json_number(*it, w, -1e30, 1e30));
+  } else {
+    if (!it->is_string())
+      fail("[config] {}: field '{}' has the wrong type: {}", source, key, it->dump());
+    return it->get<T>();
+  }
+}
 constexpr const char* kLinearNames[kLinears] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                 "gate_proj", "up_proj", "down_proj"};
 }  // namespace
@@ -97,6 +121,9 @@ void ModelConfig::validate(const std::string& source) const {
   positive("dim (hidden_size)", dim);
   positive("hidden_dim (intermediate_size)", hidden_dim);
   positive("n_layers (num_hidden_layers)", n_layers);
+  if (n_layers > kMaxLayers)
+    fail("[config] {}: n_layers (num_hidden_layers) {} exceeds the limit of {}", source, n_layers,
+         kMaxLayers);
   positive("n_heads (num_attention_heads)", n_heads);
   positive("n_kv_heads (num_key_value_heads)", n_kv_heads);
   positive("head_dim", head_dim);
@@ -105,11 +132,22 @@ void ModelConfig::validate(const std::string& source) const {
   if (n_heads % n_kv_heads != 0)
     fail("[config] {}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
          n_heads, n_kv_heads);
+  // q_dim()/kv_dim() are ints; their products must not overflow.
+  if (int64_t{n_heads} * head_dim > INT32_MAX)
+    fail("[config] {}: num_attention_heads {} x head_dim {} is too large", source, n_heads,
+         head_dim);
   if (head_dim % 2 != 0) fail("[config] {}: head_dim {} must be even for RoPE", source, head_dim);
   if (!(norm_eps > 0.f))
     fail("[config] {}: rms_norm_eps must be positive, got {}", source, norm_eps);
   if (!(rope_theta > 0.f))
     fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
+  if (rope_scaling.enabled &&
+      !(rope_scaling.factor > 0.f && rope_scaling.high_freq_factor > rope_scaling.low_freq_factor &&
+        rope_scaling.low_freq_factor > 0.f && rope_scaling.original_max_position_embeddings > 0))
+    fail(
+        "[config] {}: rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0, "
+        "got factor {}, low {}, high {}",
+        source, rope_scaling.factor, rope_scaling.low_freq_factor, rope_scaling.high_freq_factor);
   if (static_cast<int>(layers.size()) != n_layers)
     fail("[config] {}: {} layer configs for {} layers", source, layers.size(), n_layers);
   for (size_t l = 0; l < layers.size(); ++l)
@@ -135,29 +173,60 @@ void ModelConfig::validate(const std::string& source) const {
 
 namespace {
 
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& source) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return dflt;
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("[config] {}: field '{}' has the wrong type: {}", source, key, it->dump());
-  }
-}
+// config.json fields, read at full width and range-checked before narrowing (util/json_field.h).
+struct Fields {
+  const nlohmann::json& j;
+  const std::string& source;
+  std::string prefix;  // "" or "rope_scaling."
 
-template <typename T>
-T get_req(const nlohmann::json& j, const char* key, const std::string& source) {
-  if (!j.contains(key)) fail("[config] {}: missing required field '{}'", source, key);
-  return get_or<T>(j, key, T{}, source);
-}
+  const nlohmann::json* find(const char* key) const {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  JsonWhere where(const char* key) const { return {"config", source, prefix + key}; }
+  const nlohmann::json& req(const char* key) const {
+    const nlohmann::json* v = find(key);
+    if (!v) fail("[config] {}: missing required field '{}'", source, prefix + key);
+    return *v;
+  }
+  // Sizes and counts: positive and within int.
+  int size(const char* key) const {
+    return static_cast<int>(json_int(req(key), where(key), 1, INT32_MAX));
+  }
+  int size_or(const char* key, int dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? static_cast<int>(json_int(*v, where(key), 1, INT32_MAX)) : dflt;
+  }
+  int id_or(const char* key, int dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? static_cast<int>(json_int(*v, where(key), 0, INT32_MAX)) : dflt;
+  }
+  float positive_or(const char* key, float dflt) const {
+    const nlohmann::json* v = find(key);
+    // Positive and representable as a float (FLT_MAX); 0 and negatives are refused here too.
+    return v ? static_cast<float>(json_number(*v, where(key), 1e-38, 3.4e38)) : dflt;
+  }
+  bool flag_or(const char* key, bool dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? json_bool(*v, where(key)) : dflt;
+  }
+  std::string string_or(const char* key, const std::string& dflt) const {
+    const nlohmann::json* v = find(key);
+    if (!v) return dflt;
+    if (!v->is_string())
+      fail("[config] {}: field '{}' must be a string, got {}", source, prefix + key,
+           v->dump().substr(0, 80));
+    return v->get<std::string>();
+  }
+};
 
 }  // namespace
 
 ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) fail("[config] {}: expected a JSON object", source);
+  const Fields f{j, source, ""};
   ModelConfig c;
-  std::string model_type = get_or<std::string>(j, "model_type", "llama", source);
+  std::string model_type = f.string_or("model_type", "llama");
   if (model_type == "llama" || model_type == "mistral")
     c.arch = Arch::Llama;
   else if (model_type == "qwen2")
@@ -165,42 +234,47 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   else
     fail("[config] {}: model_type '{}' is not supported (llama, mistral, qwen2)", source,
          model_type);
-  c.dim = get_req<int>(j, "hidden_size", source);
-  c.hidden_dim = get_req<int>(j, "intermediate_size", source);
-  c.n_layers = get_req<int>(j, "num_hidden_layers", source);
-  c.n_heads = get_req<int>(j, "num_attention_heads", source);
-  c.n_kv_heads = get_or<int>(j, "num_key_value_heads", c.n_heads, source);
-  c.vocab_size = get_req<int>(j, "vocab_size", source);
-  c.max_seq_len = get_or<int>(j, "max_position_embeddings", 2048, source);
-  c.norm_eps = get_or<float>(j, "rms_norm_eps", 1e-6f, source);
-  c.rope_theta = get_or<float>(j, "rope_theta", 10000.f, source);
-  c.tied_embeddings = get_or<bool>(j, "tie_word_embeddings", false, source);
-  if (c.n_heads <= 0)
-    fail("[config] {}: num_attention_heads must be positive, got {}", source, c.n_heads);
-  c.head_dim = get_or<int>(j, "head_dim", c.dim / c.n_heads, source);
-  c.qkv_bias = c.arch == Arch::Qwen2 ? true : get_or<bool>(j, "attention_bias", false, source);
-  c.bos_id = get_or<int>(j, "bos_token_id", 1, source);
-  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty())
-    c.eos_id = j["eos_token_id"][0].get<int>();
-  else
-    c.eos_id = get_or<int>(j, "eos_token_id", 2, source);
-  if (j.contains("sliding_window") && !j["sliding_window"].is_null() &&
-      get_or<bool>(j, "use_sliding_window", model_type == "mistral", source))
+  c.dim = f.size("hidden_size");
+  c.hidden_dim = f.size("intermediate_size");
+  c.n_layers = static_cast<int>(
+      json_int(f.req("num_hidden_layers"), f.where("num_hidden_layers"), 1, kMaxLayers));
+  c.n_heads = f.size("num_attention_heads");
+  c.n_kv_heads = f.size_or("num_key_value_heads", c.n_heads);
+  c.vocab_size = f.size("vocab_size");
+  c.max_seq_len = f.size_or("max_position_embeddings", 2048);
+  c.norm_eps = f.positive_or("rms_norm_eps", 1e-6f);
+  c.rope_theta = f.positive_or("rope_theta", 10000.f);
+  c.tied_embeddings = f.flag_or("tie_word_embeddings", false);
+  c.head_dim = f.size_or("head_dim", c.dim / c.n_heads);
+  c.qkv_bias = c.arch == Arch::Qwen2 ? true : f.flag_or("attention_bias", false);
+  c.bos_id = f.id_or("bos_token_id", 1);
+  if (const nlohmann::json* e = f.find("eos_token_id"); e && e->is_array()) {
+    // Several end tokens (Llama-3 instruct): the first is the one generation stops at.
+    if (e->empty()) fail("[config] {}: field 'eos_token_id' is an empty list", source);
+    c.eos_id = static_cast<int>(json_int((*e)[0], f.where("eos_token_id[0]"), 0, INT32_MAX));
+  } else {
+    c.eos_id = f.id_or("eos_token_id", 2);
+  }
+  if (f.find("sliding_window") && f.flag_or("use_sliding_window", model_type == "mistral"))
     fail("[config] {}: sliding-window attention is not supported (sliding_window={})", source,
          j["sliding_window"].dump());
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const auto& rs = j["rope_scaling"];
-    std::string type = rs.value("rope_type", rs.value("type", std::string("")));
+  if (const nlohmann::json* rs = f.find("rope_scaling")) {
+    if (!rs->is_object())
+      fail("[config] {}: field 'rope_scaling' must be an object, got {}", source,
+           rs->dump().substr(0, 80));
+    const Fields r{*rs, source, "rope_scaling."};
+    std::string type = r.string_or("rope_type", r.string_or("type", ""));
     if (type != "llama3")
       fail("[config] {}: rope_scaling type '{}' is not supported (llama3)", source, type);
     c.rope_scaling.enabled = true;
-    c.rope_scaling.factor = get_req<float>(rs, "factor", source);
-    c.rope_scaling.low_freq_factor = get_or<float>(rs, "low_freq_factor", 1.f, source);
-    c.rope_scaling.high_freq_factor = get_or<float>(rs, "high_freq_factor", 4.f, source);
+    c.rope_scaling.factor =
+        static_cast<float>(json_number(r.req("factor"), r.where("factor"), 1e-38, 3.4e38));
+    c.rope_scaling.low_freq_factor = r.positive_or("low_freq_factor", 1.f);
+    c.rope_scaling.high_freq_factor = r.positive_or("high_freq_factor", 4.f);
     c.rope_scaling.original_max_position_embeddings =
-        get_or<int>(rs, "original_max_position_embeddings", 8192, source);
+        r.size_or("original_max_position_embeddings", 8192);
   }
-  c.layers.assign(c.n_layers > 0 ? c.n_layers : 0, LayerConfig{});
+  c.layers.assign(c.n_layers, LayerConfig{});
   if (j.contains("edgellm") && !j["edgellm"].is_null()) c.read_layers_json(j["edgellm"], source);
   c.validate(source);
   return c;

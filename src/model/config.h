@@ -63,6 +63,11 @@ struct RopeScaling {
   int original_max_position_embeddings = 8192;
 };
 
+// Upper bound on the layer count read from any file: per-layer arrays are sized by it before the
+// tensors can be counted, so an absurd count must fail here, not in the allocator. No published
+// model is near it (the largest have ~128 layers).
+constexpr int kMaxLayers = 1 << 16;
+
 struct ModelConfig {
   Arch arch = Arch::Llama;
   int dim = 0;         // C: residual width

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"  // NamedF32, read/write_safetensors_f32 (adapter files)
 #include "model/config.h"
 
 namespace edgellm {
@@ -108,15 +109,5 @@ inline bool lora_dropout_keep(uint64_t s, int l, LoraTarget t, int64_t i, float 
 // out[n] = x[n]·mask/(1 − p) with the mask above (inverted dropout).
 void lora_dropout(float* out, const float* x, int64_t n, uint64_t seed, int l, LoraTarget t,
                   float p);
-
-// Minimal safetensors I/O for fp32 tensors (what adapters and training checkpoints need).
-struct NamedF32 {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors);
-// Reads every tensor of an F32 (or F16/BF16, widened) safetensors file.
-std::vector<NamedF32> read_safetensors_f32(const std::string& path);
 
 }  // namespace edgellm

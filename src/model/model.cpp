@@ -54,6 +54,7 @@ void Model::copy_weights_to_arena() {
 
 Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
+  check_finite_tensors(ck_);
   if (opt.matrix_dtype) {
     for (const Tensor& t : ck_.tensors.all()) {
       if (t.shape.size() != 2 || t.dtype == *opt.matrix_dtype) continue;

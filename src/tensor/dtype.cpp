@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "tensor/quant_blocks.h"
@@ -203,6 +204,67 @@ void decode_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
 }
 
 }  // namespace
+
+namespace {
+
+// First element of n (each `stride` bytes apart, starting at byte `first`) whose `bits`-wide
+// little-endian value has every bit of `mask` set (an all-ones exponent: NaN or Inf).
+template <typename U>
+int64_t first_all_ones(const uint8_t* p, int64_t n, size_t stride, size_t first, U mask) {
+  constexpr int64_t kChunk = 4096;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    bool any = false;  // branch-free inner loop, vectorised for the contiguous case
+    for (int64_t i = c0; i < c1; ++i) {
+      U u;
+      std::memcpy(&u, p + first + static_cast<size_t>(i) * stride, sizeof(U));
+      any |= (u & mask) == mask;
+    }
+    if (!any) continue;
+    for (int64_t i = c0; i < c1; ++i) {
+      U u;
+      std::memcpy(&u, p + first + static_cast<size_t>(i) * stride, sizeof(U));
+      if ((u & mask) == mask) return i;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_nonfinite(DType t, const void* data, int64_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  const int64_t bs = dtype_block_size(t);
+  EDGELLM_CHECK(n % bs == 0, "first_nonfinite: {} values of {}", n, dtype_name(t));
+  const int64_t nb = n / bs;
+  const size_t bb = static_cast<size_t>(dtype_block_bytes(t));
+  constexpr uint16_t kF16Exp = 0x7c00;
+  int64_t i = -1;
+  switch (t) {
+    case DType::F32:
+      return first_all_ones<uint32_t>(p, n, 4, 0, 0x7f800000u);
+    case DType::F16:
+      return first_all_ones<uint16_t>(p, n, 2, 0, kF16Exp);
+    case DType::BF16:
+      return first_all_ones<uint16_t>(p, n, 2, 0, 0x7f80);
+    case DType::I32:
+      return -1;
+    case DType::Q8_0:
+    case DType::Q4_0:
+      i = first_all_ones<uint16_t>(p, nb, bb, 0, kF16Exp);  // d
+      break;
+    case DType::Q4_K: {
+      const int64_t d = first_all_ones<uint16_t>(p, nb, bb, 0, kF16Exp);
+      const int64_t dmin = first_all_ones<uint16_t>(p, nb, bb, 2, kF16Exp);
+      i = d < 0 ? dmin : dmin < 0 ? d : std::min(d, dmin);
+      break;
+    }
+    case DType::Q6_K:
+      i = first_all_ones<uint16_t>(p, nb, bb, offsetof(BlockQ6_K, d), kF16Exp);
+      break;
+  }
+  return i < 0 ? -1 : i * bs;
+}
 
 void decode_row(DType t, const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);

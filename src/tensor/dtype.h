@@ -43,6 +43,11 @@ uint16_t f32_to_bf16(float f);
 
 // The one decompress adapter: decode n values of a row stored as `t` into fp32.
 void decode_row(DType t, const void* src, float* dst, int64_t n);
+// Index of the first of n stored values that decodes to NaN or ±Inf, or -1 if none. Reads the
+// bits, never decodes: f32/f16/bf16 by their exponent field, block types by their f16 scales
+// (integer codes are always finite), so a load-time scan costs one pass over the bytes. For a
+// block type the index is that of the block's first value; n must be a multiple of the block.
+int64_t first_nonfinite(DType t, const void* data, int64_t n);
 // Encode n fp32 values into type `t` (all types; quantizers use round-to-nearest as GGUF does).
 void encode_row(DType t, const float* src, void* dst, int64_t n);
 // dot(decode(row), x) without materialising the row; the decode-GEMV inner loop.

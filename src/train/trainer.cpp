@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -163,6 +164,9 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
                             static_cast<int64_t>(b->tokens.size()), true, scale, dseed)
                       .loss_sum;
     }
+    if (!std::isfinite(loss_sum))  // stop before the update: the last checkpoint stays good
+      fail("[train] step {}: loss is {}; stopped before updating (check --lr and the data)",
+           step_ + 1, loss_sum);
     const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps, o_.min_lr);
     StepLog log;
     log.grad_norm = opt_->step(lr);
