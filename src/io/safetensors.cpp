@@ -232,7 +232,9 @@ std::vector<NamedF32> read_safetensors_f32(const std::string& path) {
     f.shape = t.shape;
     // numel is bounded by the file size (the reader checked nbytes against the offsets).
     f.data.resize(static_cast<size_t>(t.numel()));
-    if (t.dtype == DType::F32)
+    if (t.numel() == 0) {
+      // An empty tensor has no data pointer to copy from (memcpy(nullptr, ...) is undefined).
+    } else if (t.dtype == DType::F32)
       std::memcpy(f.data.data(), t.data, t.nbytes);
     else
       decode_row(t.dtype, t.data, f.data.data(), t.numel());
