@@ -83,8 +83,8 @@ void run(StageContext& ctx) {
       {"calibration", calib},
       {"sensitivity", nullptr},
       {"not_run",
-       {"per-layer sensitivity (s_quant, s_prune; the paper's Fig. 3): needs the layer forward "
-        "with taps, not merged yet"}}};
+       {"per-layer sensitivity (s_quant, s_prune; the paper's Fig. 3): needs sensitivity "
+        "profiling over the layer taps, not merged yet"}}};
   write_file_atomic(ctx.dir + "/profile.json", prof.dump(2) + "\n");
 }
 
