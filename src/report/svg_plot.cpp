@@ -182,10 +182,12 @@ std::string draw_line(const LineChart& c, double ox, double oy, Size sz) {
   if (!(xmn <= xmx)) return s + no_data(f);
   ax.p0 = f.x0, ax.p1 = f.x1, ay.p0 = f.y1, ay.p1 = f.y0;
   std::vector<double> xt = fit_axis(ax, xmn, xmx, false);
-  if (!c.log_x && xmn != xmx) {
-    // Lines span the data, not the rounded ticks, along x.
-    ax.lo = xmn, ax.hi = xmx;
-    xt = nice_ticks(xmn, xmx, 6);
+  if (xmn != xmx && (!c.log_x || !c.x_tick_values.empty())) {
+    // Lines span the data, not the rounded ticks, along x (log axes too when the ticks are the
+    // caller's: decades would waste most of the width).
+    const double pad = c.log_x ? 0.04 * (std::log10(xmx) - std::log10(xmn)) : 0;
+    ax.lo = ax.t(xmn) - pad, ax.hi = ax.t(xmx) + pad;
+    if (!c.log_x) xt = nice_ticks(xmn, xmx, 6);
   }
   const std::vector<double> yt = fit_axis(ay, ymn, ymx, false);
   s += y_ticks(ay, yt, f);
@@ -194,10 +196,13 @@ std::string draw_line(const LineChart& c, double ox, double oy, Size sz) {
     xt = c.x_tick_values;
     labels = c.x_tick_labels;
   }
+  double last_label = -1e9;
   for (size_t i = 0; i < xt.size(); ++i) {
     if (!ax.ok(xt[i])) continue;
     const double x = ax.px(xt[i]);
     if (x < f.x0 - 0.5 || x > f.x1 + 0.5) continue;
+    if (x - last_label < 30) continue;  // labels would overlap: keep the earlier one
+    last_label = x;
     s += fmt::format(
         "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#444\"/>\n", x,
         f.y1, x, f.y1 + 4);
