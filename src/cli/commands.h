@@ -18,5 +18,6 @@ void register_tune(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 void register_pretrain(CLI::App& app);
+void register_pipeline(CLI::App& app);
 
 }  // namespace edgellm::cli

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   register_convert(app);
   register_make_model(app);
   register_sim(app);
+  register_pipeline(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
