@@ -15,8 +15,11 @@ const char* arch_name(Arch a);
 
 // Per-layer choices that later stages fill in. Defaults mean "as loaded".
 struct LayerConfig {
-  int bits = 0;           // weight bit-width chosen by the compression policy (0 = unquantized)
-  float sparsity = 0.f;   // fraction of zero weights in the layer's 7 linears
+  int bits = 0;          // weight bit-width chosen by the compression policy (0 = unquantized)
+  float sparsity = 0.f;  // fraction of zero weights in the layer's 7 linears
+  // WeightFormat name (packed/weight_format.h) of the layer's 7 linears as stored: "" = none is
+  // packed, "mixed" = they differ. Filled at load of a compressed checkpoint (with bits, sparsity).
+  std::string format;
   bool has_exit = false;  // an early-exit head reads this layer's output
   int lora_rank = 0;      // 0 = no adapter on this layer
 };
