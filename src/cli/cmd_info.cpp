@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "io/packed_tensors.h"
 #include "model/model.h"
 
 namespace edgellm::cli {
@@ -30,11 +31,25 @@ void register_info(CLI::App& app) {
     // The OpenMP wait policy this process runs with (main.cpp sets PASSIVE unless the user chose).
     const char* wp = std::getenv("OMP_WAIT_POLICY");
     j["omp_wait_policy"] = wp ? wp : "";
-    if (*tensors) {
-      for (const Tensor& t : ck.tensors.all())
-        j["tensors"].push_back(
-            {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
-    }
+    // Per-layer bits, sparsity and true stored bytes (every part of every packed tensor).
+    const nlohmann::json storage = storage_summary(ck);
+    j["storage"] = storage;
+    if (ck.compression.is_object())
+      for (const char* k : {"policy", "provenance"})
+        if (ck.compression.contains(k)) j["compression"][k] = ck.compression[k];
+    auto tensor_json = [](const Tensor& t) {
+      nlohmann::json e = {{"name", t.name},
+                          {"dtype", dtype_name(t.dtype)},
+                          {"shape", t.shape},
+                          {"bytes", t.nbytes}};
+      if (t.dtype == DType::Packed) {
+        e["format"] = t.packed->format().name();
+        e["kept"] = t.packed->kept();
+      }
+      return e;
+    };
+    if (*tensors)
+      for (const Tensor& t : ck.tensors.all()) j["tensors"].push_back(tensor_json(t));
     if (a->json) return print_json(j);
     fmt::print("{} ({})\n", ck.path, format_name(ck.format));
     fmt::print("  arch {}  dim {}  hidden {}  layers {}  heads {}/{} (head_dim {})  vocab {}\n",
@@ -69,9 +84,25 @@ void register_info(CLI::App& app) {
                    lc.lora_rank ? fmt::format(", lora r{}", lc.lora_rank) : "", lin);
       }
     }
+    fmt::print("  stored: {} bytes of tensors = {:.4f} bits/weight; linears {:.4f} bits/weight\n",
+               storage["tensor_bytes"].get<size_t>(), storage["bits_per_weight"].get<double>(),
+               storage["linear_bits_per_weight"].get<double>());
+    if (ck.compression.is_object()) {
+      if (ck.compression.contains("policy"))
+        fmt::print("  compression policy: {}\n", ck.compression["policy"].dump());
+      fmt::print("  {:>5} {:>5} {:>8} {:>12} {:>10}  {}\n", "layer", "bits", "sparsity", "bytes",
+                 "bits/w", "format");
+      for (const auto& l : storage["layers"])
+        fmt::print("  {:>5} {:>5.2f} {:>8.4f} {:>12} {:>10.4f}  {}\n", l["layer"].get<int>(),
+                   l["bits"].get<double>(), l["sparsity"].get<double>(), l["bytes"].get<size_t>(),
+                   l["bits_per_weight"].get<double>(), l["format"].get<std::string>());
+    }
     if (*tensors)
-      for (const Tensor& t : ck.tensors.all())
-        fmt::print("  {:<50} {:>5} {}\n", t.name, dtype_name(t.dtype), t.shape_str());
+      for (const Tensor& t : ck.tensors.all()) {
+        const nlohmann::json e = tensor_json(t);
+        fmt::print("  {:<50} {:>6} {:<18} {:>10} B  {}\n", t.name, dtype_name(t.dtype),
+                   t.shape_str(), t.nbytes, e.value("format", ""));
+      }
   });
 }
 

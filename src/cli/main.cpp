@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   register_pretrain(app);
   register_bench(app);
   register_convert(app);
+  register_compress(app);
   register_make_model(app);
   register_sim(app);
   register_pipeline(app);

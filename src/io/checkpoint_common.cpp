@@ -34,6 +34,17 @@ Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
   const int64_t R = t.shape[0];
   if (n_heads <= 0 || R % n_heads != 0 || (R / n_heads) % 2 != 0)
     fail("[rope] tensor '{}': {} rows do not split into {} heads of even size", t.name, R, n_heads);
+  const int64_t hd = R / n_heads, half = hd / 2;
+  // Output row r takes source row src_of(r).
+  auto src_of = [&](int64_t r) {
+    const int64_t h = r / hd, k = r % hd;
+    if (to_hf) return h * hd + 2 * (k % half) + k / half;  // HF row s*half+i <- inter 2i+s
+    return h * hd + (k % 2) * half + k / 2;                // inter row 2i+s <- HF s*half+i
+  };
+  if (t.dtype == DType::Packed) {
+    auto w = std::make_shared<const PackedWeight>(permute_packed_rows(t.packed->view(), src_of));
+    return make_packed_tensor(t.name, std::move(w), t.packed->kept());
+  }
   const size_t rb =
       t.shape.size() == 2 ? dtype_row_bytes(t.dtype, t.shape[1]) : dtype_row_bytes(t.dtype, 1);
   if (dtype_is_quantized(t.dtype) && t.shape.size() == 1)
@@ -41,15 +52,9 @@ Tensor permute_rows(const Tensor& t, int n_heads, bool to_hf) {
   EDGELLM_CHECK(rb * static_cast<size_t>(R) == t.nbytes, "tensor {} nbytes {}", t.name, t.nbytes);
   Tensor out = make_owned_tensor(t.name, t.dtype, t.shape);
   auto* dst = const_cast<uint8_t*>(out.data);
-  const int64_t hd = R / n_heads, half = hd / 2;
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t i = 0; i < half; ++i)
-      for (int64_t s = 0; s < 2; ++s) {
-        const int64_t inter = h * hd + 2 * i + s, hf = h * hd + s * half + i;
-        const int64_t from = to_hf ? inter : hf, to = to_hf ? hf : inter;
-        std::memcpy(dst + static_cast<size_t>(to) * rb, t.data + static_cast<size_t>(from) * rb,
-                    rb);
-      }
+  for (int64_t r = 0; r < R; ++r)
+    std::memcpy(dst + static_cast<size_t>(r) * rb, t.data + static_cast<size_t>(src_of(r)) * rb,
+                rb);
   return out;
 }
 
@@ -129,9 +134,19 @@ void validate_tensors(const Checkpoint& ck) {
     if (vector_role && dtype_is_quantized(t->dtype))
       fail("[{}] {}: tensor '{}': {} must be stored unquantized, found {}", fmt_name, ck.path,
            s.name, s.role == TensorRole::Norm ? "a norm" : "a bias", dtype_name(t->dtype));
-    if (t->dtype == DType::I32)
-      fail("[{}] {}: tensor '{}': integer dtype i32 is not a weight type", fmt_name, ck.path,
-           s.name);
+    if (t->dtype == DType::I32 || t->dtype == DType::U8)
+      fail("[{}] {}: tensor '{}': integer dtype {} is not a weight type", fmt_name, ck.path, s.name,
+           dtype_name(t->dtype));
+    if (t->dtype == DType::Packed) {
+      // The embedding is read by row lookups, not GEMMs; an untied head is a GEMM like a linear.
+      if (s.role != TensorRole::Linear && s.role != TensorRole::Head)
+        fail("[{}] {}: tensor '{}': only the linears and an untied head may be packed", fmt_name,
+             ck.path, s.name);
+      EDGELLM_CHECK(t->packed != nullptr && t->packed->rows() == s.shape[0] &&
+                        t->packed->cols() == s.shape[1] && t->nbytes == t->packed->bytes().total(),
+                    "packed tensor {} inconsistent", s.name);
+      continue;
+    }
     const int64_t cols = t->cols();
     const size_t want = dtype_row_bytes(t->dtype, cols) * static_cast<size_t>(t->numel() / cols);
     EDGELLM_CHECK(t->nbytes == want, "tensor {}: nbytes {} != {}", s.name, t->nbytes, want);

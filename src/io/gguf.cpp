@@ -169,8 +169,12 @@ uint32_t ggml_type_of(DType t) {
       return 26;
     case DType::BF16:
       return 30;
+    case DType::U8:
+    case DType::Packed:
+      break;
   }
-  return 0;
+  fail("[gguf] dtype {} has no ggml type (packed weights export through gguf_type_for_format)",
+       dtype_name(t));
 }
 
 Checkpoint load_gguf(const std::string& path) {

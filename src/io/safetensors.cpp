@@ -24,6 +24,8 @@ bool dtype_from_st(const std::string& s, DType* t) {
     *t = DType::F16;
   else if (s == "BF16")
     *t = DType::BF16;
+  else if (s == "U8")
+    *t = DType::U8;
   else
     return false;
   return true;
@@ -67,8 +69,10 @@ const char* safetensors_dtype_name(DType t) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    case DType::U8:
+      return "U8";
     default:
-      fail("[safetensors] dtype {} cannot be stored in safetensors (f32, f16, bf16)",
+      fail("[safetensors] dtype {} cannot be stored in safetensors (f32, f16, bf16, u8)",
            dtype_name(t));
   }
 }
@@ -114,7 +118,7 @@ std::vector<Tensor> read_safetensors(const std::string& path, nlohmann::json* me
     Tensor t;
     t.name = name;
     const std::string dt = dt_it->get<std::string>();
-    if (!dtype_from_st(dt, &t.dtype)) bad("dtype", "'" + dt + "' unsupported (F32, F16, BF16)");
+    if (!dtype_from_st(dt, &t.dtype)) bad("dtype", "'" + dt + "' unsupported (F32, F16, BF16, U8)");
     const auto sh_it = e.find("shape");
     if (sh_it == e.end() || !sh_it->is_array())
       bad("field 'shape' missing or not an array:", e.dump().substr(0, 80));

@@ -1,6 +1,7 @@
 // safetensors: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets:
 // [begin, end]}, "__metadata__": {str: str}}, then the data; offsets are relative to the byte
-// after the header. edgellm reads F32/F16/BF16 (what LLaMA-family checkpoints use).
+// after the header. edgellm reads F32/F16/BF16 (what LLaMA-family checkpoints use) and U8 (the
+// byte parts of packed weights, io/packed_tensors.h).
 //
 // This is the one safetensors reader and writer: models, LoRA adapters and trainer checkpoints
 // all go through it (STYLE.md: one reader per format), so every file gets the same checks
@@ -29,7 +30,7 @@ std::vector<Tensor> read_safetensors(const std::string& path, nlohmann::json* me
 void write_safetensors(const std::string& path, const std::vector<TensorOut>& outs,
                        const nlohmann::json& metadata = nlohmann::json::object());
 
-const char* safetensors_dtype_name(DType t);  // "F32", "F16", "BF16"; throws for other types
+const char* safetensors_dtype_name(DType t);  // "F32", "F16", "BF16", "U8"; throws for others
 
 // fp32 convenience layer over the reader and writer above, for adapters and trainer checkpoints.
 struct NamedF32 {

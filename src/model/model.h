@@ -47,7 +47,7 @@ struct LoadOptions {
   bool copy_weights = true;
   // If set, 2-D weight matrices stored in another type are re-encoded to this one at load (e.g.
   // BF16: half the memory of an F32 checkpoint and the bf16 GEMM path; Q8_0 for decode speed).
-  // Norms and biases stay fp32.
+  // Norms and biases stay fp32; packed (compressed) linears stay packed.
   std::optional<DType> matrix_dtype;
 };
 
@@ -64,7 +64,7 @@ class Model {
   const WeightView& lm_head() const { return lm_head_; }              // [V, C]
   const float* final_norm() const { return final_norm_; }             // [C]
   HeadWeights head() const { return {final_norm_, lm_head_}; }
-  // Bytes of weights as stored (what decode streams per token).
+  // Bytes of weights as stored (what decode streams per token; every part of a packed tensor).
   size_t weight_bytes() const;
 
  private:

@@ -23,7 +23,13 @@ nlohmann::json run_case(const std::string& key, const std::string& label, const 
   sp.grid = p.grid;
   const SearchResult r = search(m, t, {}, dev, wl, sp);
   double bits = 0, sparsity = 0;
-  for (int l = 0; l < m.n_layers; ++l) bits += t.layer_bits(l), sparsity += t.layer_sparsity(l);
+  for (int l = 0; l < m.n_layers; ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      bits += t.linear_bits(m, l, static_cast<LinearId>(i));
+      sparsity += t.linear_sparsity(m, l, static_cast<LinearId>(i));
+    }
+  bits /= kLinears;  // an unweighted mean over layers and linears
+  sparsity /= kLinears;
   nlohmann::json j = {{"key", key},
                       {"label", label},
                       {"method", method_name(t.method)},

@@ -36,6 +36,10 @@ const char* dtype_name(DType t) {
       return "q6_k";
     case DType::I32:
       return "i32";
+    case DType::U8:
+      return "u8";
+    case DType::Packed:
+      return "packed";
   }
   return "?";
 }
@@ -44,10 +48,10 @@ DType dtype_from_name(const std::string& name, const std::string& what) {
   std::string s = name;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
-                  DType::Q6_K, DType::I32})
+                  DType::Q6_K, DType::I32, DType::U8})
     if (s == dtype_name(t)) return t;
-  fail("[dtype] {}: unknown dtype '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, i32)", what,
-       name);
+  fail("[dtype] {}: unknown dtype '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, i32, u8)",
+       what, name);
 }
 
 int64_t dtype_block_size(DType t) {
@@ -81,6 +85,10 @@ int64_t dtype_block_bytes(DType t) {
       return sizeof(BlockQ6_K);
     case DType::I32:
       return 4;
+    case DType::U8:
+      return 1;
+    case DType::Packed:
+      fail("[dtype] a packed weight has no fixed row size (its parts are in Tensor::packed)");
   }
   return 0;
 }
@@ -93,7 +101,7 @@ size_t dtype_row_bytes(DType t, int64_t n) {
   return static_cast<size_t>(n / bs) * static_cast<size_t>(dtype_block_bytes(t));
 }
 
-bool dtype_is_quantized(DType t) { return dtype_block_size(t) > 1; }
+bool dtype_is_quantized(DType t) { return t == DType::Packed || dtype_block_size(t) > 1; }
 
 // ---- fp16 / bf16 ------------------------------------------------------------------------------
 
@@ -295,6 +303,11 @@ void decode_row(DType t, const void* src, float* dst, int64_t n) {
         dst[i] = static_cast<float>(v);
       }
       return;
+    case DType::U8:
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
+      return;
+    case DType::Packed:
+      fail("[dtype] decode_row: packed weights are decoded by packed_decode_row");
     // The block structs have alignment 1 or 2; mmapped GGUF data is 32-byte aligned, but copies
     // may not be, so the quantized decoders go through memcpy'd blocks when misaligned.
     case DType::Q8_0:
@@ -541,6 +554,12 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
         std::memcpy(p + 4 * i, &v, 4);
       }
       return;
+    case DType::U8:
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(src[i]), 0.f, 255.f));
+      return;
+    case DType::Packed:
+      fail("[dtype] encode_row: a packed weight is produced by compress_linear, not row by row");
     default:
       break;
   }
@@ -574,6 +593,34 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
         std::memcpy(out, &b, bb);
         break;
       }
+    }
+  }
+}
+
+void encode_row_with_scales(DType t, const float* src, const uint16_t* d, void* dst, int64_t n) {
+  if (t != DType::Q8_0 && t != DType::Q4_0)
+    fail("[dtype] encode_row_with_scales: {} has no single per-block scale", dtype_name(t));
+  EDGELLM_CHECK(n % kQK32 == 0, "encode_row_with_scales: {} values of {}", n, dtype_name(t));
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQK32; ++i) {
+    const float* x = src + i * kQK32;
+    const float s = f16_to_f32(d[i]);
+    auto code = [&](int j, float lo, float hi) {
+      // x/s rather than x*(1/s): exact for x = k*s, which the reciprocal need not be.
+      return std::clamp(std::nearbyint(s != 0.f ? x[j] / s : 0.f), lo, hi);
+    };
+    if (t == DType::Q8_0) {
+      BlockQ8_0 b;
+      b.d = d[i];
+      for (int j = 0; j < kQK32; ++j) b.qs[j] = static_cast<int8_t>(code(j, -127.f, 127.f));
+      std::memcpy(p + i * sizeof(b), &b, sizeof(b));
+    } else {
+      BlockQ4_0 b;
+      b.d = d[i];
+      for (int j = 0; j < kQK32 / 2; ++j)
+        b.qs[j] = static_cast<uint8_t>((int(code(j, -8.f, 7.f)) + 8) |
+                                       ((int(code(j + 16, -8.f, 7.f)) + 8) << 4));
+      std::memcpy(p + i * sizeof(b), &b, sizeof(b));
     }
   }
 }
