@@ -290,7 +290,9 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
 double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool backward,
                          float scale, int64_t* count) {
   const int64_t C = c_.dim, V = c_.vocab_size, R = o_.head_rows;
-  const HeadWeights hw = m_->head();
+  const HeadWeights hw = has_exit_ ? exit_hw_ : m_->head();
+  float* g_head = has_exit_ ? exit_head_grad_ : g_head_;
+  float* g_norm = has_exit_ ? exit_norm_grad_ : g_norm_;
   head_norm(c_, hw, x, xnf_, rmsf_, T);
   if (backward) zero(dxnf_, T * C);
   double sum = 0;
@@ -310,11 +312,11 @@ double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool
     if (!backward) continue;
     zero(dlogits_, nr * V);
     cross_entropy_backward(dlogits_, dloss_, logits_, targets + r0, nr, V);
-    matmul_backward(dxnf_ + r0 * C, g_head_, dlogits_, xnf_ + r0 * C, m_->lm_head(), nr);
+    matmul_backward(dxnf_ + r0 * C, g_head, dlogits_, xnf_ + r0 * C, hw.lm_head, nr);
   }
   if (backward) {
     zero(dx_, T * C);
-    rmsnorm_backward(dx_, g_norm_, dxnf_, x, m_->final_norm(), rmsf_, T, C);
+    rmsnorm_backward(dx_, g_norm, dxnf_, x, hw.norm, rmsf_, T, C);
   }
   return sum;
 }

@@ -86,6 +86,16 @@ class TrainEngine {
   // Observer of the forward of every later run() (model/layer.h taps); null removes it. A
   // checkpointing recompute does not call it again.
   void set_taps(LayerTaps* t) { taps_ = t; }
+  // The head of the following runs (an early exit's): its norm gain and LM head replace the
+  // model's; norm_grad [C] / head_grad [V, C] (fp32 lm_head only), when non-null, accumulate
+  // their gradients (zero_grad does not clear them: they belong to the caller). Null hw: the
+  // model's own head again.
+  void set_exit_head(const HeadWeights* hw, float* norm_grad, float* head_grad) {
+    exit_hw_ = hw ? *hw : HeadWeights{};
+    has_exit_ = hw != nullptr;
+    exit_norm_grad_ = norm_grad;
+    exit_head_grad_ = head_grad;
+  }
 
  private:
   struct LayerActs {
@@ -119,6 +129,9 @@ class TrainEngine {
   Arena grads_, acts_, scratch_;
   uint64_t dseed_ = 0;
   LayerTaps* taps_ = nullptr;
+  HeadWeights exit_hw_;
+  bool has_exit_ = false;
+  float *exit_norm_grad_ = nullptr, *exit_head_grad_ = nullptr;
 
   int window_ = 0;  // max layers per window (EngineOptions::max_window or L)
   int64_t layer_forwards_ = 0;

@@ -3,6 +3,8 @@
 // of a full backward (adaptive layer tuning, PAPER.md §2).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -192,6 +194,59 @@ TEST_F(Window, LayerForwardsPerStepEqualTheExitDepth) {
       e.set_taps(nullptr);
     }
   }
+}
+
+// An exit head after layer 2 of 4 (window 2): the gradients of its own RMSNorm gain (the shared
+// mode's trainable part) and of a cloned fp32 LM head against central finite differences of the
+// engine's fp32 loss (h = 1e-2; fp32 noise in the loss is ~1e-6 of it).
+TEST_F(Window, ExitHeadGradientsMatchFiniteDifferences) {
+  const ModelConfig c = config_with_layers(4);
+  auto model = random_model(6, c);
+  LoraAdapters lora = random_lora(c, 2, 0.f);
+  const std::vector<int32_t> tokens{1, 5, 28, 3, 17, 5, 9};
+  const std::vector<int32_t> targets{5, -1, 3, 17, 5, 9, 2};
+  const int64_t T = 7, C = c.dim, V = c.vocab_size;
+  EngineOptions o{T, false, 4};
+  o.max_window = 2;
+  TrainEngine e(*model, &lora, nullptr, o);
+  e.allocate();
+  // Gain initialised from the final norm and perturbed (so it differs from the model's), head
+  // cloned from lm_head.
+  std::vector<float> gain(model->final_norm(), model->final_norm() + C);
+  Rng r(3);
+  for (float& g : gain) g += static_cast<float>(0.1 * r.normal());
+  const float* lm = reinterpret_cast<const float*>(model->head().lm_head.data);
+  std::vector<float> head(lm, lm + V * C);
+  std::vector<float> ggain(C, 0.f), ghead(V * C, 0.f);
+  HeadWeights hw{gain.data(), WeightView::f32(head.data(), V, C)};
+  e.set_exit_head(&hw, ggain.data(), ghead.data());
+  e.zero_grad();
+  e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, 2);
+  auto loss = [&] { return e.run(tokens.data(), targets.data(), T, false, 1.f, 0, 0, 2).loss_sum; };
+  // The exit's head is used: the model's own head gives another loss.
+  const double with_exit = loss();
+  e.set_exit_head(nullptr, nullptr, nullptr);
+  EXPECT_NE(loss(), with_exit);
+  e.set_exit_head(&hw, nullptr, nullptr);
+  const float h = 1e-2f;
+  auto check = [&](std::vector<float>& p, const std::vector<float>& g, size_t stride) {
+    double maxg = 0, maxerr = 0;
+    for (size_t i = 0; i < p.size(); i += stride) {
+      const float v = p[i];
+      p[i] = v + h;
+      const double lp = loss();
+      p[i] = v - h;
+      const double lm2 = loss();
+      p[i] = v;
+      const double fd = (lp - lm2) / (2 * h);
+      maxg = std::max(maxg, std::abs(fd));
+      maxerr = std::max(maxerr, std::abs(fd - g[i]));
+    }
+    EXPECT_GT(maxg, 1e-2);
+    EXPECT_LT(maxerr / maxg, 1e-2);
+  };
+  check(gain, ggain, 1);
+  check(head, ghead, 7);
 }
 
 }  // namespace
