@@ -72,12 +72,14 @@ void register_tune(CLI::App& app) {
                       schedule = "constant", budget;
     double val_frac = 0.05;
     int log_every = 1;
+    int last = 0;  // partial: last layers carrying adapters
     TuneOptions o;
   };
   auto a = std::make_shared<Args>();
   add_model_args(cmd, *a);
   cmd->add_option("--data", a->data, "plain text file, or Alpaca .json / .jsonl")->required();
-  cmd->add_option("--method", a->method, "lora | full");
+  cmd->add_option("--method", a->method, "lora | full | partial (LoRA on the last --last layers)");
+  cmd->add_option("--last", a->last, "partial: number of last layers carrying adapters");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -121,13 +123,25 @@ void register_tune(CLI::App& app) {
     for (auto [flag, v] : {std::pair{"--warmup", o.warmup}, std::pair{"--val-every", o.val_every},
                            std::pair{"--save-every", o.save_every}})
       if (v < 0) fail("[tune] {} {}: must not be negative", flag, v);
-    o.method = tune_method_from_name(a->method);
+    // partial = LoRA on the last K layers only (the backward stops below them).
+    const bool partial = a->method == "partial";
+    if (partial && !a->layers.empty())
+      fail("[tune] --method partial takes --last K, not --lora-layers '{}'", a->layers);
+    if (!partial && a->last != 0) fail("[tune] --last {} needs --method partial", a->last);
+    o.method = tune_method_from_name(partial ? "lora" : a->method);
     o.schedule = lr_schedule_from_name(a->schedule);
     o.lora.targets = lora_targets_from_list(a->targets, "--targets");
     o.lora.layers = parse_layers(a->layers);
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
     auto m = load_model(*a);
+    if (partial) {
+      const int L = m->config().n_layers;
+      if (a->last < 1 || a->last > L)
+        fail("[tune] --last {} must be within 1..{} (the model's layers)", a->last, L);
+      o.lora.layers.clear();
+      for (int l = L - a->last; l < L; ++l) o.lora.layers.push_back(l);
+    }
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     const Dataset data = load_dataset(a->data, *tok, o.seq, a->val_frac, o.seed);
     Trainer tr(*m, data, o);

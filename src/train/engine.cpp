@@ -36,6 +36,9 @@ TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
   }
   rope_ = RopeTable(c_.head_dim, c_.rope_theta, c_.rope_scaling);
   rope_.ensure(o_.max_T);
+  if (o_.max_window < 0)
+    fail("[train] max_window {} must be 0 (all layers) or positive", o_.max_window);
+  window_ = o_.max_window > 0 ? std::min(o_.max_window, c_.n_layers) : c_.n_layers;
   o_.head_rows = std::min(o_.head_rows, o_.max_T);
   carve();  // measuring pass: sizes only
 }
@@ -77,9 +80,9 @@ void TrainEngine::carve() {
     g_norm_ = g("model.norm.weight");
   }
 
-  x_in_.assign(L + 1, nullptr);
+  x_in_.assign(window_ + 1, nullptr);
   for (auto& p : x_in_) p = acts_.take(T * C);
-  slots_.resize(o_.checkpoint_activations ? 1 : L);
+  slots_.resize(o_.checkpoint_activations ? 1 : window_);
   for (LayerActs& a : slots_) {
     a.rms1 = acts_.take(T);
     a.xn1 = acts_.take(T * C);
@@ -206,6 +209,34 @@ void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a,
   edgellm::layer_forward(ctx, l, m_->layer(l), x, out, T, /*pos0=*/0, b);
 }
 
+void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
+  LayerContext ctx;
+  ctx.config = &c_;
+  ctx.rope = &rope_;
+  ctx.lora = lora_;
+  ctx.taps = taps_;
+  if (train && xd_) {
+    ctx.dropout_scratch = xd_;
+    ctx.dropout_p = lora_->config().dropout;
+    ctx.dropout_seed = dseed_;
+  }
+  // Inference's aliasing (forward.cpp): the residual stream updated in place, one normed
+  // buffer, SwiGLU over gate, one LoRA temporary. Slot 0 is free: the window runs after.
+  LayerActs& a = slots_[0];
+  LayerBuffers b;
+  b.xn1 = b.xn2 = a.xn1;
+  b.q = a.q;
+  b.k = a.k;
+  b.v = a.v;
+  b.att = a.att;
+  b.h = x;
+  b.gate = b.act = a.gate;
+  b.up = a.up;
+  b.lora_u.fill(a.u[0]);
+  b.attn = &a.attn;
+  edgellm::layer_forward(ctx, l, m_->layer(l), x, x, T, /*pos0=*/0, b);
+}
+
 void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T,
                                  bool need_dx) {
   const LayerWeights& w = m_->layer(l);
@@ -259,7 +290,9 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
 double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool backward,
                          float scale, int64_t* count) {
   const int64_t C = c_.dim, V = c_.vocab_size, R = o_.head_rows;
-  const HeadWeights hw = m_->head();
+  const HeadWeights hw = has_exit_ ? exit_hw_ : m_->head();
+  float* g_head = has_exit_ ? exit_head_grad_ : g_head_;
+  float* g_norm = has_exit_ ? exit_norm_grad_ : g_norm_;
   head_norm(c_, hw, x, xnf_, rmsf_, T);
   if (backward) zero(dxnf_, T * C);
   double sum = 0;
@@ -279,11 +312,11 @@ double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool
     if (!backward) continue;
     zero(dlogits_, nr * V);
     cross_entropy_backward(dlogits_, dloss_, logits_, targets + r0, nr, V);
-    matmul_backward(dxnf_ + r0 * C, g_head_, dlogits_, xnf_ + r0 * C, m_->lm_head(), nr);
+    matmul_backward(dxnf_ + r0 * C, g_head, dlogits_, xnf_ + r0 * C, hw.lm_head, nr);
   }
   if (backward) {
     zero(dx_, T * C);
-    rmsnorm_backward(dx_, g_norm_, dxnf_, x, m_->final_norm(), rmsf_, T, C);
+    rmsnorm_backward(dx_, g_norm, dxnf_, x, hw.norm, rmsf_, T, C);
   }
   return sum;
 }
@@ -295,6 +328,12 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   if (l1 < 0) l1 = L;
   EDGELLM_CHECK(!grads_.measuring(), "run() before allocate()");
   EDGELLM_CHECK(0 <= l0 && l0 <= l1 && l1 <= L, "layer window [{}, {}) of {}", l0, l1, L);
+  // Forward only (no backward) needs no saved values either: the window may start anywhere.
+  if (!backward) l0 = std::max(l0, l1 - window_);
+  if (l1 - l0 > window_)
+    fail(
+        "[train] layer window [{}, {}) spans {} layers; the engine was planned for {} (max_window)",
+        l0, l1, l1 - l0, window_);
   if (T <= 0 || T > o_.max_T)
     fail("[train] sequence of {} tokens outside the planned 1..{}", T, o_.max_T);
   dseed_ = dropout_seed;
@@ -310,15 +349,17 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
     }
   }
   const bool ckpt = o_.checkpoint_activations;
-  auto slot = [&](int l) -> LayerActs& { return ckpt || l < l0 ? slots_[0] : slots_[l]; };
-  for (int l = 0; l < l1; ++l)
-    layer_forward(l, x_in_[l], x_in_[l + 1], slot(l), T, backward, taps_);
+  auto slot = [&](int l) -> LayerActs& { return ckpt ? slots_[0] : slots_[l - l0]; };
+  auto in = [&](int l) { return x_in_[l - l0]; };
+  for (int l = 0; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
+  for (int l = l0; l < l1; ++l) layer_forward(l, in(l), in(l + 1), slot(l), T, backward, taps_);
+  layer_forwards_ = l1;
   StepResult r;
-  r.loss_sum = head(x_in_[l1], targets, T, backward, loss_scale, &r.tokens);
+  r.loss_sum = head(in(l1), targets, T, backward, loss_scale, &r.tokens);
   if (!backward) return r;
   for (int l = l1 - 1; l >= l0; --l) {
-    if (ckpt) layer_forward(l, x_in_[l], tmp_out_, slots_[0], T, true, nullptr);  // recompute
-    layer_backward(l, dx_, x_in_[l], slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
+    if (ckpt) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);  // recompute
+    layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
   }
   if (full_ && l0 == 0 && !x0) embedding_backward(g_embed_, dx_, tokens, T, C);
   return r;
