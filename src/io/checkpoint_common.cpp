@@ -104,7 +104,8 @@ void fill_linear_formats(Checkpoint& ck) {
       const std::string name = fmt::format("model.layers.{}.{}.{}.weight", l,
                                            i < 4 ? "self_attn" : "mlp", linear_name(t));
       const Tensor* w = ck.tensors.find(name);
-      if (!w || !dtype_is_quantized(w->dtype)) continue;
+      // Packed linears carry their own format (io/packed_tensors.h apply_layer_configs).
+      if (!w || !dtype_is_quantized(w->dtype) || w->dtype == DType::Packed) continue;
       const LinearFormat s = stored_linear_format(w->dtype);
       LinearFormat& f = c.layers[l].at(t);
       f.bits = s.bits;
@@ -164,7 +165,16 @@ void validate_tensors(const Checkpoint& ck) {
 
 void check_finite_tensors(const Checkpoint& ck) {
   for (const Tensor& t : ck.tensors.all()) {
-    if (t.dtype == DType::I32) continue;
+    if (t.dtype == DType::I32 || t.dtype == DType::U8) continue;
+    if (t.dtype == DType::Packed) {
+      // Codes are integers; the fp16 scales are what can go bad.
+      const ByteSpan sc = t.packed->parts().scales;
+      const int64_t i = first_nonfinite(DType::F16, sc.data, static_cast<int64_t>(sc.size / 2));
+      if (i >= 0)
+        fail("[{}] {}: packed tensor '{}' {} holds a non-finite scale at index {}",
+             format_name(ck.format), ck.path, t.name, t.shape_str(), i);
+      continue;
+    }
     const int64_t i = first_nonfinite(t.dtype, t.data, t.numel());
     if (i < 0) continue;
     const int64_t cols = t.cols();
