@@ -241,6 +241,9 @@ int64_t first_all_ones(const uint8_t* p, int64_t n, size_t stride, size_t first,
 }  // namespace
 
 int64_t first_nonfinite(DType t, const void* data, int64_t n) {
+  // Raw bytes hold no floats; a packed tensor's fp16 scales are checked through its parts.
+  if (t == DType::U8) return -1;
+  EDGELLM_CHECK(t != DType::Packed, "first_nonfinite: check a packed tensor's scales instead");
   const auto* p = static_cast<const uint8_t*>(data);
   const int64_t bs = dtype_block_size(t);
   EDGELLM_CHECK(n % bs == 0, "first_nonfinite: {} values of {}", n, dtype_name(t));
@@ -256,6 +259,8 @@ int64_t first_nonfinite(DType t, const void* data, int64_t n) {
     case DType::BF16:
       return first_all_ones<uint16_t>(p, n, 2, 0, 0x7f80);
     case DType::I32:
+    case DType::U8:
+    case DType::Packed:
       return -1;
     case DType::Q8_0:
     case DType::Q4_0:
