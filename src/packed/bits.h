@@ -25,6 +25,32 @@ inline void put(uint8_t* p, uint64_t pos, int b, uint32_t v) {
   for (int i = 0; i < nbytes; ++i) q[i] = static_cast<uint8_t>(q[i] | (w >> (8 * i)));
 }
 
+// The n (1..8) bytes at p as a little-endian word, read with exact-size loads combined in
+// registers: a memcpy of n bytes into a zeroed uint64 on the stack followed by an 8-byte read
+// defeats store-to-load forwarding and stalled the packed GEMV on every 8 codes (perf, 134M).
+inline uint64_t load_le(const uint8_t* p, int n) {
+  uint64_t w = 0;
+  int i = 0;
+  if (n & 8) {
+    std::memcpy(&w, p, 8);
+    return w;
+  }
+  if (n & 4) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    w = v;
+    i = 4;
+  }
+  if (n & 2) {
+    uint16_t v;
+    std::memcpy(&v, p + i, 2);
+    w |= uint64_t(v) << (8 * i);
+    i += 2;
+  }
+  if (n & 1) w |= uint64_t(p[i]) << (8 * i);
+  return w;
+}
+
 // out[0..n) = the n b-bit codes starting at bit `pos`. Eight b-bit codes fill exactly b bytes, so
 // once the position is byte-aligned the codes are read 8 at a time from one little-endian word.
 inline void unpack(const uint8_t* p, uint64_t pos, int b, int64_t n, uint16_t* out) {
@@ -37,8 +63,7 @@ inline void unpack(const uint8_t* p, uint64_t pos, int b, int64_t n, uint16_t* o
     out[i] = static_cast<uint16_t>(get(p, pos + uint64_t(i) * b, b));
   const uint32_t mask = (1u << b) - 1;
   for (; i + 8 <= n; i += 8) {
-    uint64_t w = 0;
-    std::memcpy(&w, p + (pos + uint64_t(i) * b) / 8, static_cast<size_t>(b));  // little-endian host
+    const uint64_t w = load_le(p + (pos + uint64_t(i) * b) / 8, b);  // little-endian host
     for (int k = 0; k < 8; ++k) out[i + k] = static_cast<uint16_t>((w >> (k * b)) & mask);
   }
   for (; i < n; ++i) out[i] = static_cast<uint16_t>(get(p, pos + uint64_t(i) * b, b));

@@ -127,11 +127,14 @@ void packed_decode_row(const PackedView& w, int64_t r, float* dst) {
 float packed_dot_row(const PackedView& w, int64_t r, const float* x) {
   float acc = 0;
   if (w.fmt.sparse == SparseFormat::None) {
+    // One partial sum per tile lane: a single running sum is a serial chain of dependent adds
+    // that the compiler may not reorder (measured 6.4 ns/weight on 134M b4-g32); independent lanes
+    // vectorise.
+    float lane[kColTile] = {};
     dense_tiles(w, r, [&](int64_t c0, int64_t n, const float* v) {
-      float s = 0;
-      for (int64_t i = 0; i < n; ++i) s += v[i] * x[c0 + i];
-      acc += s;
+      for (int64_t i = 0; i < n; ++i) lane[i] += v[i] * x[c0 + i];
     });
+    for (float l : lane) acc += l;
   } else {
     sparse_entries(w, r, [&](int64_t c, float v) { acc += v * x[c]; });
   }
