@@ -271,11 +271,17 @@ LoraAdapters LoraAdapters::load(const std::string& dir, const ModelConfig& model
 }
 
 void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors) {
+  std::vector<F32View> v;
+  for (const NamedF32& t : tensors) v.push_back({t.name, t.shape, t.data.data(), t.data.size()});
+  write_safetensors_f32(path, v);
+}
+
+void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors) {
   nlohmann::json h = nlohmann::json::object();
   h["__metadata__"] = {{"format", "pt"}};
   size_t off = 0;
-  for (const NamedF32& t : tensors) {
-    const size_t n = t.data.size() * sizeof(float);
+  for (const F32View& t : tensors) {
+    const size_t n = t.n * sizeof(float);
     h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
     off += n;
   }
@@ -285,7 +291,7 @@ void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>&
   const uint64_t len = hs.size();
   w.write(&len, 8);
   w.write(hs);
-  for (const NamedF32& t : tensors) w.write(t.data.data(), t.data.size() * sizeof(float));
+  for (const F32View& t : tensors) w.write(t.data, t.n * sizeof(float));
   w.commit();
 }
 

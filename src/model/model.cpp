@@ -1,14 +1,13 @@
 #include "model/model.h"
 
 #include <fmt/format.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -35,17 +34,13 @@ void Model::copy_weights_to_arena() {
   void* mem = std::aligned_alloc(kAlign, std::max(align(total), kAlign));
   if (!mem) fail("[model] {}: cannot allocate {} bytes for the weights", ck_.path, total);
   std::shared_ptr<void> arena(mem, std::free);
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   uint8_t* dst = static_cast<uint8_t*>(mem);
   for (const Tensor& t : ck_.tensors.all()) {
     Tensor& m = ck_.tensors.mutable_get(t.name);
     std::memcpy(dst, m.data, m.nbytes);
-    // Drop the source pages from this process right away so peak RSS stays ~1x the weights.
-    // MADV_PAGEOUT never loses data: mapped file pages are simply dropped, and on heap memory
-    // (tensors the loader already copied, e.g. permuted q/k) it is a no-op without swap.
-    const uintptr_t b = (reinterpret_cast<uintptr_t>(m.data) + page - 1) / page * page;
-    const uintptr_t e = (reinterpret_cast<uintptr_t>(m.data) + m.nbytes) / page * page;
-    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+    // Drop the source pages from this process right away so peak RSS stays ~1x the weights
+    // (tensors the loader already copied to the heap, e.g. permuted q/k, are left alone).
+    drop_resident_pages(m.data, m.nbytes);
     m.data = dst;
     m.owner = std::shared_ptr<const void>(arena, dst);
     dst += align(m.nbytes);

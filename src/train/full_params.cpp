@@ -1,6 +1,7 @@
 #include "train/full_params.h"
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -23,6 +24,9 @@ FullParams::FullParams(const Model& base) {
     const int64_t cols = t.cols(), rows = t.numel() / cols;
     const size_t rb = dtype_row_bytes(t.dtype, cols);
     for (int64_t r = 0; r < rows; ++r) decode_row(t.dtype, t.data + r * rb, dst + r * cols, cols);
+    // The trainable copy supersedes the source: a memory-mapped base (pretraining's init, a
+    // --mmap load) then stops counting against peak RSS; an owned base is left as it is.
+    drop_resident_pages(t.data, t.nbytes);
     Tensor v;
     v.name = t.name;
     v.dtype = DType::F32;
