@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       std::vector<uint8_t> packed(rb * c.N);
       for (int64_t r = 0; r < c.N; ++r)
         encode_row(t, wf.data() + r * c.K, packed.data() + r * rb, c.K);
-      WeightView w{t, packed.data(), c.N, c.K, rb};
+      WeightView w{t, packed.data(), c.N, c.K, rb, {}};
       const int reps = c.T == 1 ? 20 : 5;
       double s = best_seconds(reps, [&] { matmul(x.data(), w, y.data(), c.T); });
       const double gflops = 2.0 * c.T * c.N * c.K / s / 1e9, gbs = double(rb * c.N) / s / 1e9;

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${EDGELLM_DATA:-../shared/data}"
 MODEL="${1:-models/edgellm-tiny}"
-BIN=build/release/edgellm
+BIN="${EDGELLM_BIN:-build/release/edgellm}"
 S260="$DATA/models/stories260K/stories260K.bin"
 declare -A TEXT=(
   [heldout-books]="$DATA/text/books/eltec_eng_novels_part02.txt"

@@ -1,7 +1,6 @@
 // edgellm convert: any readable checkpoint -> HF safetensors directory or GGUF file.
 #include <fmt/format.h>
 
-
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/model_files.h"
@@ -10,7 +9,6 @@
 #include "util/error.h"
 
 namespace edgellm::cli {
-
 
 void register_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "convert a checkpoint to safetensors (HF dir) or GGUF");
@@ -26,7 +24,9 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--out,-o", a->out, "output directory (safetensors) or file (gguf)")->required();
   cmd->add_option("--dtype", a->dtype,
                   "matrix storage type: f32|f16|bf16 (safetensors), also q8_0|q4_0|q4_k|q6_k "
-                  "(gguf; rows that do not fit a block fall back, see docs/formats.md)");
+                  "(gguf; rows that do not fit a block fall back, see docs/formats.md). Packed "
+                  "(compressed) linears stay packed in safetensors and become the nearest GGUF "
+                  "type keeping their bits in gguf");
   cmd->callback([a] {
     apply_threads(a->m);
     const DType dt = dtype_from_name(a->dtype, "--dtype");

@@ -1,7 +1,10 @@
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "io/packed_tensors.h"
 #include "model/model.h"
 
 namespace edgellm::cli {
@@ -25,11 +28,28 @@ void register_info(CLI::App& app) {
     std::map<std::string, int64_t> by_dtype;
     for (const Tensor& t : ck.tensors.all()) by_dtype[dtype_name(t.dtype)] += t.numel();
     j["params_by_dtype"] = by_dtype;
-    if (*tensors) {
-      for (const Tensor& t : ck.tensors.all())
-        j["tensors"].push_back(
-            {{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
-    }
+    // The OpenMP wait policy this process runs with (main.cpp sets PASSIVE unless the user chose).
+    const char* wp = std::getenv("OMP_WAIT_POLICY");
+    j["omp_wait_policy"] = wp ? wp : "";
+    // Per-layer bits, sparsity and true stored bytes (every part of every packed tensor).
+    const nlohmann::json storage = storage_summary(ck);
+    j["storage"] = storage;
+    if (ck.compression.is_object())
+      for (const char* k : {"policy", "provenance"})
+        if (ck.compression.contains(k)) j["compression"][k] = ck.compression[k];
+    auto tensor_json = [](const Tensor& t) {
+      nlohmann::json e = {{"name", t.name},
+                          {"dtype", dtype_name(t.dtype)},
+                          {"shape", t.shape},
+                          {"bytes", t.nbytes}};
+      if (t.dtype == DType::Packed) {
+        e["format"] = t.packed->format().name();
+        e["kept"] = t.packed->kept();
+      }
+      return e;
+    };
+    if (*tensors)
+      for (const Tensor& t : ck.tensors.all()) j["tensors"].push_back(tensor_json(t));
     if (a->json) return print_json(j);
     fmt::print("{} ({})\n", ck.path, format_name(ck.format));
     fmt::print("  arch {}  dim {}  hidden {}  layers {}  heads {}/{} (head_dim {})  vocab {}\n",
@@ -41,9 +61,48 @@ void register_info(CLI::App& app) {
     fmt::print("  {:.2f} M parameters, {:.1f} MB of weights\n", c.n_params() / 1e6,
                m.weight_bytes() / 1e6);
     for (const auto& [dt, n] : by_dtype) fmt::print("    {:>6}: {} values\n", dt, n);
+    // The per-layer record (model/config.h LayerConfig), when anything is compressed or marked.
+    if (!c.layers_json().is_null()) {
+      fmt::print("  per layer (bits: parameter-weighted mean, float linears as 16):\n");
+      for (int l = 0; l < c.n_layers; ++l) {
+        const LayerConfig& lc = c.layers[l];
+        auto desc = [](const LinearFormat& f) {
+          std::string d = f.bits ? fmt::format("{}b/{}", f.bits, quant_scheme_name(f.scheme))
+                                 : std::string("float");
+          if (f.group) d += fmt::format("/g{}", f.group);
+          if (f.sparsity > 0) d += fmt::format("/sp{:.2f}", f.sparsity);
+          if (f.nm_m) d += fmt::format("/{}:{}", f.nm_n, f.nm_m);
+          return d;
+        };
+        bool same = true;
+        for (const LinearFormat& f : lc.linear) same &= f == lc.linear[0];
+        std::string lin = same ? " all=" + desc(lc.linear[0]) : "";
+        for (int i = 0; i < kLinears && !same; ++i)
+          lin += fmt::format(" {}={}", linear_name(static_cast<LinearId>(i)), desc(lc.linear[i]));
+        fmt::print("    layer {:>3}: {:5.2f} bits, sparsity {:.3f}{}{}{}\n", l, c.mean_bits(l),
+                   c.mean_sparsity(l), lc.has_exit ? ", exit" : "",
+                   lc.lora_rank ? fmt::format(", lora r{}", lc.lora_rank) : "", lin);
+      }
+    }
+    fmt::print("  stored: {} bytes of tensors = {:.4f} bits/weight; linears {:.4f} bits/weight\n",
+               storage["tensor_bytes"].get<size_t>(), storage["bits_per_weight"].get<double>(),
+               storage["linear_bits_per_weight"].get<double>());
+    if (ck.compression.is_object()) {
+      if (ck.compression.contains("policy"))
+        fmt::print("  compression policy: {}\n", ck.compression["policy"].dump());
+      fmt::print("  {:>5} {:>5} {:>8} {:>12} {:>10}  {}\n", "layer", "bits", "sparsity", "bytes",
+                 "bits/w", "format");
+      for (const auto& l : storage["layers"])
+        fmt::print("  {:>5} {:>5.2f} {:>8.4f} {:>12} {:>10.4f}  {}\n", l["layer"].get<int>(),
+                   l["bits"].get<double>(), l["sparsity"].get<double>(), l["bytes"].get<size_t>(),
+                   l["bits_per_weight"].get<double>(), l["format"].get<std::string>());
+    }
     if (*tensors)
-      for (const Tensor& t : ck.tensors.all())
-        fmt::print("  {:<50} {:>5} {}\n", t.name, dtype_name(t.dtype), t.shape_str());
+      for (const Tensor& t : ck.tensors.all()) {
+        const nlohmann::json e = tensor_json(t);
+        fmt::print("  {:<50} {:>6} {:<18} {:>10} B  {}\n", t.name, dtype_name(t.dtype),
+                   t.shape_str(), t.nbytes, e.value("format", ""));
+      }
   });
 }
 

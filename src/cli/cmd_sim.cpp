@@ -28,8 +28,8 @@ struct TuneArgs {
   std::string method = "lora";
   int exit = 0;
   int window = 8;
-  std::string bits = "8";
-  std::string sparsity = "0";
+  std::string bits;      // empty: the model's per-layer record, else 8
+  std::string sparsity;  // empty: the model's per-layer record, else 0
   int batch = 1;
   int seq = 512;
   int rank = 8;
@@ -50,10 +50,12 @@ void add_tune_args(CLI::App* c, TuneArgs& a) {
       ->capture_default_str();
   c->add_option("--window", a.window, "alt: window m; partial: last k layers")
       ->capture_default_str();
-  c->add_option("--bits", a.bits, "weight bits: one value or one per layer (comma-separated)")
-      ->capture_default_str();
-  c->add_option("--sparsity", a.sparsity, "weight sparsity: one value or one per layer")
-      ->capture_default_str();
+  c->add_option("--bits", a.bits,
+                "weight bits: one value or one per layer (comma-separated); default: per linear "
+                "from the model config's edgellm record (a compressed model), else 8");
+  c->add_option("--sparsity", a.sparsity,
+                "weight sparsity: one value or one per layer; default: from the model config's "
+                "edgellm record, else 0");
   c->add_option("--batch", a.batch, "sequences per micro-batch (trace)")->capture_default_str();
   c->add_option("--seq", a.seq, "tokens per sequence")->capture_default_str();
   c->add_option("--rank", a.rank, "LoRA rank")->capture_default_str();
@@ -68,8 +70,8 @@ TuneConfig make_tune(const TuneArgs& a, const ModelConfig& m) {
   t.method = parse_method(a.method);
   t.exit_layer = a.exit;
   t.window = t.method == Method::Lora ? 0 : a.window;
-  t.bits = parse_layer_bits(a.bits, m.n_layers);
-  t.sparsity = parse_layer_sparsity(a.sparsity, m.n_layers);
+  if (!a.bits.empty()) t.bits = parse_layer_bits(a.bits, m.n_layers);
+  if (!a.sparsity.empty()) t.sparsity = parse_layer_sparsity(a.sparsity, m.n_layers);
   t.batch = a.batch;
   t.seq = a.seq;
   t.lora_rank = a.rank;

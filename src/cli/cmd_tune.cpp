@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -13,6 +15,24 @@
 namespace edgellm::cli {
 
 namespace {
+
+// Layer indices beyond any model's (config.h kMaxLayers) are refused while parsing, before the
+// model is known, so a range like 0-2000000000 cannot expand into billions of entries; the
+// adapter checks the real count.
+constexpr int kMaxLayerIndex = kMaxLayers - 1;
+
+int parse_layer_index(const std::string& s, const std::string& all) {
+  int v = 0;
+  const char* e = s.data() + s.size();
+  const auto r = std::from_chars(s.data(), e, v);
+  if (s.empty() || r.ec != std::errc() || r.ptr != e || v < 0 || v > kMaxLayerIndex)
+    fail(
+        "[tune] --lora-layers '{}': '{}' is not a layer index in [0, {}] (expected a list like "
+        "0,1,4-7)",
+        all, s, kMaxLayerIndex);
+  return v;
+}
+
 std::vector<int> parse_layers(const std::string& s) {
   std::vector<int> out;
   std::stringstream ss(s);
@@ -20,19 +40,29 @@ std::vector<int> parse_layers(const std::string& s) {
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
     const auto dash = item.find('-');
-    try {
-      if (dash == std::string::npos) {
-        out.push_back(std::stoi(item));
-      } else {
-        for (int l = std::stoi(item.substr(0, dash)); l <= std::stoi(item.substr(dash + 1)); ++l)
-          out.push_back(l);
-      }
-    } catch (const std::exception&) {
-      fail("[tune] --lora-layers '{}': expected a list like 0,1,4-7", s);
+    if (dash == std::string::npos) {
+      out.push_back(parse_layer_index(item, s));
+      continue;
     }
+    const int lo = parse_layer_index(item.substr(0, dash), s);
+    const int hi = parse_layer_index(item.substr(dash + 1), s);
+    if (lo > hi) fail("[tune] --lora-layers '{}': range '{}' is empty", s, item);
+    for (int l = lo; l <= hi; ++l) out.push_back(l);
   }
+  // An empty list means "all layers" to the adapter, so a list that parses to nothing (",")
+  // must not silently become that.
+  if (!s.empty() && out.empty()) fail("[tune] --lora-layers '{}': no layers given", s);
   return out;
 }
+
+// Numeric flags CLI11 accepts as any float (including nan and inf): checked before anything runs.
+void check_finite(const char* flag, double v, double lo, double hi, bool lo_open) {
+  const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi;
+  if (!ok)
+    fail("[tune] {} {}: must be a finite number in {}{}, {}]", flag, v, lo_open ? "(" : "[", lo,
+         hi);
+}
+
 }  // namespace
 
 void register_tune(CLI::App& app) {
@@ -42,12 +72,14 @@ void register_tune(CLI::App& app) {
                       schedule = "constant", budget;
     double val_frac = 0.05;
     int log_every = 1;
+    int last = 0;  // partial: last layers carrying adapters
     TuneOptions o;
   };
   auto a = std::make_shared<Args>();
   add_model_args(cmd, *a);
   cmd->add_option("--data", a->data, "plain text file, or Alpaca .json / .jsonl")->required();
-  cmd->add_option("--method", a->method, "lora | full");
+  cmd->add_option("--method", a->method, "lora | full | partial (LoRA on the last --last layers)");
+  cmd->add_option("--last", a->last, "partial: number of last layers carrying adapters");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -76,13 +108,40 @@ void register_tune(CLI::App& app) {
   cmd->callback([a] {
     apply_threads(*a);
     TuneOptions o = a->o;
-    o.method = tune_method_from_name(a->method);
+    check_finite("--lr", o.lr, 0, 10, true);
+    if (!(a->val_frac >= 0 && a->val_frac < 1))
+      fail("[tune] --val-frac {}: must be in [0, 1)", a->val_frac);
+    check_finite("--weight-decay", o.adamw.weight_decay, 0, 1e6, false);
+    check_finite("--clip", o.adamw.max_grad_norm, 0, 1e30, false);
+    check_finite("--alpha", o.lora.alpha, -1e30, 1e30, false);
+    if (!(o.lora.dropout >= 0 && o.lora.dropout < 1))
+      fail("[tune] --dropout {}: must be in [0, 1)", o.lora.dropout);
+    for (auto [flag, v] : {std::pair{"--steps", o.steps}, std::pair{"--seq", o.seq},
+                           std::pair{"--log-every", int64_t{a->log_every}},
+                           std::pair{"--rank", int64_t{o.lora.rank}}})
+      if (v <= 0) fail("[tune] {} {}: must be positive", flag, v);
+    for (auto [flag, v] : {std::pair{"--warmup", o.warmup}, std::pair{"--val-every", o.val_every},
+                           std::pair{"--save-every", o.save_every}})
+      if (v < 0) fail("[tune] {} {}: must not be negative", flag, v);
+    // partial = LoRA on the last K layers only (the backward stops below them).
+    const bool partial = a->method == "partial";
+    if (partial && !a->layers.empty())
+      fail("[tune] --method partial takes --last K, not --lora-layers '{}'", a->layers);
+    if (!partial && a->last != 0) fail("[tune] --last {} needs --method partial", a->last);
+    o.method = tune_method_from_name(partial ? "lora" : a->method);
     o.schedule = lr_schedule_from_name(a->schedule);
     o.lora.targets = lora_targets_from_list(a->targets, "--targets");
     o.lora.layers = parse_layers(a->layers);
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
     auto m = load_model(*a);
+    if (partial) {
+      const int L = m->config().n_layers;
+      if (a->last < 1 || a->last > L)
+        fail("[tune] --last {} must be within 1..{} (the model's layers)", a->last, L);
+      o.lora.layers.clear();
+      for (int l = L - a->last; l < L; ++l) o.lora.layers.push_back(l);
+    }
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     const Dataset data = load_dataset(a->data, *tok, o.seq, a->val_frac, o.seed);
     Trainer tr(*m, data, o);

@@ -11,6 +11,7 @@ void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_mmlu(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_compress(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_sim(CLI::App& app);
@@ -18,5 +19,6 @@ void register_tune(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 void register_pretrain(CLI::App& app);
+void register_pipeline(CLI::App& app);
 
 }  // namespace edgellm::cli

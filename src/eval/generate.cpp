@@ -12,6 +12,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+std::string decode_continuation(const Tokenizer& tok, const std::vector<int32_t>& prompt_ids,
+                                const std::vector<int32_t>& ids) {
+  std::vector<int32_t> all = prompt_ids;
+  all.insert(all.end(), ids.begin(), ids.end());
+  const std::string before = tok.decode(prompt_ids), now = tok.decode(all);
+  if (now.compare(0, before.size(), before) == 0) return now.substr(before.size());
+  return tok.decode(ids);  // the prompt's text changed under the continuation: best effort
+}
+
 GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
                         const SamplerConfig& sc,
                         const std::function<void(const std::string&)>& on_text,
@@ -42,7 +51,7 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
     r.ids.push_back(next);
     if (on_text) {
       // Decode the whole prefix and emit the new suffix: byte-level pieces may split UTF-8.
-      std::string now = tok.decode(r.ids);
+      std::string now = decode_continuation(tok, r.prompt_ids, r.ids);
       if (now.size() > shown.size() && now.compare(0, shown.size(), shown) == 0) {
         on_text(now.substr(shown.size()));
         shown = now;
@@ -51,7 +60,7 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
     if (i + 1 < n) logits = st.forward_last_logits(&next, 1);
   }
   r.decode_seconds = seconds_since(t0);
-  r.text = tok.decode(r.ids);
+  r.text = decode_continuation(tok, r.prompt_ids, r.ids);
   return r;
 }
 

@@ -20,6 +20,13 @@ struct GenerateResult {
   bool stopped_at_eos = false;
 };
 
+// The text `ids` add after `prompt_ids` (which start with BOS): both are decoded together and the
+// prompt's own text is cut off. Decoding `ids` alone would be wrong for SentencePiece-style
+// vocabularies, whose decoder drops the leading space of the first piece of a text, so "The cat
+// sat on" + "▁a▁big▁tree" printed as "The cat sat ona big tree".
+std::string decode_continuation(const Tokenizer& tok, const std::vector<int32_t>& prompt_ids,
+                                const std::vector<int32_t>& ids);
+
 // Generates up to n tokens after BOS + encode(prompt). `on_text` (optional) receives each newly
 // decodable piece of text as it is produced (for streaming). `adapter` (optional) is applied
 // unmerged.

@@ -70,6 +70,14 @@ double window_nll(InferenceState& st, const std::vector<int32_t>& window, int64_
     st.logits(h + r0 * C, nr, logits.data());
     cross_entropy_forward(loss.data(), logits.data(), window.data() + r0 + 1, nr, V);
     for (int64_t i = 0; i < nr; ++i) sum += loss[i];
+    // A NaN or Inf must stop the run here, naming where, instead of becoming "ppl": null.
+    if (!std::isfinite(sum))
+      for (int64_t i = 0; i < nr; ++i)
+        if (!std::isfinite(loss[i]))
+          fail(
+              "[ppl] the loss of predicting token {} of a window is {}: the model (or adapter) "
+              "produces non-finite logits",
+              r0 + i + 1, loss[i]);
   }
   return sum;
 }
@@ -120,6 +128,9 @@ PplResult perplexity(const Model& m, const std::vector<int32_t>& tokens, const P
   }
   r.mean_nll = sum / double(r.predictions);
   r.ppl = std::exp(r.mean_nll);
+  if (!std::isfinite(r.ppl))
+    fail("[ppl] perplexity exp({}) overflows a double (mean NLL over {} predictions)", r.mean_nll,
+         r.predictions);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "report/svg_plot.h"
 #include "util/error.h"
 
 namespace edgellm::hwsim {
@@ -216,95 +217,7 @@ std::string sweep_table(const std::vector<SweepPoint>& pts) {
   return s;
 }
 
-namespace {
-
-// One panel: x (log or linear), up to two series, axis ticks at the data points.
-std::string panel(double ox, double oy, double w, double h, const std::string& title,
-                  const std::string& xlabel, const std::string& ylabel,
-                  const std::vector<double>& xs, const std::vector<std::vector<double>>& ys,
-                  const std::vector<std::string>& names, const std::vector<std::string>& xticks,
-                  bool logx) {
-  static const char* colors[] = {"#d62728", "#1f77b4"};
-  double ymax = 0;
-  for (const auto& s : ys)
-    for (double v : s) ymax = std::max(ymax, v);
-  ymax = ymax > 0 ? ymax * 1.15 : 1;
-  auto fx = [&](double x) {
-    const double a = logx ? std::log(xs.front()) : xs.front();
-    const double b = logx ? std::log(xs.back()) : xs.back();
-    const double v = logx ? std::log(x) : x;
-    return ox + (b > a ? (v - a) / (b - a) : 0.5) * w;
-  };
-  auto fy = [&](double y) { return oy + h - y / ymax * h; };
-  std::string s;
-  s += fmt::format(
-      "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"14\" text-anchor=\"middle\" "
-      "font-weight=\"bold\">{}</text>\n",
-      ox + w / 2, oy - 12, title);
-  s += fmt::format(
-      "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
-      "stroke=\"#444\"/>\n",
-      ox, oy, w, h);
-  for (int i = 0; i <= 4; ++i) {
-    const double v = ymax * i / 4;
-    s += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", ox,
-        fy(v), ox + w, fy(v));
-    s += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\">{:.3g}</text>\n",
-        ox - 4, fy(v) + 4, v);
-  }
-  for (size_t i = 0; i < xs.size(); ++i)
-    s += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
-        fx(xs[i]), oy + h + 15, xticks[i]);
-  s += fmt::format(
-      "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
-      ox + w / 2, oy + h + 34, xlabel);
-  s += fmt::format(
-      "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\" text-anchor=\"middle\" "
-      "transform=\"rotate(-90 {:.1f} {:.1f})\">{}</text>\n",
-      ox - 44, oy + h / 2, ox - 44, oy + h / 2, ylabel);
-  for (size_t k = 0; k < ys.size(); ++k) {
-    std::string path;
-    for (size_t i = 0; i < xs.size(); ++i) {
-      path += fmt::format("{}{:.1f},{:.1f}", i ? " L" : "M", fx(xs[i]), fy(ys[k][i]));
-      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", fx(xs[i]),
-                       fy(ys[k][i]), colors[k % 2]);
-    }
-    s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", path,
-                     colors[k % 2]);
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" fill=\"{}\">{}</text>\n",
-                     ox + 8, oy + 16 + 14 * k, colors[k % 2], names[k]);
-  }
-  return s;
-}
-
-}  // namespace
-
 std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& device) {
-  const double W = 1600, H = 420;
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "font-family=\"sans-serif\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">edgellm hwsim sweep: "
-      "LLaMA-7B "
-      "tuning iteration on '{}' (model output, not measured)</text>\n",
-      W, H, W / 2, device);
-  auto collect = [&](const std::string& axis, std::vector<double>& xs, std::vector<double>& l,
-                     std::vector<double>& e, std::vector<double>& sp,
-                     std::vector<std::string>& ticks) {
-    for (const auto& p : pts)
-      if (p.axis == axis) {
-        xs.push_back(p.x), l.push_back(p.lora_seconds), e.push_back(p.edge_seconds),
-            sp.push_back(p.speedup);
-        ticks.push_back(axis == "sram_bytes" ? (p.x >= 1048576 ? fmt::format("{:g}M", p.x / 1048576)
-                                                               : fmt::format("{:g}K", p.x / 1024))
-                                             : fmt::format("{:g}", p.x));
-      }
-  };
-  const double pw = 300, ph = 280, oy = 70;
   struct Ax {
     const char* axis;
     const char* title;
@@ -316,22 +229,42 @@ std::string sweep_svg(const std::vector<SweepPoint>& pts, const std::string& dev
       {"dram_GBps", "Iteration time vs DRAM bandwidth", "DRAM bandwidth (GB/s)", false, true},
       {"bits", "Speedup over LoRA 8-bit vs bits", "LUC bits (+ALT, 50% sparse)", true, false},
       {"array", "Speedup vs array size", "array side (R = C)", true, true}};
-  for (int i = 0; i < 4; ++i) {
-    std::vector<double> xs, l, e, sp;
-    std::vector<std::string> ticks;
-    collect(axes[i].axis, xs, l, e, sp, ticks);
-    if (xs.empty()) continue;
-    const double ox = 80 + i * (pw + 95);
-    if (axes[i].speed)
-      s += panel(ox, oy, pw, ph, axes[i].title, axes[i].xlabel, "speedup (x)", xs, {sp},
-                 {i == 2 ? "LUC b-bit + ALT vs LoRA 8-bit" : "LUC 4-bit + ALT vs LoRA 8-bit"},
-                 ticks, axes[i].logx);
+  std::vector<report::Chart> charts;
+  for (const Ax& ax : axes) {
+    report::LineChart c;
+    c.title = ax.title;
+    c.x_label = ax.xlabel;
+    c.y_label = ax.speed ? "speedup (x)" : "seconds / iteration";
+    c.log_x = ax.logx;
+    report::Series lora{"LoRA 8-bit", {}, {}}, edge{"LUC 4-bit + ALT", {}, {}},
+        sp{ax.axis == std::string("bits") ? "LUC b-bit + ALT vs LoRA 8-bit"
+                                          : "LUC 4-bit + ALT vs LoRA 8-bit",
+           {},
+           {}};
+    for (const auto& p : pts) {
+      if (p.axis != ax.axis) continue;
+      lora.x.push_back(p.x), lora.y.push_back(p.lora_seconds);
+      edge.x.push_back(p.x), edge.y.push_back(p.edge_seconds);
+      sp.x.push_back(p.x), sp.y.push_back(p.speedup);
+      // Ticks at the swept values (SRAM sizes in K/M).
+      c.x_tick_values.push_back(p.x);
+      c.x_tick_labels.push_back(p.axis == "sram_bytes"
+                                    ? (p.x >= 1048576 ? fmt::format("{:g}M", p.x / 1048576)
+                                                      : fmt::format("{:g}K", p.x / 1024))
+                                    : fmt::format("{:g}", p.x));
+    }
+    if (sp.x.empty()) continue;
+    if (ax.speed)
+      c.series = {sp};
     else
-      s += panel(ox, oy, pw, ph, axes[i].title, axes[i].xlabel, "seconds / iteration", xs, {l, e},
-                 {"LoRA 8-bit", "LUC 4-bit + ALT"}, ticks, axes[i].logx);
+      c.series = {lora, edge};
+    charts.push_back(c);
   }
-  s += "</svg>\n";
-  return s;
+  return report::render_panels_svg(
+      fmt::format("edgellm hwsim sweep: LLaMA-7B tuning iteration on '{}' (model output, not "
+                  "measured)",
+                  device),
+      charts, 4, {400, 340});
 }
 
 }  // namespace edgellm::hwsim

@@ -11,6 +11,7 @@ namespace edgellm::hwsim {
 
 std::vector<int> iteration_exits(const ModelConfig& m, const TuneConfig& t,
                                  std::vector<int> exits) {
+  t.validate(m);  // before the division by the window below (a zero window was a SIGFPE)
   if (t.method != Method::Alt) return {m.n_layers};
   if (!exits.empty()) {
     for (int e : exits)

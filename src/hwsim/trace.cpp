@@ -77,6 +77,17 @@ int TuneConfig::first_trained(const ModelConfig& m) const {
 }
 int TuneConfig::last_trained(const ModelConfig& m) const { return exit_or_last(m); }
 
+int TuneConfig::linear_bits(const ModelConfig& m, int l, LinearId t) const {
+  if (!bits.empty()) return bits[l];
+  const int b = l < static_cast<int>(m.layers.size()) ? m.layers[l].at(t).bits : 0;
+  return b > 0 ? b : base_bits;
+}
+
+double TuneConfig::linear_sparsity(const ModelConfig& m, int l, LinearId t) const {
+  if (!sparsity.empty()) return sparsity[l];
+  return l < static_cast<int>(m.layers.size()) ? m.layers[l].at(t).sparsity : 0.0;
+}
+
 double linear_weight_bytes(int64_t in, int64_t out, int bits, double sparsity) {
   const double n = static_cast<double>(in) * static_cast<double>(out);
   const double dense = n * bits / 8.0;
@@ -104,6 +115,7 @@ namespace {
 struct Linear {
   const char* name;
   int64_t in, out;
+  LinearId id;
 };
 
 class Builder {
@@ -129,7 +141,7 @@ class Builder {
     for (int l = 0; l < L; ++l)
       for (const auto& lin : linears())
         tr_.weights_stored +=
-            linear_weight_bytes(lin.in, lin.out, t_.layer_bits(l), t_.layer_sparsity(l));
+            linear_weight_bytes(lin.in, lin.out, bits_of(l, lin), sparsity_of(l, lin));
     const double vocab_bytes = linear_weight_bytes(m_.dim, m_.vocab_size, t_.base_bits, 0);
     tr_.weights_stored += vocab_bytes * (m_.tied_embeddings ? 1 : 2);
     // LoRA state at rest: the layers the method ever trains (alt trains every layer over time).
@@ -148,10 +160,15 @@ class Builder {
 
  private:
   std::vector<Linear> linears() const {
-    const int64_t d = m_.dim, q = m_.q_dim(), kv = m_.kv_dim(), ff = m_.hidden_dim;
-    return {{"q_proj", d, q},     {"k_proj", d, kv},  {"v_proj", d, kv},   {"o_proj", q, d},
-            {"gate_proj", d, ff}, {"up_proj", d, ff}, {"down_proj", ff, d}};
+    std::vector<Linear> v;
+    for (int i = 0; i < kLinears; ++i) {
+      const auto t = static_cast<LinearId>(i);
+      v.push_back({linear_name(t), m_.linear_in(t), m_.linear_out(t), t});
+    }
+    return v;
   }
+  int bits_of(int l, const Linear& lin) const { return t_.linear_bits(m_, l, lin.id); }
+  double sparsity_of(int l, const Linear& lin) const { return t_.linear_sparsity(m_, l, lin.id); }
   double lora_params_per_layer() const {
     double p = 0;
     for (const auto& lin : linears()) p += static_cast<double>(r_) * (lin.in + lin.out);
@@ -206,8 +223,6 @@ class Builder {
   void forward_layer(int l, bool train) {
     const int64_t d = m_.dim, q = m_.q_dim(), kv = m_.kv_dim(), ff = m_.hidden_dim;
     const int64_t B = t_.batch, S = t_.seq, NH = m_.n_heads, hd = m_.head_dim;
-    const int bits = t_.layer_bits(l);
-    const double sp = t_.layer_sparsity(l);
     const Phase F = Phase::Forward;
     // Output of an op: saved for backward when the layer trains, else transient.
     auto out = [&](Op& op, double bytes, bool save) {
@@ -222,6 +237,8 @@ class Builder {
         op.transient_write = static_cast<double>(T_) * d * a_;
     };
     auto linear = [&](const Linear& lin, bool save_out) {
+      const int bits = bits_of(l, lin);
+      const double sp = sparsity_of(l, lin);
       double wb = linear_weight_bytes(lin.in, lin.out, bits, sp);
       weight_gemm(l, F, nm(l, std::string(lin.name)), T_, lin.out, lin.in, bits, sp, true, wb);
       out(ops_.back(), static_cast<double>(T_) * lin.out * a_, save_out);
@@ -293,8 +310,8 @@ class Builder {
 
   // Backward of one linear given dY (T×out): dX through the frozen weight (no dW), LoRA grads.
   void linear_backward(int l, const Linear& lin, bool need_dx) {
-    const int bits = t_.layer_bits(l);
-    const double sp = t_.layer_sparsity(l);
+    const int bits = bits_of(l, lin);
+    const double sp = sparsity_of(l, lin);
     const Phase Bw = Phase::Backward;
     const std::string base = nm(l, lin.name);
     const double Tin = static_cast<double>(T_) * lin.in, Tout = static_cast<double>(T_) * lin.out;

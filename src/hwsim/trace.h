@@ -29,8 +29,8 @@ struct TuneConfig {
   Method method = Method::Lora;
   int exit_layer = 0;            // alt: forward runs layers [0, exit_layer) (1-based exit); 0 = L
   int window = 0;                // alt: m trained layers below the exit; partial: k last layers
-  std::vector<int> bits;         // [L] weight bits per decoder layer; empty = base_bits everywhere
-  std::vector<double> sparsity;  // [L] fraction of zero weights per layer; empty = 0
+  std::vector<int> bits;         // [L] weight bits per decoder layer; empty = the model's record
+  std::vector<double> sparsity;  // [L] fraction of zero weights per layer; empty = the model's
   int base_bits = 8;             // bits of the uncompressed baseline, embeddings and exit heads
   int batch = 1;                 // B: sequences per micro-batch
   int seq = 512;                 // S: tokens per sequence
@@ -45,8 +45,11 @@ struct TuneConfig {
   // Trained layers [first, last) of this iteration.
   int first_trained(const ModelConfig& m) const;
   int last_trained(const ModelConfig& m) const;
-  int layer_bits(int l) const { return bits.empty() ? base_bits : bits[l]; }
-  double layer_sparsity(int l) const { return sparsity.empty() ? 0.0 : sparsity[l]; }
+  // Weight bits / sparsity of linear t in layer l: `bits` / `sparsity` when given, else the
+  // model's per-layer record (ModelConfig::layers, e.g. from a compressed model's config.json),
+  // else base_bits (full-precision linears run at the base rate) / 0.
+  int linear_bits(const ModelConfig& m, int l, LinearId t) const;
+  double linear_sparsity(const ModelConfig& m, int l, LinearId t) const;
 };
 
 enum class OpKind : uint8_t { Gemm, Elementwise };

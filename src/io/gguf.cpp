@@ -169,8 +169,12 @@ uint32_t ggml_type_of(DType t) {
       return 26;
     case DType::BF16:
       return 30;
+    case DType::U8:
+    case DType::Packed:
+      break;
   }
-  return 0;
+  fail("[gguf] dtype {} has no ggml type (packed weights export through gguf_type_for_format)",
+       dtype_name(t));
 }
 
 Checkpoint load_gguf(const std::string& path) {
@@ -307,6 +311,11 @@ Checkpoint load_gguf(const std::string& path) {
   c.max_seq_len = int_field("context_length", false, 2048);
   c.dim = int_field("embedding_length", true, 0);
   c.n_layers = int_field("block_count", true, 0);
+  // Sizes the per-layer config below: bounded before anything is allocated from it (a fuzzed
+  // block_count of 2^30 asked for 17 GB). Every layer needs tensors, so the file bounds it too.
+  if (c.n_layers > kMaxLayers || static_cast<uint64_t>(c.n_layers) > n_tensors)
+    fail("[gguf] {}: {}.block_count = {} exceeds the limit of {} or the file's {} tensors", path,
+         arch, c.n_layers, kMaxLayers, n_tensors);
   c.hidden_dim = int_field("feed_forward_length", true, 0);
   c.n_heads = int_field("attention.head_count", true, 0);
   c.n_kv_heads = int_field("attention.head_count_kv", false, c.n_heads);
@@ -424,79 +433,157 @@ class GgufWriter {
     raw<uint32_t>(type);
     ++n_kv;
   }
-  void scalar(uint32_t type, const nlohmann::json& v, const std::string& key) {
-    switch (type) {
-      case kU32:
-        raw<uint32_t>(v.get<uint32_t>());
-        break;
-      case kI32:
-        raw<int32_t>(v.get<int32_t>());
-        break;
-      case kF32:
-        raw<float>(v.get<float>());
-        break;
-      case kBool:
-        raw<uint8_t>(v.get<bool>() ? 1 : 0);
-        break;
-      case kString:
-        str(v.get<std::string>());
-        break;
-      case kU64:
-        raw<uint64_t>(v.get<uint64_t>());
-        break;
-      case kI64:
-        raw<int64_t>(v.get<int64_t>());
-        break;
-      default:
-        fail("[gguf] writing key '{}': value type {} unsupported", key, type);
-    }
-  }
   uint64_t n_kv = 0;
 
  private:
   std::string* o_;
 };
 
-// GGUF type of a JSON value (arrays: of their elements). Key hints keep llama.cpp's conventions
-// where JSON has lost the type (token ids u32, token types i32, scores f32).
-uint32_t json_gguf_type(const std::string& key, const nlohmann::json& v) {
+// The GGUF type of every key edgellm writes, from the GGUF spec (ggml docs/gguf.md) as llama.cpp
+// reads it: llama.cpp's loader refuses a key whose stored type differs ("key
+// tokenizer.ggml.bos_token_id has wrong type i32 but expected type u32"). Where the spec says
+// uint64 for a count, llama.cpp reads and writes uint32 (the spec asks readers to accept both),
+// so counts are u32. Arrays: kArray with the element type in `elem`.
+struct KeyType {
+  uint32_t type, elem = 0;
+};
+
+bool known_key_type(const std::string& key, const std::string& arch, KeyType* kt) {
   auto ends_with = [&](const char* s) {
     const size_t n = std::strlen(s);
     return key.size() >= n && key.compare(key.size() - n, n, s) == 0;
   };
-  if (ends_with(".scores")) return kF32;
-  if (ends_with(".token_type")) return kI32;
-  if (ends_with(".tokens") || ends_with(".merges")) return kString;
-  if (v.is_string()) return kString;
-  if (v.is_boolean()) return kBool;
-  if (v.is_number_float()) return kF32;
-  if (v.is_number_unsigned())
-    return ends_with("_id") || v.get<uint64_t>() <= UINT32_MAX ? kU32 : kU64;
-  if (v.is_number_integer()) return kI32;
+  static const std::pair<const char*, KeyType> kFixed[] = {
+      {"general.architecture", {kString}},
+      {"general.name", {kString}},
+      {"general.alignment", {kU32}},
+      {"general.file_type", {kU32}},
+      {"general.quantization_version", {kU32}},
+      {"tokenizer.ggml.model", {kString}},
+      {"tokenizer.ggml.pre", {kString}},
+      {"tokenizer.chat_template", {kString}},
+      {"tokenizer.ggml.tokens", {kArray, kString}},
+      {"tokenizer.ggml.merges", {kArray, kString}},
+      {"tokenizer.ggml.added_tokens", {kArray, kString}},
+      {"tokenizer.ggml.scores", {kArray, kF32}},
+      {"tokenizer.ggml.token_type", {kArray, kI32}},
+      {"tokenizer.ggml.add_bos_token", {kBool}},
+      {"tokenizer.ggml.add_eos_token", {kBool}},
+      {"tokenizer.ggml.add_sep_token", {kBool}},
+      {"tokenizer.ggml.add_space_prefix", {kBool}},
+      {"tokenizer.ggml.remove_extra_whitespaces", {kBool}},
+  };
+  for (const auto& [k, t] : kFixed)
+    if (key == k) return *kt = t, true;
+  // bos, eos, unknown, seperator/separator, padding, cls, mask, eot, eom, fim_*: all u32.
+  if (key.rfind("tokenizer.ggml.", 0) == 0 && ends_with("_token_id")) return *kt = {kU32}, true;
+  if (arch.empty() || key.rfind(arch + ".", 0) != 0) return false;
+  const std::string k = key.substr(arch.size() + 1);
+  static const std::pair<const char*, KeyType> kArch[] = {
+      {"context_length", {kU32}},
+      {"embedding_length", {kU32}},
+      {"block_count", {kU32}},
+      {"feed_forward_length", {kU32}},
+      {"vocab_size", {kU32}},
+      {"attention.head_count", {kU32}},
+      {"attention.head_count_kv", {kU32}},
+      {"attention.key_length", {kU32}},
+      {"attention.value_length", {kU32}},
+      {"attention.layer_norm_rms_epsilon", {kF32}},
+      {"rope.dimension_count", {kU32}},
+      {"rope.freq_base", {kF32}},
+      {"rope.scaling.type", {kString}},
+      {"rope.scaling.factor", {kF32}},
+      {"rope.scaling.original_context_length", {kU32}},
+      {"rope.scaling.low_freq_factor", {kF32}},
+      {"rope.scaling.high_freq_factor", {kF32}},
+  };
+  for (const auto& [name, t] : kArch)
+    if (k == name) return *kt = t, true;
+  return false;
+}
+
+// A type for a key outside the table: strings, bools, f32 for floats, u32/u64 for non-negative
+// integers, i32/i64 for negative ones.
+KeyType guessed_type(const std::string& key, const nlohmann::json& v) {
+  if (v.is_array()) {
+    KeyType e = guessed_type(key, v.empty() ? nlohmann::json("") : v[0]);
+    if (e.type == kArray) fail("[gguf] metadata key '{}': nested arrays are not written", key);
+    return {kArray, e.type};
+  }
+  if (v.is_string()) return {kString};
+  if (v.is_boolean()) return {kBool};
+  if (v.is_number_float()) return {kF32};
+  if (v.is_number_unsigned()) return {v.get<uint64_t>() <= UINT32_MAX ? kU32 : kU64};
+  if (v.is_number_integer())
+    return {v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX ? kI32 : kI64};
   fail("[gguf] metadata key '{}': cannot store value {}", key, v.dump().substr(0, 80));
 }
 
-void write_kv(GgufWriter& w, const std::string& key, const nlohmann::json& v) {
-  if (v.is_null()) return;
-  if (v.is_array()) {
-    // Element type from the key hints or the first element; integer arrays are i32 (llama.cpp).
-    uint32_t et = json_gguf_type(key, v.empty() ? nlohmann::json(0) : v[0]);
-    if (et == kU32) et = kI32;
-    w.kv_header(key, kArray);
-    w.raw<uint32_t>(et);
-    w.raw<uint64_t>(v.size());
-    for (const auto& e : v) {
-      try {
-        w.scalar(et, e, key);
-      } catch (const nlohmann::json::exception&) {
-        fail("[gguf] metadata key '{}': mixed-type array element {}", key, e.dump().substr(0, 80));
-      }
+// Writes one scalar of GGUF type `type`, refusing a JSON value that does not fit it exactly.
+void write_scalar(GgufWriter& w, uint32_t type, const nlohmann::json& v, const std::string& key) {
+  auto integer = [&](int64_t lo, uint64_t hi) -> uint64_t {
+    bool ok = false;
+    uint64_t u = 0;
+    if (v.is_number_unsigned()) {
+      u = v.get<uint64_t>();
+      ok = u <= hi;
+    } else if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      ok = i >= lo && (i < 0 || static_cast<uint64_t>(i) <= hi);
+      u = static_cast<uint64_t>(i);
     }
-    return;
+    if (!ok)
+      fail("[gguf] metadata key '{}': value {} does not fit GGUF type {}", key,
+           v.dump().substr(0, 80), type);
+    return u;
+  };
+  switch (type) {
+    case kU32:
+      return w.raw<uint32_t>(static_cast<uint32_t>(integer(0, UINT32_MAX)));
+    case kI32:
+      return w.raw<int32_t>(static_cast<int32_t>(integer(INT32_MIN, INT32_MAX)));
+    case kU64:
+      return w.raw<uint64_t>(integer(0, UINT64_MAX));
+    case kI64:
+      return w.raw<int64_t>(static_cast<int64_t>(integer(INT64_MIN, INT64_MAX)));
+    case kF32:
+      if (!v.is_number())
+        fail("[gguf] metadata key '{}': value {} is not a number", key, v.dump().substr(0, 80));
+      return w.raw<float>(v.get<float>());
+    case kBool:
+      if (!v.is_boolean())
+        fail("[gguf] metadata key '{}': value {} is not a boolean", key, v.dump().substr(0, 80));
+      return w.raw<uint8_t>(v.get<bool>() ? 1 : 0);
+    case kString:
+      if (!v.is_string())
+        fail("[gguf] metadata key '{}': value {} is not a string", key, v.dump().substr(0, 80));
+      return w.str(v.get<std::string>());
+    default:
+      fail("[gguf] writing key '{}': value type {} unsupported", key, type);
   }
-  const uint32_t t = json_gguf_type(key, v);
-  w.kv_header(key, t);
-  w.scalar(t, v, key);
+}
+
+void write_kv(GgufWriter& w, const std::string& key, const nlohmann::json& v,
+              const std::string& arch) {
+  if (v.is_null()) return;
+  KeyType kt;
+  if (!known_key_type(key, arch, &kt)) kt = guessed_type(key, v);
+  // A negative token id means "none" in edgellm's tokenizers; GGUF's ids are u32, and an absent
+  // key is how a GGUF says "none".
+  if (kt.type == kU32 && key.rfind("tokenizer.ggml.", 0) == 0 && v.is_number_integer() &&
+      !v.is_number_unsigned() && v.get<int64_t>() < 0)
+    return;
+  if (kt.type != kArray) {
+    w.kv_header(key, kt.type);
+    return write_scalar(w, kt.type, v, key);
+  }
+  if (!v.is_array())
+    fail("[gguf] metadata key '{}': expected an array, got {}", key, v.dump().substr(0, 80));
+  w.kv_header(key, kArray);
+  w.raw<uint32_t>(kt.elem);
+  w.raw<uint64_t>(v.size());
+  for (const auto& e : v) write_scalar(w, kt.elem, e, key);
 }
 
 uint32_t file_type_of(DType t) {
@@ -540,14 +627,17 @@ void write_gguf(const ModelConfig& c, const ModelSource& src, const std::string&
   std::string kvs;
   GgufWriter w(&kvs);
   using J = nlohmann::json;
-  write_kv(w, "general.architecture", arch);
-  write_kv(w, "general.name", "edgellm");
-  write_kv(w, "general.alignment", J(kDefaultAlignment));
-  write_kv(w, "general.file_type", J(file_type_of(dtype)));
-  auto u32 = [&](const std::string& k, int v) {
-    write_kv(w, arch + "." + k, J(static_cast<uint32_t>(v)));
-  };
-  auto f32 = [&](const std::string& k, float v) { write_kv(w, arch + "." + k, J(v)); };
+  write_kv(w, "general.architecture", arch, arch);
+  write_kv(w, "general.name", "edgellm", arch);
+  write_kv(w, "general.alignment", J(kDefaultAlignment), arch);
+  write_kv(w, "general.file_type", J(file_type_of(dtype)), arch);
+  // Required by the spec when any tensor is quantized: ggml's current block layouts are
+  // version 2 (GGML_QNT_VERSION).
+  if (std::any_of(outs.begin(), outs.end(),
+                  [](const TensorOut& o) { return dtype_is_quantized(o.dtype); }))
+    write_kv(w, "general.quantization_version", J(2), arch);
+  auto u32 = [&](const std::string& k, int v) { write_kv(w, arch + "." + k, J(v), arch); };
+  auto f32 = [&](const std::string& k, float v) { write_kv(w, arch + "." + k, J(v), arch); };
   u32("context_length", c.max_seq_len);
   u32("embedding_length", c.dim);
   u32("block_count", c.n_layers);
@@ -561,7 +651,7 @@ void write_gguf(const ModelConfig& c, const ModelSource& src, const std::string&
   u32("attention.value_length", c.head_dim);
   u32("vocab_size", c.vocab_size);
   if (c.rope_scaling.enabled) {
-    write_kv(w, arch + ".rope.scaling.type", "llama3");
+    write_kv(w, arch + ".rope.scaling.type", "llama3", arch);
     f32("rope.scaling.factor", c.rope_scaling.factor);
     u32("rope.scaling.original_context_length", c.rope_scaling.original_max_position_embeddings);
     f32("rope.scaling.low_freq_factor", c.rope_scaling.low_freq_factor);
@@ -572,14 +662,14 @@ void write_gguf(const ModelConfig& c, const ModelSource& src, const std::string&
       if (it.key().rfind("tokenizer.", 0) != 0)
         fail("[gguf] {}: tokenizer metadata key '{}' does not start with 'tokenizer.'", path,
              it.key());
-      write_kv(w, it.key(), it.value());
+      write_kv(w, it.key(), it.value(), arch);
     }
   } else if (!tokenizer_meta.is_null()) {
     fail("[gguf] {}: tokenizer metadata must be a JSON object", path);
   }
   if (!tokenizer_meta.is_object() || !tokenizer_meta.contains("tokenizer.ggml.bos_token_id")) {
-    write_kv(w, "tokenizer.ggml.bos_token_id", J(static_cast<uint32_t>(c.bos_id)));
-    write_kv(w, "tokenizer.ggml.eos_token_id", J(static_cast<uint32_t>(c.eos_id)));
+    write_kv(w, "tokenizer.ggml.bos_token_id", J(c.bos_id), arch);
+    write_kv(w, "tokenizer.ggml.eos_token_id", J(c.eos_id), arch);
   }
 
   std::string infos;

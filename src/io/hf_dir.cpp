@@ -1,6 +1,7 @@
 // Hugging Face checkpoint directories: config.json + model.safetensors, or shards listed by
 // model.safetensors.index.json. HF LLaMA/Qwen2 q/k rows (and q/k biases) are in the rotate-halves
-// RoPE layout and are permuted to the internal interleaved layout at load, back at save.
+// RoPE layout and are permuted to the internal interleaved layout at load, back at save. A
+// compressed model is the same directory with packed linears (io/packed_tensors.h).
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 
 #include "io/checkpoint.h"
 #include "io/model_writer.h"
+#include "io/packed_tensors.h"
 #include "io/safetensors.h"
 #include "io/tensor_walk.h"
 #include "util/error.h"
@@ -71,10 +73,22 @@ Checkpoint load_hf_dir(const std::string& dir) {
   if (!fs::exists(cfg_path)) fail("[hf] {}: missing config.json", dir);
   ck.config = ModelConfig::from_hf_json(parse_json_file(cfg_path, "config.json"), cfg_path);
   for (const std::string& shard : shard_files(dir)) {
-    for (Tensor& t : read_safetensors(shard)) {
+    // Packed tensors are assembled per shard: a compressed linear's parts and its record entry
+    // live in one file.
+    nlohmann::json meta;
+    std::vector<Tensor> raw = read_safetensors(shard, &meta);
+    const nlohmann::json record = compression_record(meta, shard);
+    for (Tensor& t : assemble_packed_tensors(std::move(raw), record, shard)) {
       if (ck.tensors.has(t.name))
         fail("[hf] {}: tensor '{}' appears in more than one shard", shard, t.name);
       ck.tensors.add(std::move(t));
+    }
+    if (record.is_null()) continue;
+    // One record for the checkpoint: the union of the shards' per-tensor entries.
+    if (ck.compression.is_null()) {
+      ck.compression = record;
+    } else {
+      for (const auto& [name, e] : record["tensors"].items()) ck.compression["tensors"][name] = e;
     }
   }
   // Shapes first (so a wrong q/k shape is reported as such, not as a permutation failure), then
@@ -85,12 +99,13 @@ Checkpoint load_hf_dir(const std::string& dir) {
       Tensor& t = ck.tensors.mutable_get(s.name);
       t = permute_hf_to_interleaved(t, s.rope_heads);
     }
+  apply_layer_configs(ck);
   return ck;
 }
 
 void save_hf_dir(const Checkpoint& ck, const std::string& dir, DType dtype) {
   validate_tensors(ck);
-  write_hf_dir(ck.config, checkpoint_source(ck), dir, dtype);
+  write_hf_dir(ck.config, checkpoint_source(ck), dir, dtype, ck.compression);
 }
 
 }  // namespace edgellm

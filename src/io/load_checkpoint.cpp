@@ -7,7 +7,8 @@
 
 namespace edgellm {
 
-Checkpoint load_checkpoint(const std::string& path) {
+namespace {
+Checkpoint load_any(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) fail("[checkpoint] {}: no such file or directory", path);
   if (fs::is_directory(path)) return load_hf_dir(path);
@@ -20,6 +21,13 @@ Checkpoint load_checkpoint(const std::string& path) {
   f.read(magic, 4);
   if (f.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return load_gguf(path);
   return load_llama2c(path);
+}
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path) {
+  Checkpoint ck = load_any(path);
+  fill_linear_formats(ck);
+  return ck;
 }
 
 }  // namespace edgellm

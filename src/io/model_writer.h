@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/tensor_stream.h"
 #include "io/tensor_walk.h"
+#include "packed/weight_format.h"
 
 namespace edgellm {
 
@@ -35,9 +36,12 @@ ModelSource random_source(uint64_t seed, std::function<float(const TensorSpec&)>
 ModelSource pretrain_init_source(uint64_t seed, int n_layers, float stddev = 0.02f);
 
 // HF directory: config.json + model.safetensors, q/k rows (and biases) in the HF layout.
-// `dtype` (f32/f16/bf16) applies to matrices; vectors stay f32.
-void write_hf_dir(const ModelConfig& c, const ModelSource& src, const std::string& dir,
-                  DType dtype);
+// `dtype` (f32/f16/bf16) applies to unpacked matrices; vectors stay f32. Packed tensors are
+// written as their parts (io/packed_tensors.h), and when there are any, `compression` (the
+// checkpoint's compression record: policy, provenance, ...) is stored with the per-tensor entries
+// regenerated from the tensors themselves.
+void write_hf_dir(const ModelConfig& c, const ModelSource& src, const std::string& dir, DType dtype,
+                  const nlohmann::json& compression = nullptr);
 
 // GGUF v3 with arch llama (interleaved q/k) or qwen2 (NeoX q/k, permuted back). `dtype` applies to
 // matrices; a matrix whose row length is not a multiple of the type's block falls back to the
@@ -48,9 +52,17 @@ void write_gguf(const ModelConfig& c, const ModelSource& src, const std::string&
 // The stored type of a GGUF matrix with rows of `cols` values when `want` was asked for:
 // Q4_K -> Q4_0 and Q6_K -> Q8_0 when cols % 256 != 0, then F16 when cols % 32 != 0.
 DType gguf_matrix_type(DType want, int64_t cols);
+// The GGUF type a packed weight exports to: the nearest standard type this writer supports that
+// keeps at least its bits (2-4 -> Q4_K, 5-6 -> Q6_K, 7-8 -> Q8_0, 16 -> F16; Q3_K/Q5_K are not
+// implemented, so 3 and 5 bits take the next larger), then gguf_matrix_type's fallbacks. A
+// symmetric <= 4-bit grid whose groups cover whole 32-blocks goes to Q4_0 instead (same 4.5
+// bits/weight as Q4_K, and exact); Q8_0 holds any symmetric <= 8-bit grid exactly likewise.
+DType gguf_type_for_format(const WeightFormat& f, int64_t cols);
 
 // The TensorOuts the two writers stream (names, stored types and row order of each format).
-std::vector<TensorOut> hf_tensor_outs(const ModelConfig& c, const ModelSource& src, DType dtype);
+// hf_tensor_outs adds the per-tensor entry of every packed tensor to `*packed` when given.
+std::vector<TensorOut> hf_tensor_outs(const ModelConfig& c, const ModelSource& src, DType dtype,
+                                      nlohmann::json* packed = nullptr);
 std::vector<TensorOut> gguf_tensor_outs(const ModelConfig& c, const ModelSource& src, DType dtype);
 
 // ggml type ids of the DTypes (F32=0, F16=1, Q4_0=2, Q8_0=8, Q4_K=12, Q6_K=14, BF16=30, I32=26).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -10,9 +11,11 @@ namespace edgellm {
 
 namespace {
 
-// Header JSON above this size is rejected before it is parsed (real headers are < 1 MiB; this
-// stops a corrupt length from making us parse gigabytes).
-constexpr uint64_t kMaxHeader = uint64_t{100} << 20;
+// The format's own limit on the header (safetensors' MAX_HEADER_SIZE): real headers are well
+// under 1 MB; this stops a corrupt length from making us parse gigabytes.
+constexpr uint64_t kMaxHeader = 100'000'000;
+// No real tensor has a dimension this large; it keeps every product below in int64 range.
+constexpr uint64_t kMaxDim = uint64_t{1} << 40;
 
 bool dtype_from_st(const std::string& s, DType* t) {
   if (s == "F32")
@@ -21,9 +24,39 @@ bool dtype_from_st(const std::string& s, DType* t) {
     *t = DType::F16;
   else if (s == "BF16")
     *t = DType::BF16;
+  else if (s == "U8")
+    *t = DType::U8;
   else
     return false;
   return true;
+}
+
+// Parses the header, refusing duplicate keys at any depth: nlohmann keeps the last of two equal
+// keys silently, so "a" listed twice would otherwise hide the first entry's offsets.
+nlohmann::json parse_header(const std::string& header, const std::string& path) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  std::string dup;
+  auto cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (ev == E::object_start) {
+      keys.emplace_back();
+    } else if (ev == E::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (ev == E::key && !keys.empty()) {
+      if (!keys.back().insert(parsed.get<std::string>()).second && dup.empty())
+        dup = parsed.get<std::string>();
+    }
+    return true;
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header, cb);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[safetensors] {}: header is not valid JSON: {}", path, e.what());
+  }
+  if (!dup.empty()) fail("[safetensors] {}: header: key '{}' appears twice", path, dup);
+  if (!j.is_object()) fail("[safetensors] {}: header is not a JSON object", path);
+  return j;
 }
 
 }  // namespace
@@ -36,8 +69,10 @@ const char* safetensors_dtype_name(DType t) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    case DType::U8:
+      return "U8";
     default:
-      fail("[safetensors] dtype {} cannot be stored in safetensors (f32, f16, bf16)",
+      fail("[safetensors] dtype {} cannot be stored in safetensors (f32, f16, bf16, u8)",
            dtype_name(t));
   }
 }
@@ -46,17 +81,14 @@ std::vector<Tensor> read_safetensors(const std::string& path, nlohmann::json* me
   auto file = MappedFile::open(path);
   ByteReader r(file->data(), file->size(), path);
   const uint64_t hlen = r.read<uint64_t>("header length");
-  if (hlen > r.remaining() || hlen > kMaxHeader)
+  if (hlen > r.remaining())
     fail("[safetensors] {}: header length {} exceeds the file ({} bytes after the length field)",
          path, hlen, r.remaining());
-  const std::string header = r.read_string(hlen, "header");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception& e) {
-    fail("[safetensors] {}: header is not valid JSON: {}", path, e.what());
-  }
-  if (!j.is_object()) fail("[safetensors] {}: header is not a JSON object", path);
+  if (hlen > kMaxHeader)
+    fail("[safetensors] {}: header length {} exceeds the format's limit of {} bytes", path, hlen,
+         kMaxHeader);
+  const nlohmann::json j = parse_header(r.read_string(hlen, "header"), path);
+  // hlen <= remaining, so neither subtraction wraps.
   const uint64_t data_start = 8 + hlen;
   const uint64_t data_size = file->size() - data_start;
   std::vector<Tensor> out;
@@ -64,50 +96,63 @@ std::vector<Tensor> read_safetensors(const std::string& path, nlohmann::json* me
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
     if (name == "__metadata__") {
-      if (metadata) *metadata = it.value();
+      const auto& m = it.value();
+      if (!m.is_object())
+        fail("[safetensors] {}: field '__metadata__' is not an object: {}", path,
+             m.dump().substr(0, 80));
+      for (auto mi = m.begin(); mi != m.end(); ++mi)
+        if (!mi.value().is_string())
+          fail("[safetensors] {}: field '__metadata__.{}' is not a string: {}", path, mi.key(),
+               mi.value().dump().substr(0, 80));
+      if (metadata) *metadata = m;
       continue;
     }
     const auto& e = it.value();
     auto bad = [&](const char* field, const std::string& value) {
       fail("[safetensors] {}: tensor '{}': {} {}", path, name, field, value);
     };
-    if (!e.is_object()) bad("entry is not an object:", e.dump());
-    if (!e.contains("dtype") || !e["dtype"].is_string())
-      bad("dtype missing or not a string:", e.dump());
+    if (!e.is_object()) bad("entry is not an object:", e.dump().substr(0, 80));
+    const auto dt_it = e.find("dtype");
+    if (dt_it == e.end() || !dt_it->is_string())
+      bad("field 'dtype' missing or not a string:", e.dump().substr(0, 80));
     Tensor t;
     t.name = name;
-    const std::string dt = e["dtype"].get<std::string>();
-    if (!dtype_from_st(dt, &t.dtype)) bad("dtype", "'" + dt + "' unsupported (F32, F16, BF16)");
-    if (!e.contains("shape") || !e["shape"].is_array())
-      bad("shape missing or not an array:", e.dump());
-    int64_t numel = 1;
-    for (const auto& d : e["shape"]) {
-      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 40))
-        bad("shape has an invalid dimension:", e["shape"].dump());
-      t.shape.push_back(d.get<int64_t>());
-      if (numel > 0 && t.shape.back() > (int64_t{1} << 50) / numel)
-        bad("shape is too large:", e["shape"].dump());
-      numel *= t.shape.back();
+    const std::string dt = dt_it->get<std::string>();
+    if (!dtype_from_st(dt, &t.dtype)) bad("dtype", "'" + dt + "' unsupported (F32, F16, BF16, U8)");
+    const auto sh_it = e.find("shape");
+    if (sh_it == e.end() || !sh_it->is_array())
+      bad("field 'shape' missing or not an array:", e.dump().substr(0, 80));
+    // numel·element size, overflow-checked at every step: a product that does not fit cannot
+    // match an offset range inside the file.
+    uint64_t bytes = static_cast<uint64_t>(dtype_block_bytes(t.dtype));
+    for (const auto& d : *sh_it) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > kMaxDim)
+        bad("shape has an invalid dimension:", sh_it->dump().substr(0, 80));
+      const uint64_t v = d.get<uint64_t>();
+      t.shape.push_back(static_cast<int64_t>(v));
+      if (__builtin_mul_overflow(bytes, v, &bytes))
+        bad("shape", fmt::format("{} overflows 64 bits of bytes", sh_it->dump().substr(0, 80)));
     }
-    const auto& off = e.contains("data_offsets") ? e["data_offsets"] : nlohmann::json();
+    const auto off_it = e.find("data_offsets");
+    const nlohmann::json off = off_it == e.end() ? nlohmann::json() : *off_it;
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
         !off[1].is_number_unsigned())
-      bad("data_offsets missing or not [begin, end]:", off.dump());
+      bad("field 'data_offsets' missing or not [begin, end] of non-negative integers:",
+          off.dump().substr(0, 80));
     const uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
     if (b > en) bad("data_offsets", fmt::format("[{}, {}] has begin > end", b, en));
     if (en > data_size)
       bad("data_offsets",
           fmt::format("[{}, {}] past the end of the data ({} bytes)", b, en, data_size));
-    const uint64_t want =
-        static_cast<uint64_t>(numel) * static_cast<uint64_t>(dtype_block_bytes(t.dtype));
-    if (en - b != want)
+    // b <= en <= data_size: the difference cannot wrap.
+    if (en - b != bytes)
       bad("data_offsets", fmt::format("[{}, {}] hold {} bytes but shape {} of {} needs {}", b, en,
-                                      en - b, t.shape_str(), dt, want));
-    t.nbytes = want;
+                                      en - b, t.shape_str(), dt, bytes));
+    t.nbytes = bytes;
     t.data = file->data() + data_start + b;
     t.owner = file;
     // The header length need not keep the data aligned; kernels may reinterpret f32/f16 data,
-    // so a misaligned tensor gets an aligned copy.
+    // so a misaligned tensor gets an aligned copy (its size is bounded by the file's).
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_block_bytes(t.dtype) != 0) {
       Tensor c = make_owned_tensor(t.name, t.dtype, t.shape);
       std::memcpy(const_cast<uint8_t*>(c.data), t.data, t.nbytes);
@@ -157,6 +202,56 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& ou
   EDGELLM_CHECK(w.offset() == 8 + len + off, "safetensors size {} != {}", w.offset(),
                 8 + len + off);
   w.commit();
+}
+
+void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors) {
+  std::vector<F32View> v;
+  v.reserve(tensors.size());
+  for (const NamedF32& t : tensors) v.push_back({t.name, t.shape, t.data.data(), t.data.size()});
+  write_safetensors_f32(path, v);
+}
+
+void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors) {
+  std::vector<TensorOut> outs;
+  outs.reserve(tensors.size());
+  for (const F32View& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    EDGELLM_CHECK(n == static_cast<int64_t>(t.n),
+                  "tensor '{}': shape [{}] holds {} "
+                  "values, data {}",
+                  t.name, fmt::join(t.shape, ", "), n, t.n);
+    TensorOut o;
+    o.name = t.name;
+    o.dtype = DType::F32;
+    o.shape = t.shape;
+    const float* src = t.data;
+    const int64_t cols = o.cols();
+    o.fill = [src, cols](int64_t r0, int64_t r1, uint8_t* dst) {
+      std::memcpy(dst, src + r0 * cols, static_cast<size_t>((r1 - r0) * cols) * sizeof(float));
+    };
+    outs.push_back(std::move(o));
+  }
+  write_safetensors(path, outs, {{"format", "pt"}});
+}
+
+std::vector<NamedF32> read_safetensors_f32(const std::string& path) {
+  std::vector<NamedF32> out;
+  for (const Tensor& t : read_safetensors(path)) {
+    NamedF32 f;
+    f.name = t.name;
+    f.shape = t.shape;
+    // numel is bounded by the file size (the reader checked nbytes against the offsets).
+    f.data.resize(static_cast<size_t>(t.numel()));
+    if (t.numel() == 0) {
+      // An empty tensor has no data pointer to copy from (memcpy(nullptr, ...) is undefined).
+    } else if (t.dtype == DType::F32)
+      std::memcpy(f.data.data(), t.data, t.nbytes);
+    else
+      decode_row(t.dtype, t.data, f.data.data(), t.numel());
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 }  // namespace edgellm

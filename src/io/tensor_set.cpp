@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "packed/packed_kernels.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -50,14 +51,37 @@ Tensor make_owned_tensor(std::string name, DType dtype, std::vector<int64_t> sha
   return t;
 }
 
+Tensor make_packed_tensor(std::string name, std::shared_ptr<const PackedWeight> w, int64_t kept) {
+  Tensor t;
+  t.name = std::move(name);
+  t.dtype = DType::Packed;
+  t.shape = {w->rows, w->cols};
+  t.packed = std::make_shared<const PackedTensor>(PackedTensor::over(*w, kept));
+  t.nbytes = t.packed->bytes().total();
+  t.owner = std::move(w);
+  return t;
+}
+
+void decode_tensor_row(const Tensor& t, int64_t r, float* dst) {
+  if (t.dtype == DType::Packed) {
+    EDGELLM_CHECK(t.packed != nullptr, "packed tensor {} without parts", t.name);
+    packed_decode_row(t.packed->view(), r, dst);
+    return;
+  }
+  const int64_t cols = row_len(t);
+  decode_row(t.dtype, t.data + static_cast<size_t>(r) * dtype_row_bytes(t.dtype, cols), dst, cols);
+}
+
 Tensor to_f32(const Tensor& src) { return convert_tensor(src, DType::F32); }
 
 Tensor convert_tensor(const Tensor& src, DType to) {
+  if (to == DType::Packed)
+    fail("[tensor] '{}': cannot convert to packed row by row (use compress_linear)", src.name);
   Tensor out = make_owned_tensor(src.name, to, src.shape);
   const int64_t cols = row_len(src);
   if (cols == 0) return out;
   const int64_t rows = src.numel() / cols;
-  const size_t in_rb = dtype_row_bytes(src.dtype, cols), out_rb = dtype_row_bytes(to, cols);
+  const size_t out_rb = dtype_row_bytes(to, cols);
   if (src.dtype == to) {
     std::memcpy(const_cast<uint8_t*>(out.data), src.data, out.nbytes);
     return out;
@@ -65,7 +89,7 @@ Tensor convert_tensor(const Tensor& src, DType to) {
   std::vector<float> row(static_cast<size_t>(cols));
   auto* dst = const_cast<uint8_t*>(out.data);
   for (int64_t r = 0; r < rows; ++r) {
-    decode_row(src.dtype, src.data + static_cast<size_t>(r) * in_rb, row.data(), cols);
+    decode_tensor_row(src, r, row.data());
     encode_row(to, row.data(), dst + static_cast<size_t>(r) * out_rb, cols);
   }
   return out;

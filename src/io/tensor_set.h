@@ -8,7 +8,10 @@
 //   * shapes are row-major, outermost first: a linear is [out_features, in_features], each row
 //     one output channel stored contiguously (GGUF's ne[] is the reverse of this);
 //   * RoPE layout is Meta's interleaved pairs (x[2i], x[2i+1]). HF checkpoints (rotate-halves
-//     layout) have their q/k rows (and q/k biases) permuted at load and permuted back at save.
+//     layout) have their q/k rows (and q/k biases) permuted at load and permuted back at save;
+//   * a compressed linear is one Tensor of DType::Packed whose parts (codes, scales, zeros,
+//     index) are described by Tensor::packed; however a file stores them (io/packed_tensors.h),
+//     in memory it is one tensor under its HF name.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "packed/packed_tensor.h"
 #include "tensor/dtype.h"
 
 namespace edgellm {
@@ -28,6 +32,9 @@ struct Tensor {
   const uint8_t* data = nullptr;  // into a file mapping or `owner`'s buffer
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;  // keeps the mapping or buffer alive
+  // DType::Packed only: the compressed weight [rows, cols] (packed/packed_tensor.h), its parts in
+  // memory `owner` keeps alive. `data` is null and `nbytes` counts every stored byte of every part.
+  std::shared_ptr<const PackedTensor> packed;
 
   int64_t numel() const;
   int64_t rows() const { return shape.size() >= 2 ? shape[0] : 1; }
@@ -37,9 +44,17 @@ struct Tensor {
 
 // Makes a tensor owning a fresh zero-filled buffer of the right size for (dtype, shape).
 Tensor make_owned_tensor(std::string name, DType dtype, std::vector<int64_t> shape);
+// A Packed tensor owning `w` (kept: weights the pruner kept, −1 = every stored value).
+Tensor make_packed_tensor(std::string name, std::shared_ptr<const PackedWeight> w,
+                          int64_t kept = -1);
+// Decodes row r of a 2-D tensor (a 1-D tensor is row 0) of any dtype, Packed included, into
+// dst[cols]: the one row adapter for code that reads whole tensors (conversion, export, full
+// fine-tuning's trainable copy).
+void decode_tensor_row(const Tensor& t, int64_t r, float* dst);
 // Copies `src` (any dtype) into a new F32 tensor.
 Tensor to_f32(const Tensor& src);
-// Re-encodes `src` into dtype `to` row by row (through f32), e.g. F32 -> Q8_0 for GGUF export.
+// Re-encodes `src` into dtype `to` row by row (through f32), e.g. F32 -> Q8_0 for GGUF export;
+// a Packed source is decoded row by row (`to` cannot be Packed: that takes compress_linear).
 Tensor convert_tensor(const Tensor& src, DType to);
 
 class TensorSet {

@@ -51,8 +51,43 @@ TensorOut tensor_out(const Tensor& src, DType to, std::string out_name, RowMap m
   o.dtype = to;
   o.shape = src.shape;
   const int64_t cols = o.cols();
-  const size_t in_rb = dtype_row_bytes(src.dtype, cols), out_rb = dtype_row_bytes(to, cols);
   const Tensor s = src;  // keeps the source's owner alive as long as the TensorOut
+  if (src.dtype == DType::Packed) {
+    // Re-encode (e.g. GGUF export of a compressed model): one decoded row at a time.
+    if (to == DType::Packed)
+      fail("[write] tensor '{}': packed parts are written by packed_tensor_outs", src.name);
+    const size_t out_rb = dtype_row_bytes(to, cols);
+    // A symmetric grid whose groups cover whole 32-blocks is a Q8_0 (b <= 8) or Q4_0 (b <= 4)
+    // grid with the same scales: encoding with the packed scales is then exact (no second
+    // rounding).
+    const WeightFormat& f = src.packed->format();
+    const int64_t gc = f.group_cols(cols), ng = f.n_groups(cols);
+    const bool same_grid =
+        f.quantized() && f.scheme == QuantScheme::Sym && gc % 32 == 0 &&
+        ((to == DType::Q8_0 && f.bits <= 8) || (to == DType::Q4_0 && f.bits <= 4));
+    o.fill = [s, cols, out_rb, to, map, same_grid, gc, ng](int64_t r0, int64_t r1, uint8_t* dst) {
+#pragma omp parallel
+      {
+        std::vector<float> row(static_cast<size_t>(cols));
+        std::vector<uint16_t> d(static_cast<size_t>(cols / 32));
+#pragma omp for schedule(static)
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t sr = map ? map(r) : r;
+          decode_tensor_row(s, sr, row.data());
+          uint8_t* out = dst + static_cast<size_t>(r - r0) * out_rb;
+          if (!same_grid) {
+            encode_row(to, row.data(), out, cols);
+            continue;
+          }
+          const uint16_t* sc = s.packed->view().scales + sr * ng;
+          for (size_t i = 0; i < d.size(); ++i) d[i] = sc[int64_t(i) * 32 / gc];
+          encode_row_with_scales(to, row.data(), d.data(), out, cols);
+        }
+      }
+    };
+    return o;
+  }
+  const size_t in_rb = dtype_row_bytes(src.dtype, cols), out_rb = dtype_row_bytes(to, cols);
   if (map && src.shape.size() == 1) {
     o.fill = [s, cols, map, to](int64_t, int64_t, uint8_t* dst) {
       fill_vector([&](float* v) { decode_row(s.dtype, s.data, v, cols); }, cols, map, to, dst);

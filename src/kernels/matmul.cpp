@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
+#include "kernels/packed_matmul.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -117,6 +118,10 @@ constexpr int64_t kTileRows = 64;
 }  // namespace
 
 void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accumulate) {
+  if (w.dtype == DType::Packed) {
+    packed_matmul(x, w.packed, y, T, accumulate);
+    return;
+  }
   EDGELLM_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, "empty weight {}x{}", w.rows,
                 w.cols);
   if (T == 1) {

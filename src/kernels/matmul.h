@@ -7,21 +7,25 @@
 //   * T > 1, F32 weights: oneDNN sgemm straight on the stored (mmapped) weights.
 //   * T > 1, other types: weights decoded into an fp32 tile of kTileRows rows and multiplied by
 //     sgemm tile by tile, so a quantized model is never dequantized whole.
+//   * DType::Packed (compressed linears, packed/weight_format.h): packed_matmul (GEMV through
+//     packed_dot_row for T == 1, decoded tiles into sgemm otherwise) and packed_matmul_backward.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "packed/packed_weight.h"
 #include "tensor/dtype.h"
 
 namespace edgellm {
 
 struct WeightView {
   DType dtype = DType::F32;
-  const uint8_t* data = nullptr;  // rows * row_bytes bytes
+  const uint8_t* data = nullptr;  // rows * row_bytes bytes (null for Packed)
   int64_t rows = 0;               // N: output features
   int64_t cols = 0;               // K: input features
-  size_t row_bytes = 0;
+  size_t row_bytes = 0;           // 0 for Packed (rows may differ in length)
+  PackedView packed;              // DType::Packed only: the parts the packed kernels read
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   static WeightView f32(const float* w, int64_t rows, int64_t cols);

@@ -6,6 +6,7 @@
 
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
+#include "kernels/packed_matmul.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -17,6 +18,11 @@ constexpr int64_t kTileRows = 64;
 
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
                      int64_t T) {
+  if (w.dtype == DType::Packed) {  // a compressed base is frozen: only dx flows through it
+    EDGELLM_CHECK(dw == nullptr, "dw requested for a packed weight {}x{}", w.rows, w.cols);
+    if (dx) packed_matmul_backward(dx, dy, w.packed, T);
+    return;
+  }
   EDGELLM_CHECK(w.data != nullptr && w.rows > 0 && w.cols > 0, "empty weight {}x{}", w.rows,
                 w.cols);
   const int64_t N = w.rows, K = w.cols;

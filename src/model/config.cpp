@@ -4,14 +4,103 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <map>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_field.h"
 
 namespace edgellm {
 
 const char* arch_name(Arch a) { return a == Arch::Qwen2 ? "qwen2" : "llama"; }
+
+namespace {
+
+// A field of the "edgellm" per-layer record, or its default when absent: integers and numbers at
+// full width through util/json_field.h (nothing narrows silently), strings and flags by type.
+template <typename T>
+T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& source) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  const JsonWhere w{"config", source, key};
+  if constexpr (std::is_same_v<T, bool>) {
+    return json_bool(*it, w);
+  } else if constexpr (std::is_integral_v<T>) {
+    return static_cast<T>(json_int(*it, w, std::numeric_limits<T>::min(),
+                                   std::numeric_limits<T>::max()));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(json_number(*it, w, -1e30, 1e30));
+  } else {
+    if (!it->is_string())
+      fail("[config] {}: field '{}' has the wrong type: {}", source, key, it->dump());
+    return it->get<T>();
+  }
+}
+constexpr const char* kLinearNames[kLinears] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                "gate_proj", "up_proj", "down_proj"};
+}  // namespace
+
+const char* linear_name(LinearId t) { return kLinearNames[static_cast<int>(t)]; }
+
+const char* quant_scheme_name(QuantScheme s) {
+  return s == QuantScheme::Sym ? "sym" : s == QuantScheme::Asym ? "asym" : "none";
+}
+
+int64_t ModelConfig::linear_in(LinearId t) const {
+  switch (t) {
+    case LinearId::O:
+      return q_dim();
+    case LinearId::Down:
+      return hidden_dim;
+    default:
+      return dim;
+  }
+}
+
+int64_t ModelConfig::linear_out(LinearId t) const {
+  switch (t) {
+    case LinearId::Q:
+      return q_dim();
+    case LinearId::K:
+    case LinearId::V:
+      return kv_dim();
+    case LinearId::Gate:
+    case LinearId::Up:
+      return hidden_dim;
+    default:
+      return dim;
+  }
+}
+
+namespace {
+// Σ f(format)·params / Σ params over the linears of layer l (all layers when l < 0).
+template <typename F>
+double weighted_mean(const ModelConfig& c, int layer, F f) {
+  double num = 0, den = 0;
+  const int l0 = layer < 0 ? 0 : layer, l1 = layer < 0 ? c.n_layers : layer + 1;
+  for (int l = l0; l < l1; ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      const auto t = static_cast<LinearId>(i);
+      const double n = static_cast<double>(c.linear_in(t)) * static_cast<double>(c.linear_out(t));
+      num += n * f(c.layers[l].linear[i]);
+      den += n;
+    }
+  return den > 0 ? num / den : 0.0;
+}
+}  // namespace
+
+double ModelConfig::mean_bits(int layer, double float_bits) const {
+  return weighted_mean(*this, layer, [&](const LinearFormat& f) {
+    return f.bits > 0 ? static_cast<double>(f.bits) : float_bits;
+  });
+}
+
+double ModelConfig::mean_sparsity(int layer) const {
+  return weighted_mean(*this, layer, [](const LinearFormat& f) { return double(f.sparsity); });
+}
 
 int64_t ModelConfig::layer_params() const {
   int64_t d = dim, q = q_dim(), kv = kv_dim(), ff = hidden_dim;
@@ -32,6 +121,9 @@ void ModelConfig::validate(const std::string& source) const {
   positive("dim (hidden_size)", dim);
   positive("hidden_dim (intermediate_size)", hidden_dim);
   positive("n_layers (num_hidden_layers)", n_layers);
+  if (n_layers > kMaxLayers)
+    fail("[config] {}: n_layers (num_hidden_layers) {} exceeds the limit of {}", source, n_layers,
+         kMaxLayers);
   positive("n_heads (num_attention_heads)", n_heads);
   positive("n_kv_heads (num_key_value_heads)", n_kv_heads);
   positive("head_dim", head_dim);
@@ -40,42 +132,101 @@ void ModelConfig::validate(const std::string& source) const {
   if (n_heads % n_kv_heads != 0)
     fail("[config] {}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
          n_heads, n_kv_heads);
+  // q_dim()/kv_dim() are ints; their products must not overflow.
+  if (int64_t{n_heads} * head_dim > INT32_MAX)
+    fail("[config] {}: num_attention_heads {} x head_dim {} is too large", source, n_heads,
+         head_dim);
   if (head_dim % 2 != 0) fail("[config] {}: head_dim {} must be even for RoPE", source, head_dim);
   if (!(norm_eps > 0.f))
     fail("[config] {}: rms_norm_eps must be positive, got {}", source, norm_eps);
   if (!(rope_theta > 0.f))
     fail("[config] {}: rope_theta must be positive, got {}", source, rope_theta);
+  if (rope_scaling.enabled &&
+      !(rope_scaling.factor > 0.f && rope_scaling.high_freq_factor > rope_scaling.low_freq_factor &&
+        rope_scaling.low_freq_factor > 0.f && rope_scaling.original_max_position_embeddings > 0))
+    fail(
+        "[config] {}: rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0, "
+        "got factor {}, low {}, high {}",
+        source, rope_scaling.factor, rope_scaling.low_freq_factor, rope_scaling.high_freq_factor);
   if (static_cast<int>(layers.size()) != n_layers)
     fail("[config] {}: {} layer configs for {} layers", source, layers.size(), n_layers);
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int i = 0; i < kLinears; ++i) {
+      const LinearFormat& f = layers[l].linear[i];
+      const char* n = kLinearNames[i];
+      if (f.bits < 0 || f.bits > 16)
+        fail("[config] {}: layer {} {}: bits {} outside [0, 16]", source, l, n, f.bits);
+      if ((f.bits == 0) != (f.scheme == QuantScheme::None))
+        fail("[config] {}: layer {} {}: scheme '{}' does not fit bits {} (none iff bits 0)", source,
+             l, n, quant_scheme_name(f.scheme), f.bits);
+      if (f.group < 0) fail("[config] {}: layer {} {}: group {} negative", source, l, n, f.group);
+      if (!(f.sparsity >= 0.f && f.sparsity < 1.f))
+        fail("[config] {}: layer {} {}: sparsity {} outside [0, 1)", source, l, n, f.sparsity);
+      if (f.nm_m != 0 || f.nm_n != 0)
+        if (!(0 < f.nm_n && f.nm_n < f.nm_m))
+          fail("[config] {}: layer {} {}: N:M pattern {}:{} needs 0 < N < M", source, l, n, f.nm_n,
+               f.nm_m);
+    }
   if (bos_id >= vocab_size || eos_id >= vocab_size)
     fail("[config] {}: bos/eos id {}/{} outside vocab of {}", source, bos_id, eos_id, vocab_size);
 }
 
 namespace {
 
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& source) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return dflt;
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("[config] {}: field '{}' has the wrong type: {}", source, key, it->dump());
-  }
-}
+// config.json fields, read at full width and range-checked before narrowing (util/json_field.h).
+struct Fields {
+  const nlohmann::json& j;
+  const std::string& source;
+  std::string prefix;  // "" or "rope_scaling."
 
-template <typename T>
-T get_req(const nlohmann::json& j, const char* key, const std::string& source) {
-  if (!j.contains(key)) fail("[config] {}: missing required field '{}'", source, key);
-  return get_or<T>(j, key, T{}, source);
-}
+  const nlohmann::json* find(const char* key) const {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  JsonWhere where(const char* key) const { return {"config", source, prefix + key}; }
+  const nlohmann::json& req(const char* key) const {
+    const nlohmann::json* v = find(key);
+    if (!v) fail("[config] {}: missing required field '{}'", source, prefix + key);
+    return *v;
+  }
+  // Sizes and counts: positive and within int.
+  int size(const char* key) const {
+    return static_cast<int>(json_int(req(key), where(key), 1, INT32_MAX));
+  }
+  int size_or(const char* key, int dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? static_cast<int>(json_int(*v, where(key), 1, INT32_MAX)) : dflt;
+  }
+  int id_or(const char* key, int dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? static_cast<int>(json_int(*v, where(key), 0, INT32_MAX)) : dflt;
+  }
+  float positive_or(const char* key, float dflt) const {
+    const nlohmann::json* v = find(key);
+    // Positive and representable as a float (FLT_MAX); 0 and negatives are refused here too.
+    return v ? static_cast<float>(json_number(*v, where(key), 1e-38, 3.4e38)) : dflt;
+  }
+  bool flag_or(const char* key, bool dflt) const {
+    const nlohmann::json* v = find(key);
+    return v ? json_bool(*v, where(key)) : dflt;
+  }
+  std::string string_or(const char* key, const std::string& dflt) const {
+    const nlohmann::json* v = find(key);
+    if (!v) return dflt;
+    if (!v->is_string())
+      fail("[config] {}: field '{}' must be a string, got {}", source, prefix + key,
+           v->dump().substr(0, 80));
+    return v->get<std::string>();
+  }
+};
 
 }  // namespace
 
 ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) fail("[config] {}: expected a JSON object", source);
+  const Fields f{j, source, ""};
   ModelConfig c;
-  std::string model_type = get_or<std::string>(j, "model_type", "llama", source);
+  std::string model_type = f.string_or("model_type", "llama");
   if (model_type == "llama" || model_type == "mistral")
     c.arch = Arch::Llama;
   else if (model_type == "qwen2")
@@ -83,42 +234,48 @@ ModelConfig ModelConfig::from_hf_json(const nlohmann::json& j, const std::string
   else
     fail("[config] {}: model_type '{}' is not supported (llama, mistral, qwen2)", source,
          model_type);
-  c.dim = get_req<int>(j, "hidden_size", source);
-  c.hidden_dim = get_req<int>(j, "intermediate_size", source);
-  c.n_layers = get_req<int>(j, "num_hidden_layers", source);
-  c.n_heads = get_req<int>(j, "num_attention_heads", source);
-  c.n_kv_heads = get_or<int>(j, "num_key_value_heads", c.n_heads, source);
-  c.vocab_size = get_req<int>(j, "vocab_size", source);
-  c.max_seq_len = get_or<int>(j, "max_position_embeddings", 2048, source);
-  c.norm_eps = get_or<float>(j, "rms_norm_eps", 1e-6f, source);
-  c.rope_theta = get_or<float>(j, "rope_theta", 10000.f, source);
-  c.tied_embeddings = get_or<bool>(j, "tie_word_embeddings", false, source);
-  if (c.n_heads <= 0)
-    fail("[config] {}: num_attention_heads must be positive, got {}", source, c.n_heads);
-  c.head_dim = get_or<int>(j, "head_dim", c.dim / c.n_heads, source);
-  c.qkv_bias = c.arch == Arch::Qwen2 ? true : get_or<bool>(j, "attention_bias", false, source);
-  c.bos_id = get_or<int>(j, "bos_token_id", 1, source);
-  if (j.contains("eos_token_id") && j["eos_token_id"].is_array() && !j["eos_token_id"].empty())
-    c.eos_id = j["eos_token_id"][0].get<int>();
-  else
-    c.eos_id = get_or<int>(j, "eos_token_id", 2, source);
-  if (j.contains("sliding_window") && !j["sliding_window"].is_null() &&
-      get_or<bool>(j, "use_sliding_window", model_type == "mistral", source))
+  c.dim = f.size("hidden_size");
+  c.hidden_dim = f.size("intermediate_size");
+  c.n_layers = static_cast<int>(
+      json_int(f.req("num_hidden_layers"), f.where("num_hidden_layers"), 1, kMaxLayers));
+  c.n_heads = f.size("num_attention_heads");
+  c.n_kv_heads = f.size_or("num_key_value_heads", c.n_heads);
+  c.vocab_size = f.size("vocab_size");
+  c.max_seq_len = f.size_or("max_position_embeddings", 2048);
+  c.norm_eps = f.positive_or("rms_norm_eps", 1e-6f);
+  c.rope_theta = f.positive_or("rope_theta", 10000.f);
+  c.tied_embeddings = f.flag_or("tie_word_embeddings", false);
+  c.head_dim = f.size_or("head_dim", c.dim / c.n_heads);
+  c.qkv_bias = c.arch == Arch::Qwen2 ? true : f.flag_or("attention_bias", false);
+  c.bos_id = f.id_or("bos_token_id", 1);
+  if (const nlohmann::json* e = f.find("eos_token_id"); e && e->is_array()) {
+    // Several end tokens (Llama-3 instruct): the first is the one generation stops at.
+    if (e->empty()) fail("[config] {}: field 'eos_token_id' is an empty list", source);
+    c.eos_id = static_cast<int>(json_int((*e)[0], f.where("eos_token_id[0]"), 0, INT32_MAX));
+  } else {
+    c.eos_id = f.id_or("eos_token_id", 2);
+  }
+  if (f.find("sliding_window") && f.flag_or("use_sliding_window", model_type == "mistral"))
     fail("[config] {}: sliding-window attention is not supported (sliding_window={})", source,
          j["sliding_window"].dump());
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const auto& rs = j["rope_scaling"];
-    std::string type = rs.value("rope_type", rs.value("type", std::string("")));
+  if (const nlohmann::json* rs = f.find("rope_scaling")) {
+    if (!rs->is_object())
+      fail("[config] {}: field 'rope_scaling' must be an object, got {}", source,
+           rs->dump().substr(0, 80));
+    const Fields r{*rs, source, "rope_scaling."};
+    std::string type = r.string_or("rope_type", r.string_or("type", ""));
     if (type != "llama3")
       fail("[config] {}: rope_scaling type '{}' is not supported (llama3)", source, type);
     c.rope_scaling.enabled = true;
-    c.rope_scaling.factor = get_req<float>(rs, "factor", source);
-    c.rope_scaling.low_freq_factor = get_or<float>(rs, "low_freq_factor", 1.f, source);
-    c.rope_scaling.high_freq_factor = get_or<float>(rs, "high_freq_factor", 4.f, source);
+    c.rope_scaling.factor =
+        static_cast<float>(json_number(r.req("factor"), r.where("factor"), 1e-38, 3.4e38));
+    c.rope_scaling.low_freq_factor = r.positive_or("low_freq_factor", 1.f);
+    c.rope_scaling.high_freq_factor = r.positive_or("high_freq_factor", 4.f);
     c.rope_scaling.original_max_position_embeddings =
-        get_or<int>(rs, "original_max_position_embeddings", 8192, source);
+        r.size_or("original_max_position_embeddings", 8192);
   }
-  c.layers.assign(c.n_layers > 0 ? c.n_layers : 0, LayerConfig{});
+  c.layers.assign(c.n_layers, LayerConfig{});
+  if (j.contains("edgellm") && !j["edgellm"].is_null()) c.read_layers_json(j["edgellm"], source);
   c.validate(source);
   return c;
 }
@@ -153,7 +310,85 @@ nlohmann::json ModelConfig::to_hf_json() const {
   } else {
     j["rope_scaling"] = nullptr;
   }
+  if (nlohmann::json e = layers_json(); !e.is_null()) j["edgellm"] = std::move(e);
   return j;
+}
+
+nlohmann::json ModelConfig::layers_json() const {
+  bool any = false;
+  for (const LayerConfig& lc : layers) any |= !lc.is_default();
+  if (!any) return nullptr;
+  nlohmann::json arr = nlohmann::json::array();
+  for (const LayerConfig& lc : layers) {
+    nlohmann::json o = nlohmann::json::object();
+    for (int i = 0; i < kLinears; ++i) {
+      const LinearFormat& f = lc.linear[i];
+      if (f.is_default()) continue;
+      nlohmann::json fj = nlohmann::json::object();
+      if (f.bits) fj["bits"] = f.bits;
+      if (f.group) fj["group"] = f.group;
+      if (f.scheme != QuantScheme::None) fj["scheme"] = quant_scheme_name(f.scheme);
+      if (f.sparsity != 0.f) fj["sparsity"] = f.sparsity;
+      if (f.nm_m) fj["nm"] = fmt::format("{}:{}", f.nm_n, f.nm_m);
+      o[kLinearNames[i]] = std::move(fj);
+    }
+    if (lc.has_exit) o["has_exit"] = true;
+    if (lc.lora_rank) o["lora_rank"] = lc.lora_rank;
+    arr.push_back(std::move(o));
+  }
+  return {{"format", 1}, {"layers", std::move(arr)}};
+}
+
+void ModelConfig::read_layers_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object())
+    fail("[config] {}: field 'edgellm' must be an object, got {}", source, j.dump());
+  const int version = get_or<int>(j, "format", 1, source);
+  if (version != 1)
+    fail("[config] {}: edgellm.format {} unknown (this build reads format 1)", source, version);
+  if (!j.contains("layers")) return;
+  const auto& arr = j["layers"];
+  if (!arr.is_array() || static_cast<int>(arr.size()) != n_layers)
+    fail("[config] {}: edgellm.layers must list {} layers, got {}", source, n_layers, arr.dump());
+  layers.assign(n_layers, LayerConfig{});
+  for (int l = 0; l < n_layers; ++l) {
+    const auto& o = arr[l];
+    if (!o.is_object()) fail("[config] {}: edgellm.layers[{}] is not an object", source, l);
+    LayerConfig& lc = layers[l];
+    for (auto it = o.begin(); it != o.end(); ++it) {
+      const std::string& key = it.key();
+      const std::string where = fmt::format("{}: edgellm.layers[{}].{}", source, l, key);
+      if (key == "has_exit") {
+        lc.has_exit = get_or<bool>(o, "has_exit", false, source);
+        continue;
+      }
+      if (key == "lora_rank") {
+        lc.lora_rank = get_or<int>(o, "lora_rank", 0, source);
+        continue;
+      }
+      int i = 0;
+      while (i < kLinears && key != kLinearNames[i]) ++i;
+      if (i == kLinears)
+        fail("[config] {}: unknown key (expected a *_proj name, has_exit, lora_rank)", where);
+      const auto& fj = it.value();
+      if (!fj.is_object()) fail("[config] {}: expected an object, got {}", where, fj.dump());
+      LinearFormat& f = lc.linear[i];
+      f.bits = get_or<int>(fj, "bits", 0, where);
+      f.group = get_or<int>(fj, "group", 0, where);
+      f.sparsity = get_or<float>(fj, "sparsity", 0.f, where);
+      const std::string scheme = get_or<std::string>(fj, "scheme", "none", where);
+      if (scheme == "sym")
+        f.scheme = QuantScheme::Sym;
+      else if (scheme == "asym")
+        f.scheme = QuantScheme::Asym;
+      else if (scheme == "none")
+        f.scheme = QuantScheme::None;
+      else
+        fail("[config] {}: scheme '{}' unknown (sym, asym, none)", where, scheme);
+      const std::string nm = get_or<std::string>(fj, "nm", "", where);
+      if (!nm.empty() && std::sscanf(nm.c_str(), "%d:%d", &f.nm_n, &f.nm_m) != 2)
+        fail("[config] {}: nm '{}' is not N:M", where, nm);
+    }
+  }
 }
 
 namespace {

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "kernels/activations.h"
-#include "kernels/rmsnorm.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -69,49 +67,50 @@ void InferenceState::truncate(int64_t len) {
   cache_.len = len;
 }
 
-void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0) {
-  const ModelConfig& c = m_.config();
-  const LayerWeights& w = m_.layer(l);
-  const int64_t C = c.dim, Q = c.q_dim(), KVD = c.kv_dim(), FF = c.hidden_dim;
+void InferenceState::layer_forward(int l, float* x, int64_t T, int64_t pos0,
+                                   const LayerWeights* w) {
   reserve(T);
-  float* kc = cache_.k_at(l, pos0);
-  float* vc = cache_.v_at(l, pos0);
+  LayerContext ctx;
+  ctx.config = &m_.config();
+  ctx.rope = &rope_;
+  ctx.lora = lora_;
+  ctx.taps = taps_;
+  // In place: the residual stream x is h and out; the two norms share xb_, and SwiGLU writes
+  // over its gate.
+  LayerBuffers b;
+  b.xn1 = b.xn2 = xb_.data();
+  b.q = q_.data();
+  b.k = cache_.k_at(l, 0);
+  b.v = cache_.v_at(l, 0);
+  b.att = att_.data();
+  b.h = x;
+  b.gate = b.act = hb_.data();
+  b.up = hb2_.data();
+  b.lora_u.fill(lora_tmp_.data());
+  b.attn = &attn_scratch_;
+  edgellm::layer_forward(ctx, l, w ? *w : m_.layer(l), x, x, T, pos0, b);
+}
 
-  // Attention block.
-  rmsnorm_forward(xb_.data(), nullptr, x, w.attn_norm, T, C, c.norm_eps);
-  matmul(xb_.data(), w.wq, q_.data(), T);
-  matmul(xb_.data(), w.wk, kc, T);  // keys/values go straight into the cache rows
-  matmul(xb_.data(), w.wv, vc, T);
-  auto lora = [&](LoraTarget t, const float* in, float* out) {
-    if (lora_) lora_->apply(l, t, in, out, T, lora_tmp_.data());
-  };
-  lora(LoraTarget::Q, xb_.data(), q_.data());
-  lora(LoraTarget::K, xb_.data(), kc);
-  lora(LoraTarget::V, xb_.data(), vc);
-  bias_forward(q_.data(), w.bq, T, Q);
-  bias_forward(kc, w.bk, T, KVD);
-  bias_forward(vc, w.bv, T, KVD);
-  rope_forward(q_.data(), rope_, T, c.n_heads, pos0);
-  rope_forward(kc, rope_, T, c.n_kv_heads, pos0);
-  attention_forward(att_.data(), attn_scratch_, q_.data(), cache_.k_at(l, 0), cache_.v_at(l, 0), T,
-                    c.n_heads, c.n_kv_heads, c.head_dim, pos0);
-  matmul(att_.data(), w.wo, x, T, /*accumulate=*/true);  // residual add fused into the GEMM
-  lora(LoraTarget::O, att_.data(), x);
-
-  // SwiGLU MLP block.
-  rmsnorm_forward(xb_.data(), nullptr, x, w.ffn_norm, T, C, c.norm_eps);
-  matmul(xb_.data(), w.w_gate, hb_.data(), T);
-  matmul(xb_.data(), w.w_up, hb2_.data(), T);
-  lora(LoraTarget::Gate, xb_.data(), hb_.data());
-  lora(LoraTarget::Up, xb_.data(), hb2_.data());
-  swiglu_forward(hb_.data(), hb_.data(), hb2_.data(), T * FF);
-  matmul(hb_.data(), w.w_down, x, T, /*accumulate=*/true);
-  lora(LoraTarget::Down, hb_.data(), x);
+void InferenceState::forward_layers(float* x, int64_t T, int64_t pos0, int l0, int l1) {
+  const ModelConfig& c = m_.config();
+  EDGELLM_CHECK(0 <= l0 && l0 <= l1 && l1 <= c.n_layers, "layers [{}, {}) of {}", l0, l1,
+                c.n_layers);
+  if (T <= 0) fail("[forward] empty token batch");
+  if (pos0 < 0 || pos0 + T > cache_.max_seq)
+    fail("[forward] positions {}..{} outside the context of {} (model max_seq_len {})", pos0,
+         pos0 + T - 1, cache_.max_seq, c.max_seq_len);
+  for (int l = l0; l < l1; ++l) layer_forward(l, x, T, pos0);
 }
 
 void InferenceState::final_norm(const float* x, float* out, int64_t T) const {
-  const ModelConfig& c = m_.config();
-  rmsnorm_forward(out, nullptr, x, m_.final_norm(), T, c.dim, c.norm_eps);
+  head_norm(m_.config(), m_.head(), x, out, nullptr, T);
+}
+
+void InferenceState::head_logits(const float* x, int64_t T, float* logits) {
+  const size_t n = static_cast<size_t>(T * m_.config().dim);
+  if (head_xn_.size() < n) head_xn_.resize(n);
+  final_norm(x, head_xn_.data(), T);
+  edgellm::head_logits(m_.head(), head_xn_.data(), logits, T);
 }
 
 const float* InferenceState::forward(const int32_t* tokens, int64_t T) {
@@ -123,14 +122,14 @@ const float* InferenceState::forward(const int32_t* tokens, int64_t T) {
          pos0 + T, cache_.max_seq, c.max_seq_len);
   reserve(T);
   embed(tokens, T, x_.data());
-  for (int l = 0; l < c.n_layers; ++l) layer_forward(l, x_.data(), T, pos0);
+  forward_layers(x_.data(), T, pos0, 0, c.n_layers);
   cache_.len = pos0 + T;
   final_norm(x_.data(), out_.data(), T);
   return out_.data();
 }
 
 void InferenceState::logits(const float* hidden, int64_t n, float* out) const {
-  matmul(hidden, m_.lm_head(), out, n);
+  edgellm::head_logits(m_.head(), hidden, out, n);
 }
 
 const float* InferenceState::forward_last_logits(const int32_t* tokens, int64_t T) {

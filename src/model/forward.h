@@ -1,10 +1,7 @@
-// Inference forward pass: batched prefill and KV-cached decode share one code path.
-//
-// Per layer l (Touvron et al. 2023):
-//   h   = x + Wo · attn(rope(Wq·n1), rope(Wk·n1), Wv·n1),  n1 = rmsnorm(x)·g1
-//   out = h + Wdown · (silu(Wgate·n2) ⊙ Wup·n2),          n2 = rmsnorm(h)·g2
-// then rmsnorm + lm_head. The layer range is explicit so that early exits (a head reading layer
-// l's output) and the training engine reuse it.
+// Inference forward pass: batched prefill and KV-cached decode share one code path, the layer
+// forward of model/layer.h (the one the training engine runs too), then rmsnorm + lm_head.
+// The layer range is explicit so that early exits (a head reading layer l's output) and
+// per-layer sensitivity profiling (one layer run alone, with candidate weights) reuse it.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +9,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/rope.h"
+#include "model/layer.h"
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -48,6 +46,11 @@ class InferenceState {
   void set_adapter(const LoraAdapters* a);
   const LoraAdapters* adapter() const { return lora_; }
 
+  // Installs an observer of every layer forward (model/layer.h taps) until reset to nullptr. It
+  // does not change any value the forward computes.
+  void set_taps(LayerTaps* t) { taps_ = t; }
+  LayerTaps* taps() const { return taps_; }
+
   void reset() { cache_.len = 0; }
   // Forgets positions >= len, keeping the cached keys/values of [0, len): a position's keys and
   // values depend only on the tokens up to it, so a shared prompt prefix is computed once and
@@ -57,10 +60,17 @@ class InferenceState {
   int64_t max_seq() const { return cache_.max_seq; }
   const Model& model() const { return m_; }
 
-  // Lower-level pieces (used by forward(); exposed for exits and training):
+  // Lower-level pieces of forward(), for early exits and per-layer profiling. None of them
+  // moves pos(): the caller owns the positions it runs at, and forward() alone appends.
   void embed(const int32_t* tokens, int64_t T, float* x) const;  // x[T, C]
-  void layer_forward(int l, float* x, int64_t T, int64_t pos0);  // x[T, C] in place
+  // Layer l on x[T, C] in place at positions pos0..pos0+T-1, writing layer l's cache rows there.
+  // `w` replaces the model's weights of layer l for this call (e.g. a compressed candidate).
+  void layer_forward(int l, float* x, int64_t T, int64_t pos0, const LayerWeights* w = nullptr);
+  // Layers [l0, l1) in turn: x enters layer l0 and leaves as layer l1 - 1's output.
+  void forward_layers(float* x, int64_t T, int64_t pos0, int l0, int l1);
   void final_norm(const float* x, float* out, int64_t T) const;  // out[T, C]
+  // Exit head on any hidden state: logits[T, V] = lm_head · final_norm(x[T, C]).
+  void head_logits(const float* x, int64_t T, float* logits);
 
  private:
   void reserve(int64_t T);
@@ -69,10 +79,12 @@ class InferenceState {
   int64_t cap_T_ = 0;
   // Scratch, sized for the largest T seen; hot loops never allocate.
   std::vector<float> x_, xb_, q_, att_, hb_, hb2_, out_;  // [T,C] [T,C] [T,Q] [T,Q] [T,FF] x2 [T,C]
+  std::vector<float> head_xn_;                            // [T, C] head_logits' normed input
   std::vector<float> last_logits_;                        // [V]
   AttentionScratch attn_scratch_;
   RopeTable rope_;  // cos/sin for positions [0, max_seq)
   const LoraAdapters* lora_ = nullptr;
+  LayerTaps* taps_ = nullptr;
   std::vector<float> lora_tmp_;  // [T, rank]
 };
 

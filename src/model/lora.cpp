@@ -5,12 +5,14 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/checkpoint.h"
 #include "kernels/matmul.h"
 #include "util/error.h"
+#include "util/json_field.h"
 #include "util/mapped_file.h"
 #include "util/rng.h"
 
@@ -136,6 +138,12 @@ void LoraAdapters::init_peft(uint64_t seed) {
     }
 }
 
+void lora_dropout(float* out, const float* x, int64_t n, uint64_t seed, int l, LoraTarget t,
+                  float p) {
+  const float inv = 1.f / (1.f - p);
+  for (int64_t i = 0; i < n; ++i) out[i] = lora_dropout_keep(seed, l, t, i, p) ? x[i] * inv : 0.f;
+}
+
 void LoraAdapters::apply(int l, LoraTarget t, const float* x, float* y, int64_t T,
                          float* tmp) const {
   const LoraLinear& s = at(l, t);
@@ -198,6 +206,43 @@ void LoraAdapters::save(const std::string& dir, const std::string& base_model) c
   write_file_atomic(dir + "/adapter_config.json", j.dump(2) + "\n");
 }
 
+namespace {
+
+// PEFT options that change what an adapter computes. Loading such an adapter as plain LoRA
+// would silently give a different model, so each is refused with what it means.
+void refuse_unsupported_peft(const nlohmann::json& j, const std::string& path) {
+  auto is_true = [&](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_boolean() && it->get<bool>();
+  };
+  auto non_empty = [&](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && !it->is_null() && !it->empty();
+  };
+  if (is_true("use_dora"))
+    fail("[lora] {}: use_dora: true (DoRA, weight-decomposed LoRA) is not supported", path);
+  if (is_true("fan_in_fan_out"))
+    fail("[lora] {}: fan_in_fan_out: true (Conv1D-style transposed weights) is not supported",
+         path);
+  if (is_true("use_rslora"))
+    fail("[lora] {}: use_rslora: true (scale alpha/sqrt(r)) is not supported", path);
+  if (is_true("lora_bias"))
+    fail("[lora] {}: lora_bias: true (a trained bias on lora_B) is not supported", path);
+  for (const char* k : {"rank_pattern", "alpha_pattern"})
+    if (non_empty(k))
+      fail(
+          "[lora] {}: {} {} (per-module rank or alpha) is not supported; only one r and "
+          "lora_alpha for all modules",
+          path, k, j[k].dump().substr(0, 80));
+  if (non_empty("modules_to_save"))
+    fail("[lora] {}: modules_to_save {} (fully trained extra modules) is not supported", path,
+         j["modules_to_save"].dump().substr(0, 80));
+  if (auto it = j.find("bias"); it != j.end() && !it->is_null() && *it != "none")
+    fail("[lora] {}: bias {} is not supported (only \"none\")", path, it->dump().substr(0, 80));
+}
+
+}  // namespace
+
 LoraAdapters LoraAdapters::load(const std::string& dir, const ModelConfig& model) {
   const std::string cfg_path = dir + "/adapter_config.json";
   const std::string st_path = dir + "/adapter_model.safetensors";
@@ -207,53 +252,88 @@ LoraAdapters LoraAdapters::load(const std::string& dir, const ModelConfig& model
   } catch (const nlohmann::json::exception& e) {
     fail("[lora] {}: malformed JSON: {}", cfg_path, e.what());
   }
-  if (j.value("peft_type", std::string()) != "LORA")
-    fail("[lora] {}: peft_type '{}' is not LORA", cfg_path, j.value("peft_type", std::string()));
+  if (!j.is_object()) fail("[lora] {}: expected a JSON object", cfg_path);
+  if (j.value("peft_type", nlohmann::json()) != "LORA")
+    fail("[lora] {}: peft_type {} is not \"LORA\"", cfg_path,
+         j.value("peft_type", nlohmann::json()).dump().substr(0, 80));
+  refuse_unsupported_peft(j, cfg_path);
+  auto req = [&](const char* k) -> const nlohmann::json& {
+    auto it = j.find(k);
+    if (it == j.end() || it->is_null()) fail("[lora] {}: missing field '{}'", cfg_path, k);
+    return *it;
+  };
   LoraConfig cfg;
-  try {
-    cfg.rank = j.at("r").get<int>();
-    cfg.alpha = j.at("lora_alpha").get<float>();
-    cfg.dropout = j.value("lora_dropout", 0.f);
-    std::string list;
-    for (const auto& m : j.at("target_modules")) list += m.get<std::string>() + ",";
-    cfg.targets = lora_targets_from_list(list, cfg_path);
-    if (j.contains("layers_to_transform") && !j["layers_to_transform"].is_null()) {
-      if (j["layers_to_transform"].is_number())
-        cfg.layers = {j["layers_to_transform"].get<int>()};
-      else
-        cfg.layers = j["layers_to_transform"].get<std::vector<int>>();
+  // r sizes every A and B: bounded here, and checked against the tensors' shapes (so against
+  // the file's size) before anything is allocated from it.
+  cfg.rank = static_cast<int>(json_int(req("r"), {"lora", cfg_path, "r"}, 1, 1 << 20));
+  cfg.alpha = static_cast<float>(
+      json_number(req("lora_alpha"), {"lora", cfg_path, "lora_alpha"}, -1e30, 1e30));
+  if (auto it = j.find("lora_dropout"); it != j.end() && !it->is_null())
+    cfg.dropout =
+        static_cast<float>(json_number(*it, {"lora", cfg_path, "lora_dropout"}, 0, 0.999999));
+  const nlohmann::json& tm = req("target_modules");
+  std::string list;
+  if (tm.is_string()) {
+    list = tm.get<std::string>();
+  } else if (tm.is_array()) {
+    for (const auto& m : tm) {
+      if (!m.is_string())
+        fail("[lora] {}: field 'target_modules' holds a non-string {}", cfg_path,
+             m.dump().substr(0, 80));
+      list += m.get<std::string>() + ",";
     }
-  } catch (const nlohmann::json::exception& e) {
-    fail("[lora] {}: {}", cfg_path, e.what());
+  } else {
+    fail("[lora] {}: field 'target_modules' must be a list of names, got {}", cfg_path,
+         tm.dump().substr(0, 80));
   }
-  LoraAdapters ad(model, cfg);
+  cfg.targets = lora_targets_from_list(list, cfg_path);
+  if (auto it = j.find("layers_to_transform"); it != j.end() && !it->is_null()) {
+    const int hi = model.n_layers - 1;
+    if (it->is_array()) {
+      for (size_t i = 0; i < it->size(); ++i)
+        cfg.layers.push_back(static_cast<int>(json_int(
+            (*it)[i], {"lora", cfg_path, fmt::format("layers_to_transform[{}]", i)}, 0, hi)));
+      if (cfg.layers.empty())
+        fail("[lora] {}: field 'layers_to_transform' is an empty list", cfg_path);
+    } else {
+      cfg.layers = {
+          static_cast<int>(json_int(*it, {"lora", cfg_path, "layers_to_transform"}, 0, hi))};
+    }
+  }
+  if (cfg.rank <= 0) fail("[lora] {}: r {} must be positive", cfg_path, cfg.rank);
+
+  // Tensors first (the reader bounds them by the file), then the shapes every configured linear
+  // needs, and only then the allocation.
   std::vector<NamedF32> ts = read_safetensors_f32(st_path);
   std::map<std::string, NamedF32*> by_name;
   for (NamedF32& t : ts) by_name[t.name] = &t;
+  std::vector<bool> on(model.n_layers, cfg.layers.empty());
+  for (int l : cfg.layers) on[l] = true;
   size_t used = 0;
   for (int l = 0; l < model.n_layers; ++l)
-    for (int i = 0; i < kLoraTargets; ++i) {
+    for (int i = 0; i < kLoraTargets && on[l]; ++i) {
       const auto t = static_cast<LoraTarget>(i);
-      const LoraLinear& s = ad.at(l, t);
-      if (!s.on) continue;
+      if (!cfg.has_target(t)) continue;
       for (char ab : {'A', 'B'}) {
         const std::string name = peft_name(l, t, ab);
         auto it = by_name.find(name);
         if (it == by_name.end())
           fail("[lora] {}: missing tensor '{}' (adapter_config.json says layer {} has {})", st_path,
                name, l, kNames[i]);
-        NamedF32& x = *it->second;
-        const std::vector<int64_t> want = ab == 'A' ? std::vector<int64_t>{cfg.rank, s.in}
-                                                    : std::vector<int64_t>{s.out, cfg.rank};
+        const NamedF32& x = *it->second;
+        const std::vector<int64_t> want =
+            ab == 'A' ? std::vector<int64_t>{cfg.rank, lora_in_features(model, t)}
+                      : std::vector<int64_t>{lora_out_features(model, t), cfg.rank};
         if (x.shape != want)
           fail(
               "[lora] {}: tensor '{}' has shape [{}] but the model needs [{}] (adapter made "
               "for a different model shape?)",
               st_path, name, fmt::join(x.shape, ", "), fmt::join(want, ", "));
-        if (ab == 'B')
-          if (int h = rope_heads(model, t)) permute_b(x.data, s.out, cfg.rank, h, false);
-        std::memcpy(ab == 'A' ? ad.A(l, t) : ad.B(l, t), x.data.data(),
-                    x.data.size() * sizeof(float));
+        // NaN/Inf weights would turn every output into NaN; say which tensor holds them.
+        const int64_t bad = first_nonfinite(DType::F32, x.data.data(), x.data.size());
+        if (bad >= 0)
+          fail("[lora] {}: tensor '{}' holds a non-finite value ({}) at index {}", st_path, name,
+               x.data[bad], bad);
         ++used;
       }
     }
@@ -267,69 +347,21 @@ LoraAdapters LoraAdapters::load(const std::string& dir, const ModelConfig& model
     }
     fail("[lora] {}: {} tensors present but config selects {}", st_path, ts.size(), used);
   }
+  LoraAdapters ad(model, cfg);
+  for (int l = 0; l < model.n_layers; ++l)
+    for (int i = 0; i < kLoraTargets; ++i) {
+      const auto t = static_cast<LoraTarget>(i);
+      const LoraLinear& s = ad.at(l, t);
+      if (!s.on) continue;
+      for (char ab : {'A', 'B'}) {
+        NamedF32& x = *by_name.at(peft_name(l, t, ab));
+        if (ab == 'B')
+          if (int h = rope_heads(model, t)) permute_b(x.data, s.out, cfg.rank, h, false);
+        std::memcpy(ab == 'A' ? ad.A(l, t) : ad.B(l, t), x.data.data(),
+                    x.data.size() * sizeof(float));
+      }
+    }
   return ad;
-}
-
-void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors) {
-  std::vector<F32View> v;
-  for (const NamedF32& t : tensors) v.push_back({t.name, t.shape, t.data.data(), t.data.size()});
-  write_safetensors_f32(path, v);
-}
-
-void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors) {
-  nlohmann::json h = nlohmann::json::object();
-  h["__metadata__"] = {{"format", "pt"}};
-  size_t off = 0;
-  for (const F32View& t : tensors) {
-    const size_t n = t.n * sizeof(float);
-    h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
-    off += n;
-  }
-  std::string hs = h.dump();
-  while ((hs.size() + 8) % 8) hs += ' ';  // data section 8-byte aligned, as the spec recommends
-  AtomicWriter w(path);
-  const uint64_t len = hs.size();
-  w.write(&len, 8);
-  w.write(hs);
-  for (const F32View& t : tensors) w.write(t.data, t.n * sizeof(float));
-  w.commit();
-}
-
-std::vector<NamedF32> read_safetensors_f32(const std::string& path) {
-  auto f = MappedFile::open(path);
-  ByteReader r(f->data(), f->size(), path);
-  const uint64_t hlen = r.read<uint64_t>("header length");
-  if (hlen > r.remaining()) fail("[safetensors] {}: header length {} exceeds file", path, hlen);
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(r.read_string(hlen, "header"));
-  } catch (const nlohmann::json::exception& e) {
-    fail("[safetensors] {}: malformed header: {}", path, e.what());
-  }
-  const size_t base = r.pos();
-  std::vector<NamedF32> out;
-  for (auto it = h.begin(); it != h.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    NamedF32 t;
-    t.name = it.key();
-    const std::string dt = it.value().at("dtype").get<std::string>();
-    t.shape = it.value().at("shape").get<std::vector<int64_t>>();
-    const auto offs = it.value().at("data_offsets").get<std::vector<uint64_t>>();
-    int64_t n = 1;
-    for (int64_t d : t.shape) n *= d;
-    const size_t esz = dt == "F32" ? 4 : (dt == "F16" || dt == "BF16") ? 2 : 0;
-    if (!esz) fail("[safetensors] {}: tensor '{}': dtype {} unsupported here", path, t.name, dt);
-    if (offs.size() != 2 || offs[1] - offs[0] != n * esz || base + offs[1] > f->size())
-      fail("[safetensors] {}: tensor '{}': bad data_offsets", path, t.name);
-    const uint8_t* p = f->data() + base + offs[0];
-    t.data.resize(n);
-    if (dt == "F32")
-      std::memcpy(t.data.data(), p, n * 4);
-    else
-      decode_row(dt == "F16" ? DType::F16 : DType::BF16, p, t.data.data(), n);
-    out.push_back(std::move(t));
-  }
-  return out;
 }
 
 }  // namespace edgellm

@@ -20,12 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"  // NamedF32, read/write_safetensors_f32 (adapter files)
 #include "model/config.h"
 
 namespace edgellm {
 
-enum class LoraTarget : uint8_t { Q, K, V, O, Gate, Up, Down };
-constexpr int kLoraTargets = 7;
+// The adaptable linears are the layer's seven linears (config.h), one enum for both.
+using LoraTarget = LinearId;
+constexpr int kLoraTargets = kLinears;
 constexpr uint32_t kAllLoraTargets = 0x7f;
 
 // "q_proj", ..., "down_proj" (PEFT target_modules names)
@@ -73,7 +75,9 @@ class LoraAdapters {
   // PEFT init: A ~ U(−1/√in, 1/√in) (kaiming_uniform_(a=√5)), B = 0. Deterministic in seed.
   void init_peft(uint64_t seed);
 
-  // y[T, out] += scale · (x[T, in]·Aᵀ)·Bᵀ, no dropout (inference). tmp: T*rank floats.
+  // y[T, out] += scale · (x[T, in]·Aᵀ)·Bᵀ. tmp: T*rank floats, left holding x·Aᵀ (what the
+  // training backward keeps). Dropout, when training, is applied to x by the caller
+  // (lora_dropout below), so inference and training run this same product.
   void apply(int l, LoraTarget t, const float* x, float* y, int64_t T, float* tmp) const;
   // w[out, in] (fp32, row-major) += scale · B·A: folds the adapter into a weight.
   void merge_into(int l, LoraTarget t, float* w) const;
@@ -91,24 +95,19 @@ class LoraAdapters {
   std::vector<float> params_;                              // every A and B, one arena
 };
 
-// Minimal safetensors I/O for fp32 tensors (what adapters and training checkpoints need).
-struct NamedF32 {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors);
-// The same file written straight from memory the caller keeps: a training checkpoint of the
-// parameters and AdamW moments (16 bytes per parameter) without copying them first, which would
-// double their footprint at every save (134M: +1.5 GiB of peak RSS).
-struct F32View {
-  std::string name;
-  std::vector<int64_t> shape;
-  const float* data;
-  size_t n;
-};
-void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors);
-// Reads every tensor of an F32 (or F16/BF16, widened) safetensors file.
-std::vector<NamedF32> read_safetensors_f32(const std::string& path);
+// Counter-based LoRA dropout mask: element i of the input of (layer l, target t) under seed s is
+// kept iff a hash of (s, l, t, i) is >= p. The forward, a checkpoint recompute and the backward
+// regenerate the same mask without storing it, and a resumed run reproduces it from the seed.
+inline bool lora_dropout_keep(uint64_t s, int l, LoraTarget t, int64_t i, float p) {
+  uint64_t z = s ^ (static_cast<uint64_t>(l * kLoraTargets + static_cast<int>(t)) << 40) ^
+               (static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return double(z >> 11) * 0x1.0p-53 >= p;
+}
+// out[n] = x[n]·mask/(1 − p) with the mask above (inverted dropout).
+void lora_dropout(float* out, const float* x, int64_t n, uint64_t seed, int l, LoraTarget t,
+                  float p);
 
 }  // namespace edgellm

@@ -1,13 +1,14 @@
 #include "model/model.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "util/error.h"
-#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -15,9 +16,14 @@ WeightView weight_view(const Tensor& t) {
   EDGELLM_CHECK(t.shape.size() == 2, "tensor '{}' is not 2-D: {}", t.name, t.shape_str());
   WeightView v;
   v.dtype = t.dtype;
-  v.data = t.data;
   v.rows = t.shape[0];
   v.cols = t.shape[1];
+  if (t.dtype == DType::Packed) {
+    EDGELLM_CHECK(t.packed != nullptr, "packed tensor '{}' without parts", t.name);
+    v.packed = t.packed->view();
+    return v;
+  }
+  v.data = t.data;
   v.row_bytes = dtype_row_bytes(t.dtype, v.cols);
   return v;
 }
@@ -30,34 +36,62 @@ void Model::copy_weights_to_arena() {
   constexpr size_t kAlign = 64;
   auto align = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   size_t total = 0;
-  for (const Tensor& t : ck_.tensors.all()) total += align(t.nbytes);
+  for (const Tensor& t : ck_.tensors.all()) {
+    if (t.dtype != DType::Packed) {
+      total += align(t.nbytes);
+      continue;
+    }
+    const PackedParts& p = t.packed->parts();
+    total += align(p.codes.size) + align(p.scales.size) + align(p.zeros.size) + align(p.index.size);
+  }
   void* mem = std::aligned_alloc(kAlign, std::max(align(total), kAlign));
   if (!mem) fail("[model] {}: cannot allocate {} bytes for the weights", ck_.path, total);
   std::shared_ptr<void> arena(mem, std::free);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   uint8_t* dst = static_cast<uint8_t*>(mem);
+  // Copies n bytes from src into the arena and drops the source pages from this process right
+  // away so peak RSS stays ~1x the weights. MADV_PAGEOUT never loses data: mapped file pages are
+  // simply dropped, and on heap memory (tensors the loader already copied, e.g. permuted q/k) it
+  // is a no-op without swap.
+  auto move_in = [&](const uint8_t* src, size_t n) {
+    uint8_t* at = dst;
+    if (n) std::memcpy(at, src, n);
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(src) + n) / page * page;
+    if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+    dst += align(n);
+    return at;
+  };
   for (const Tensor& t : ck_.tensors.all()) {
     Tensor& m = ck_.tensors.mutable_get(t.name);
-    std::memcpy(dst, m.data, m.nbytes);
-    // Drop the source pages from this process right away so peak RSS stays ~1x the weights
-    // (tensors the loader already copied to the heap, e.g. permuted q/k, are left alone).
-    drop_resident_pages(m.data, m.nbytes);
-    m.data = dst;
-    m.owner = std::shared_ptr<const void>(arena, dst);
-    dst += align(m.nbytes);
+    if (m.dtype == DType::Packed) {  // each part into the arena, the same layout re-viewed
+      const PackedTensor& pt = *m.packed;
+      PackedParts parts = pt.parts();
+      for (ByteSpan* s : {&parts.codes, &parts.scales, &parts.zeros, &parts.index})
+        s->data = move_in(s->data, s->size);
+      m.packed = std::make_shared<const PackedTensor>(pt.format(), pt.rows(), pt.cols(), parts,
+                                                      ck_.path + ": " + m.name, pt.kept());
+    } else {
+      m.data = move_in(m.data, m.nbytes);
+    }
+    m.owner = arena;
   }
 }
 
 Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
+  check_finite_tensors(ck_);
   if (opt.matrix_dtype) {
     for (const Tensor& t : ck_.tensors.all()) {
-      if (t.shape.size() != 2 || t.dtype == *opt.matrix_dtype) continue;
+      // Compressed linears stay as compressed (re-encoding them would dequantize them whole).
+      if (t.shape.size() != 2 || t.dtype == *opt.matrix_dtype || t.dtype == DType::Packed) continue;
       if (t.cols() % dtype_block_size(*opt.matrix_dtype) != 0)
         fail("[model] {}: tensor '{}' {} cannot be stored as {} (rows of {} values, blocks of {})",
              ck_.path, t.name, t.shape_str(), dtype_name(*opt.matrix_dtype), t.cols(),
              dtype_block_size(*opt.matrix_dtype));
       ck_.tensors.mutable_get(t.name) = convert_tensor(t, *opt.matrix_dtype);
     }
+    fill_linear_formats(ck_);  // values re-encoded to a block type now sit on its grid
   }
   if (opt.copy_weights) copy_weights_to_arena();
   const ModelConfig& c = ck_.config;

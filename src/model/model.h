@@ -22,6 +22,18 @@ struct LayerWeights {
   const float* bq = nullptr;         // [NH*HD] Qwen2 only, else null
   const float* bk = nullptr;         // [KV*HD]
   const float* bv = nullptr;         // [KV*HD]
+
+  const WeightView& linear(LinearId t) const {
+    const WeightView* v[kLinears] = {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down};
+    return *v[static_cast<int>(t)];
+  }
+};
+
+// An exit head: RMSNorm gain and LM head. The model's own (final norm + lm_head) serves the last
+// layer and, shared, any early exit; a cloned exit head brings its own.
+struct HeadWeights {
+  const float* norm = nullptr;  // [C]
+  WeightView lm_head;           // [V, C]
 };
 
 struct LoadOptions {
@@ -35,7 +47,7 @@ struct LoadOptions {
   bool copy_weights = true;
   // If set, 2-D weight matrices stored in another type are re-encoded to this one at load (e.g.
   // BF16: half the memory of an F32 checkpoint and the bf16 GEMM path; Q8_0 for decode speed).
-  // Norms and biases stay fp32.
+  // Norms and biases stay fp32; packed (compressed) linears stay packed.
   std::optional<DType> matrix_dtype;
 };
 
@@ -51,7 +63,8 @@ class Model {
   const WeightView& tok_embedding() const { return tok_embedding_; }  // [V, C]
   const WeightView& lm_head() const { return lm_head_; }              // [V, C]
   const float* final_norm() const { return final_norm_; }             // [C]
-  // Bytes of weights as stored (what decode streams per token).
+  HeadWeights head() const { return {final_norm_, lm_head_}; }
+  // Bytes of weights as stored (what decode streams per token; every part of a packed tensor).
   size_t weight_bytes() const;
 
  private:

@@ -4,7 +4,6 @@
 #include <bit>
 #include <vector>
 
-#include "kernels/matmul.h"
 #include "packed/bits.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
@@ -15,8 +14,6 @@ namespace {
 
 // Columns (or slots) unpacked per step: a tile of codes that stays in registers/L1.
 constexpr int64_t kColTile = 64;
-// Rows decoded per GEMM tile: 64 rows × K fp32 stays in L2 for K up to ~2k (as kernels/matmul).
-constexpr int64_t kTileRows = 64;
 // Below this many weights a GEMV runs on one thread: waking the pool costs more than it saves.
 constexpr int64_t kParallelMinWeights = 1 << 16;
 
@@ -146,35 +143,6 @@ void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate)
   for (int64_t r = 0; r < w.rows; ++r) {
     const float v = packed_dot_row(w, r, x);
     y[r] = accumulate ? y[r] + v : v;
-  }
-}
-
-void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, bool accumulate) {
-  EDGELLM_CHECK(w.rows > 0 && w.cols > 0 && w.codes != nullptr, "empty packed weight {}x{}", w.rows,
-                w.cols);
-  if (T == 1) {
-    packed_gemv(w, x, y, accumulate);
-    return;
-  }
-  const int64_t N = w.rows, K = w.cols;
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
-  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-    const int64_t nr = std::min(kTileRows, N - r0);
-#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
-    for (int64_t r = 0; r < nr; ++r) packed_decode_row(w, r0 + r, tile.data() + r * K);
-    sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, accumulate ? 1.f : 0.f, y + r0, N);
-  }
-}
-
-void packed_matmul_backward(float* dx, const float* dy, const PackedView& w, int64_t T) {
-  const int64_t N = w.rows, K = w.cols;
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
-  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-    const int64_t nr = std::min(kTileRows, N - r0);
-#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
-    for (int64_t r = 0; r < nr; ++r) packed_decode_row(w, r0 + r, tile.data() + r * K);
-    // dx[T, K] += dy[T, r0:r0+nr] · tile[nr, K]
-    sgemm(false, false, T, K, nr, 1.f, dy + r0, N, tile.data(), K, 1.f, dx, K);
   }
 }
 

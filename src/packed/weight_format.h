@@ -41,9 +41,10 @@
 #include <cstdint>
 #include <string>
 
+#include "model/config.h"  // QuantScheme, shared with the per-linear LayerConfig record
+
 namespace edgellm {
 
-enum class QuantScheme : uint8_t { Sym, Asym };
 enum class SparseFormat : uint8_t { None, Bitmask, NM };
 
 struct WeightFormat {

@@ -205,6 +205,8 @@ float dot_row(DType t, const void* row, const float* x, int64_t n) {
       EDGELLM_CHECK(n % 256 == 0, "dot_row q6_k: n={}", n);
       return dot_q6_k(w, x, n / 256);
     case DType::I32:
+    case DType::U8:
+    case DType::Packed:  // dot_row_ref -> decode_row refuses it
       break;
   }
 #endif

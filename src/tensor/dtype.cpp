@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "tensor/quant_blocks.h"
@@ -35,6 +36,10 @@ const char* dtype_name(DType t) {
       return "q6_k";
     case DType::I32:
       return "i32";
+    case DType::U8:
+      return "u8";
+    case DType::Packed:
+      return "packed";
   }
   return "?";
 }
@@ -43,10 +48,10 @@ DType dtype_from_name(const std::string& name, const std::string& what) {
   std::string s = name;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
-                  DType::Q6_K, DType::I32})
+                  DType::Q6_K, DType::I32, DType::U8})
     if (s == dtype_name(t)) return t;
-  fail("[dtype] {}: unknown dtype '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, i32)", what,
-       name);
+  fail("[dtype] {}: unknown dtype '{}' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, i32, u8)",
+       what, name);
 }
 
 int64_t dtype_block_size(DType t) {
@@ -80,6 +85,10 @@ int64_t dtype_block_bytes(DType t) {
       return sizeof(BlockQ6_K);
     case DType::I32:
       return 4;
+    case DType::U8:
+      return 1;
+    case DType::Packed:
+      fail("[dtype] a packed weight has no fixed row size (its parts are in Tensor::packed)");
   }
   return 0;
 }
@@ -92,7 +101,7 @@ size_t dtype_row_bytes(DType t, int64_t n) {
   return static_cast<size_t>(n / bs) * static_cast<size_t>(dtype_block_bytes(t));
 }
 
-bool dtype_is_quantized(DType t) { return dtype_block_size(t) > 1; }
+bool dtype_is_quantized(DType t) { return t == DType::Packed || dtype_block_size(t) > 1; }
 
 // ---- fp16 / bf16 ------------------------------------------------------------------------------
 
@@ -204,6 +213,72 @@ void decode_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {
 
 }  // namespace
 
+namespace {
+
+// First element of n (each `stride` bytes apart, starting at byte `first`) whose `bits`-wide
+// little-endian value has every bit of `mask` set (an all-ones exponent: NaN or Inf).
+template <typename U>
+int64_t first_all_ones(const uint8_t* p, int64_t n, size_t stride, size_t first, U mask) {
+  constexpr int64_t kChunk = 4096;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    bool any = false;  // branch-free inner loop, vectorised for the contiguous case
+    for (int64_t i = c0; i < c1; ++i) {
+      U u;
+      std::memcpy(&u, p + first + static_cast<size_t>(i) * stride, sizeof(U));
+      any |= (u & mask) == mask;
+    }
+    if (!any) continue;
+    for (int64_t i = c0; i < c1; ++i) {
+      U u;
+      std::memcpy(&u, p + first + static_cast<size_t>(i) * stride, sizeof(U));
+      if ((u & mask) == mask) return i;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_nonfinite(DType t, const void* data, int64_t n) {
+  // Raw bytes hold no floats; a packed tensor's fp16 scales are checked through its parts.
+  if (t == DType::U8) return -1;
+  EDGELLM_CHECK(t != DType::Packed, "first_nonfinite: check a packed tensor's scales instead");
+  const auto* p = static_cast<const uint8_t*>(data);
+  const int64_t bs = dtype_block_size(t);
+  EDGELLM_CHECK(n % bs == 0, "first_nonfinite: {} values of {}", n, dtype_name(t));
+  const int64_t nb = n / bs;
+  const size_t bb = static_cast<size_t>(dtype_block_bytes(t));
+  constexpr uint16_t kF16Exp = 0x7c00;
+  int64_t i = -1;
+  switch (t) {
+    case DType::F32:
+      return first_all_ones<uint32_t>(p, n, 4, 0, 0x7f800000u);
+    case DType::F16:
+      return first_all_ones<uint16_t>(p, n, 2, 0, kF16Exp);
+    case DType::BF16:
+      return first_all_ones<uint16_t>(p, n, 2, 0, 0x7f80);
+    case DType::I32:
+    case DType::U8:
+    case DType::Packed:
+      return -1;
+    case DType::Q8_0:
+    case DType::Q4_0:
+      i = first_all_ones<uint16_t>(p, nb, bb, 0, kF16Exp);  // d
+      break;
+    case DType::Q4_K: {
+      const int64_t d = first_all_ones<uint16_t>(p, nb, bb, 0, kF16Exp);
+      const int64_t dmin = first_all_ones<uint16_t>(p, nb, bb, 2, kF16Exp);
+      i = d < 0 ? dmin : dmin < 0 ? d : std::min(d, dmin);
+      break;
+    }
+    case DType::Q6_K:
+      i = first_all_ones<uint16_t>(p, nb, bb, offsetof(BlockQ6_K, d), kF16Exp);
+      break;
+  }
+  return i < 0 ? -1 : i * bs;
+}
+
 void decode_row(DType t, const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   const int64_t nb = n / dtype_block_size(t);
@@ -233,6 +308,11 @@ void decode_row(DType t, const void* src, float* dst, int64_t n) {
         dst[i] = static_cast<float>(v);
       }
       return;
+    case DType::U8:
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
+      return;
+    case DType::Packed:
+      fail("[dtype] decode_row: packed weights are decoded by packed_decode_row");
     // The block structs have alignment 1 or 2; mmapped GGUF data is 32-byte aligned, but copies
     // may not be, so the quantized decoders go through memcpy'd blocks when misaligned.
     case DType::Q8_0:
@@ -479,6 +559,12 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
         std::memcpy(p + 4 * i, &v, 4);
       }
       return;
+    case DType::U8:
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = static_cast<uint8_t>(std::clamp(std::nearbyint(src[i]), 0.f, 255.f));
+      return;
+    case DType::Packed:
+      fail("[dtype] encode_row: a packed weight is produced by compress_linear, not row by row");
     default:
       break;
   }
@@ -512,6 +598,34 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
         std::memcpy(out, &b, bb);
         break;
       }
+    }
+  }
+}
+
+void encode_row_with_scales(DType t, const float* src, const uint16_t* d, void* dst, int64_t n) {
+  if (t != DType::Q8_0 && t != DType::Q4_0)
+    fail("[dtype] encode_row_with_scales: {} has no single per-block scale", dtype_name(t));
+  EDGELLM_CHECK(n % kQK32 == 0, "encode_row_with_scales: {} values of {}", n, dtype_name(t));
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQK32; ++i) {
+    const float* x = src + i * kQK32;
+    const float s = f16_to_f32(d[i]);
+    auto code = [&](int j, float lo, float hi) {
+      // x/s rather than x*(1/s): exact for x = k*s, which the reciprocal need not be.
+      return std::clamp(std::nearbyint(s != 0.f ? x[j] / s : 0.f), lo, hi);
+    };
+    if (t == DType::Q8_0) {
+      BlockQ8_0 b;
+      b.d = d[i];
+      for (int j = 0; j < kQK32; ++j) b.qs[j] = static_cast<int8_t>(code(j, -127.f, 127.f));
+      std::memcpy(p + i * sizeof(b), &b, sizeof(b));
+    } else {
+      BlockQ4_0 b;
+      b.d = d[i];
+      for (int j = 0; j < kQK32 / 2; ++j)
+        b.qs[j] = static_cast<uint8_t>((int(code(j, -8.f, 7.f)) + 8) |
+                                       ((int(code(j + 16, -8.f, 7.f)) + 8) << 4));
+      std::memcpy(p + i * sizeof(b), &b, sizeof(b));
     }
   }
 }

@@ -11,6 +11,14 @@
 //   Q6_K: 256-value super-blocks of 16 sub-blocks of 16: u8 ql[128] (low 4 bits), u8 qh[64]
 //         (high 2 bits), i8 scales[16], f16 d; x = d*scale*(q-32)          (210 B/256)
 // A row's length must be a multiple of the block size of its type.
+//
+// Two entries are not weight encodings of their own:
+//   U8      raw bytes (the parts of a packed weight as safetensors stores them);
+//   Packed  a compressed linear whose bytes are described by a WeightFormat
+//           (packed/weight_format.h) and live in Tensor::packed, not in rows of this type. It has
+//           no fixed row size: dtype_block_bytes/decode_row/encode_row/dot_row refuse it, and
+//           every reader of a weight dispatches on it (matmul -> packed_matmul, row decode ->
+//           packed_decode_row).
 #pragma once
 
 #include <cstddef>
@@ -19,16 +27,16 @@
 
 namespace edgellm {
 
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, I32 };
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, I32, U8, Packed };
 
 const char* dtype_name(DType t);
 // Parses "f32", "F16", "bf16", "q8_0", ...; throws Error naming `what` and the value.
 DType dtype_from_name(const std::string& name, const std::string& what);
 int64_t dtype_block_size(DType t);   // values per block (1 for scalar types)
-int64_t dtype_block_bytes(DType t);  // bytes per block
+int64_t dtype_block_bytes(DType t);  // bytes per block (throws for Packed)
 // Bytes of a row of n values; throws if n is not a multiple of the block size.
 size_t dtype_row_bytes(DType t, int64_t n);
-bool dtype_is_quantized(DType t);
+bool dtype_is_quantized(DType t);  // block types and Packed
 
 // fp16 / bf16 scalar conversion (round to nearest even).
 float f16_to_f32(uint16_t h);
@@ -43,8 +51,18 @@ uint16_t f32_to_bf16(float f);
 
 // The one decompress adapter: decode n values of a row stored as `t` into fp32.
 void decode_row(DType t, const void* src, float* dst, int64_t n);
+// Index of the first of n stored values that decodes to NaN or ±Inf, or -1 if none. Reads the
+// bits, never decodes: f32/f16/bf16 by their exponent field, block types by their f16 scales
+// (integer codes are always finite), so a load-time scan costs one pass over the bytes. For a
+// block type the index is that of the block's first value; n must be a multiple of the block.
+int64_t first_nonfinite(DType t, const void* data, int64_t n);
 // Encode n fp32 values into type `t` (all types; quantizers use round-to-nearest as GGUF does).
 void encode_row(DType t, const float* src, void* dst, int64_t n);
+// Q8_0 / Q4_0 with the scale of each 32-value block given (fp16 bit patterns d[n/32]) instead
+// of fitted: q = round(x/d) clamped to the type's levels. Exact when every value is an integer
+// multiple of its block's scale within [-127, 127] (Q8_0) or [-8, 7] (Q4_0) — e.g. a symmetric
+// b-bit grid (b <= 8, resp. b <= 4) exported to GGUF with its own scales.
+void encode_row_with_scales(DType t, const float* src, const uint16_t* d, void* dst, int64_t n);
 // dot(decode(row), x) without materialising the row; the decode-GEMV inner loop.
 float dot_row(DType t, const void* row, const float* x, int64_t n);
 // The portable reference of dot_row (decode a block at a time, accumulate in double); the SIMD

@@ -6,6 +6,7 @@
 #include "kernels/activations.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
+#include "model/layer.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -13,18 +14,6 @@ namespace edgellm {
 namespace {
 
 void zero(float* p, int64_t n) { std::memset(p, 0, static_cast<size_t>(n) * sizeof(float)); }
-
-// Counter-based dropout mask: element i of (layer l, target t) under seed s is kept iff a hash
-// of (s, l, t, i) is >= p. Forward, checkpoint recompute and backward regenerate the same mask
-// without storing it, and a resumed run reproduces it from the saved seed.
-inline bool keep(uint64_t s, int l, int t, int64_t i, float p) {
-  uint64_t z = s ^ (static_cast<uint64_t>(l * kLoraTargets + t) << 40) ^
-               (static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return double(z >> 11) * 0x1.0p-53 >= p;
-}
 
 }  // namespace
 
@@ -47,6 +36,9 @@ TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
   }
   rope_ = RopeTable(c_.head_dim, c_.rope_theta, c_.rope_scaling);
   rope_.ensure(o_.max_T);
+  if (o_.max_window < 0)
+    fail("[train] max_window {} must be 0 (all layers) or positive", o_.max_window);
+  window_ = o_.max_window > 0 ? std::min(o_.max_window, c_.n_layers) : c_.n_layers;
   o_.head_rows = std::min(o_.head_rows, o_.max_T);
   carve();  // measuring pass: sizes only
 }
@@ -88,9 +80,9 @@ void TrainEngine::carve() {
     g_norm_ = g("model.norm.weight");
   }
 
-  x_in_.assign(L + 1, nullptr);
+  x_in_.assign(window_ + 1, nullptr);
   for (auto& p : x_in_) p = acts_.take(T * C);
-  slots_.resize(o_.checkpoint_activations ? 1 : L);
+  slots_.resize(o_.checkpoint_activations ? 1 : window_);
   for (LayerActs& a : slots_) {
     a.rms1 = acts_.take(T);
     a.xn1 = acts_.take(T * C);
@@ -154,22 +146,8 @@ void TrainEngine::zero_grad() {
 }
 
 const float* TrainEngine::dropout_input(int l, LoraTarget t, const float* x, int64_t n) {
-  const float p = lora_->config().dropout;
-  const float inv = 1.f / (1.f - p);
-  const int ti = static_cast<int>(t);
-  for (int64_t i = 0; i < n; ++i) xd_[i] = keep(dseed_, l, ti, i, p) ? x[i] * inv : 0.f;
+  lora_dropout(xd_, x, n, dseed_, l, t, lora_->config().dropout);
   return xd_;
-}
-
-void TrainEngine::lora_forward(int l, LoraTarget t, const float* x, float* y, float* u, int64_t T,
-                               bool train) {
-  if (!lora_ || !lora_->has(l, t)) return;
-  const LoraLinear& s = lora_->at(l, t);
-  const int64_t r = lora_->config().rank;
-  const float* xin = train && xd_ ? dropout_input(l, t, x, T * s.in) : x;
-  // u[T, r] = dropout(x)[T, in]·Aᵀ;  y[T, out] += scale·u·Bᵀ
-  sgemm(false, true, T, r, s.in, 1.f, xin, s.in, lora_->A(l, t), s.in, 0.f, u, r);
-  sgemm(false, true, T, s.out, r, lora_->config().scale(), u, r, lora_->B(l, t), r, 1.f, y, s.out);
 }
 
 void TrainEngine::lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
@@ -195,43 +173,68 @@ void TrainEngine::lora_backward(int l, LoraTarget t, float* dx, const float* dy,
   // Through dropout: dx += (du·A) ⊙ mask / (1 − p); xd_ is free again as scratch.
   sgemm(false, false, T, s.in, r, 1.f, du_, r, lora_->A(l, t), s.in, 0.f, xd_, s.in);
   const float p = lora_->config().dropout, inv = 1.f / (1.f - p);
-  const int ti = static_cast<int>(t);
   for (int64_t i = 0; i < T * s.in; ++i)
-    if (keep(dseed_, l, ti, i, p)) dx[i] += xd_[i] * inv;
+    if (lora_dropout_keep(dseed_, l, t, i, p)) dx[i] += xd_[i] * inv;
 }
 
 void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T,
-                                bool train) {
-  const LayerWeights& w = m_->layer(l);
-  const int64_t C = c_.dim, Q = c_.q_dim(), KVD = c_.kv_dim(), FF = c_.hidden_dim;
-  using LT = LoraTarget;
-  // Attention block: h = x + Wo·attn(rope(Wq·n1), rope(Wk·n1), Wv·n1), n1 = rmsnorm(x)·g1
-  rmsnorm_forward(a.xn1, a.rms1, x, w.attn_norm, T, C, c_.norm_eps);
-  matmul(a.xn1, w.wq, a.q, T);
-  matmul(a.xn1, w.wk, a.k, T);
-  matmul(a.xn1, w.wv, a.v, T);
-  lora_forward(l, LT::Q, a.xn1, a.q, a.u[0], T, train);
-  lora_forward(l, LT::K, a.xn1, a.k, a.u[1], T, train);
-  lora_forward(l, LT::V, a.xn1, a.v, a.u[2], T, train);
-  bias_forward(a.q, w.bq, T, Q);
-  bias_forward(a.k, w.bk, T, KVD);
-  bias_forward(a.v, w.bv, T, KVD);
-  rope_forward(a.q, rope_, T, c_.n_heads, 0);
-  rope_forward(a.k, rope_, T, c_.n_kv_heads, 0);
-  attention_forward(a.att, a.attn, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
-  std::memcpy(a.h, x, static_cast<size_t>(T * C) * sizeof(float));
-  matmul(a.att, w.wo, a.h, T, /*accumulate=*/true);
-  lora_forward(l, LT::O, a.att, a.h, a.u[3], T, train);
-  // MLP block: out = h + Wdown·(silu(Wgate·n2) ⊙ Wup·n2), n2 = rmsnorm(h)·g2
-  rmsnorm_forward(a.xn2, a.rms2, a.h, w.ffn_norm, T, C, c_.norm_eps);
-  matmul(a.xn2, w.w_gate, a.gate, T);
-  matmul(a.xn2, w.w_up, a.up, T);
-  lora_forward(l, LT::Gate, a.xn2, a.gate, a.u[4], T, train);
-  lora_forward(l, LT::Up, a.xn2, a.up, a.u[5], T, train);
-  swiglu_forward(act_, a.gate, a.up, T * FF);
-  std::memcpy(out, a.h, static_cast<size_t>(T * C) * sizeof(float));
-  matmul(act_, w.w_down, out, T, /*accumulate=*/true);
-  lora_forward(l, LT::Down, act_, out, a.u[6], T, train);
+                                bool train, LayerTaps* taps) {
+  LayerContext ctx;
+  ctx.config = &c_;
+  ctx.rope = &rope_;
+  ctx.lora = lora_;
+  ctx.taps = taps;
+  if (train && xd_) {
+    ctx.dropout_scratch = xd_;
+    ctx.dropout_p = lora_->config().dropout;
+    ctx.dropout_seed = dseed_;
+  }
+  // Everything the backward reads goes to the slot; only the SwiGLU output, recomputed there,
+  // goes to scratch. Positions start at 0: a training sequence has no cache before it.
+  LayerBuffers b;
+  b.rms1 = a.rms1;
+  b.xn1 = a.xn1;
+  b.q = a.q;
+  b.k = a.k;
+  b.v = a.v;
+  b.att = a.att;
+  b.h = a.h;
+  b.rms2 = a.rms2;
+  b.xn2 = a.xn2;
+  b.gate = a.gate;
+  b.up = a.up;
+  b.act = act_;
+  b.lora_u = a.u;
+  b.attn = &a.attn;
+  edgellm::layer_forward(ctx, l, m_->layer(l), x, out, T, /*pos0=*/0, b);
+}
+
+void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
+  LayerContext ctx;
+  ctx.config = &c_;
+  ctx.rope = &rope_;
+  ctx.lora = lora_;
+  ctx.taps = taps_;
+  if (train && xd_) {
+    ctx.dropout_scratch = xd_;
+    ctx.dropout_p = lora_->config().dropout;
+    ctx.dropout_seed = dseed_;
+  }
+  // Inference's aliasing (forward.cpp): the residual stream updated in place, one normed
+  // buffer, SwiGLU over gate, one LoRA temporary. Slot 0 is free: the window runs after.
+  LayerActs& a = slots_[0];
+  LayerBuffers b;
+  b.xn1 = b.xn2 = a.xn1;
+  b.q = a.q;
+  b.k = a.k;
+  b.v = a.v;
+  b.att = a.att;
+  b.h = x;
+  b.gate = b.act = a.gate;
+  b.up = a.up;
+  b.lora_u.fill(a.u[0]);
+  b.attn = &a.attn;
+  edgellm::layer_forward(ctx, l, m_->layer(l), x, x, T, /*pos0=*/0, b);
 }
 
 void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T,
@@ -287,7 +290,10 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
 double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool backward,
                          float scale, int64_t* count) {
   const int64_t C = c_.dim, V = c_.vocab_size, R = o_.head_rows;
-  rmsnorm_forward(xnf_, rmsf_, x, m_->final_norm(), T, C, c_.norm_eps);
+  const HeadWeights hw = has_exit_ ? exit_hw_ : m_->head();
+  float* g_head = has_exit_ ? exit_head_grad_ : g_head_;
+  float* g_norm = has_exit_ ? exit_norm_grad_ : g_norm_;
+  head_norm(c_, hw, x, xnf_, rmsf_, T);
   if (backward) zero(dxnf_, T * C);
   double sum = 0;
   for (int64_t r0 = 0; r0 < T; r0 += R) {
@@ -295,7 +301,7 @@ double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool
     bool any = false;
     for (int64_t i = 0; i < nr; ++i) any |= targets[r0 + i] >= 0;
     if (!any) continue;  // fully masked rows (an Alpaca prompt) cost no head GEMM
-    matmul(xnf_ + r0 * C, m_->lm_head(), logits_, nr);
+    head_logits(hw, xnf_ + r0 * C, logits_, nr);
     cross_entropy_forward(loss_, logits_, targets + r0, nr, V);
     for (int64_t i = 0; i < nr; ++i)
       if (targets[r0 + i] >= 0) {
@@ -306,11 +312,11 @@ double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool
     if (!backward) continue;
     zero(dlogits_, nr * V);
     cross_entropy_backward(dlogits_, dloss_, logits_, targets + r0, nr, V);
-    matmul_backward(dxnf_ + r0 * C, g_head_, dlogits_, xnf_ + r0 * C, m_->lm_head(), nr);
+    matmul_backward(dxnf_ + r0 * C, g_head, dlogits_, xnf_ + r0 * C, hw.lm_head, nr);
   }
   if (backward) {
     zero(dx_, T * C);
-    rmsnorm_backward(dx_, g_norm_, dxnf_, x, m_->final_norm(), rmsf_, T, C);
+    rmsnorm_backward(dx_, g_norm, dxnf_, x, hw.norm, rmsf_, T, C);
   }
   return sum;
 }
@@ -322,6 +328,12 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   if (l1 < 0) l1 = L;
   EDGELLM_CHECK(!grads_.measuring(), "run() before allocate()");
   EDGELLM_CHECK(0 <= l0 && l0 <= l1 && l1 <= L, "layer window [{}, {}) of {}", l0, l1, L);
+  // Forward only (no backward) needs no saved values either: the window may start anywhere.
+  if (!backward) l0 = std::max(l0, l1 - window_);
+  if (l1 - l0 > window_)
+    fail(
+        "[train] layer window [{}, {}) spans {} layers; the engine was planned for {} (max_window)",
+        l0, l1, l1 - l0, window_);
   if (T <= 0 || T > o_.max_T)
     fail("[train] sequence of {} tokens outside the planned 1..{}", T, o_.max_T);
   dseed_ = dropout_seed;
@@ -337,14 +349,17 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
     }
   }
   const bool ckpt = o_.checkpoint_activations;
-  auto slot = [&](int l) -> LayerActs& { return ckpt || l < l0 ? slots_[0] : slots_[l]; };
-  for (int l = 0; l < l1; ++l) layer_forward(l, x_in_[l], x_in_[l + 1], slot(l), T, backward);
+  auto slot = [&](int l) -> LayerActs& { return ckpt ? slots_[0] : slots_[l - l0]; };
+  auto in = [&](int l) { return x_in_[l - l0]; };
+  for (int l = 0; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
+  for (int l = l0; l < l1; ++l) layer_forward(l, in(l), in(l + 1), slot(l), T, backward, taps_);
+  layer_forwards_ = l1;
   StepResult r;
-  r.loss_sum = head(x_in_[l1], targets, T, backward, loss_scale, &r.tokens);
+  r.loss_sum = head(in(l1), targets, T, backward, loss_scale, &r.tokens);
   if (!backward) return r;
   for (int l = l1 - 1; l >= l0; --l) {
-    if (ckpt) layer_forward(l, x_in_[l], tmp_out_, slots_[0], T, true);  // recompute
-    layer_backward(l, dx_, x_in_[l], slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
+    if (ckpt) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);  // recompute
+    layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
   }
   if (full_ && l0 == 0 && !x0) embedding_backward(g_embed_, dx_, tokens, T, C);
   return r;

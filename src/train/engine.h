@@ -1,10 +1,16 @@
-// The training forward and the hand-written backward of a whole LLaMA model.
+// The training forward and the hand-written backward of a whole LLaMA model. The forward is the
+// one layer function inference runs too (model/layer.h), told to keep its intermediates in a
+// slot of saved activations; the backward is written by hand against exactly those values.
 //
 // One sequence of T tokens at a time (a batch is a sequence of such micro-batches whose
 // gradients add up). The forward runs layers [0, l1) and saves what the backward needs for the
 // window [l0, l1) only; the loss is next-token cross-entropy at layer l1's output through the
 // final norm and head; the backward runs from there down to layer l0's input. l0 = 0, l1 = L is
 // ordinary training; l0 > 0 or l1 < L is adaptive layer tuning's window (PAPER.md §2).
+// Layers below the window run inference-style (the same layer function, nothing saved), in place
+// through one scratch slot; LoRA dropout still applies there in a training step, as in a framework
+// whose frozen modules stay in train mode, so the window's gradients are exactly those of a full
+// backward. Only the window's max_window (EngineOptions) layers have saved-activation slots.
 //
 // Per layer l the saved values (LayerActs) are the ones llm.c keeps: the norm inputs' inverse
 // RMS, the normed inputs, q/k (after RoPE) and v, the attention probabilities, the attention
@@ -24,6 +30,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/rope.h"
+#include "model/layer.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/full_params.h"
@@ -35,6 +42,10 @@ struct EngineOptions {
   int64_t max_T = 0;                    // longest sequence (tokens per micro-batch)
   bool checkpoint_activations = false;  // keep only layer inputs; recompute layers in backward
   int64_t head_rows = 128;              // logits are computed this many rows at a time
+  // Most layers a backward may span (l1 - l0 of run()); 0 = all L. Saved activations and layer
+  // inputs are carved for this many layers only, so an adaptive-layer-tuning window of m
+  // layers costs m layers' activations whatever the depth of the model.
+  int max_window = 0;
 };
 
 struct StepResult {
@@ -68,6 +79,23 @@ class TrainEngine {
   // dLoss/d(layer l0 input) [T, C] of the last backward run.
   const float* input_grad() const { return dx_; }
   const Model& model() const { return *m_; }
+  // Layers the window may span (EngineOptions::max_window, or L).
+  int window() const { return window_; }
+  // Layer forwards the last run() executed, recomputes excluded (= l1: the exit's depth).
+  int64_t layer_forwards() const { return layer_forwards_; }
+  // Observer of the forward of every later run() (model/layer.h taps); null removes it. A
+  // checkpointing recompute does not call it again.
+  void set_taps(LayerTaps* t) { taps_ = t; }
+  // The head of the following runs (an early exit's): its norm gain and LM head replace the
+  // model's; norm_grad [C] / head_grad [V, C] (fp32 lm_head only), when non-null, accumulate
+  // their gradients (zero_grad does not clear them: they belong to the caller). Null hw: the
+  // model's own head again.
+  void set_exit_head(const HeadWeights* hw, float* norm_grad, float* head_grad) {
+    exit_hw_ = hw ? *hw : HeadWeights{};
+    has_exit_ = hw != nullptr;
+    exit_norm_grad_ = norm_grad;
+    exit_head_grad_ = head_grad;
+  }
 
  private:
   struct LayerActs {
@@ -80,11 +108,14 @@ class TrainEngine {
   };
 
   void carve();
-  void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train);
+  // The shared layer forward (model/layer.h) writing into slot a.
+  void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train,
+                     LayerTaps* taps);
+  // Layer l below the window in place on x, nothing saved.
+  void layer_forward_frozen(int l, float* x, int64_t T, bool train);
   void layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T, bool need_dx);
   double head(const float* x, const int32_t* targets, int64_t T, bool backward, float scale,
               int64_t* count);
-  void lora_forward(int l, LoraTarget t, const float* x, float* y, float* u, int64_t T, bool train);
   void lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
                      const float* u, int64_t T);
   const float* dropout_input(int l, LoraTarget t, const float* x, int64_t n);
@@ -97,9 +128,18 @@ class TrainEngine {
   RopeTable rope_;
   Arena grads_, acts_, scratch_;
   uint64_t dseed_ = 0;
+  LayerTaps* taps_ = nullptr;
+  HeadWeights exit_hw_;
+  bool has_exit_ = false;
+  float *exit_norm_grad_ = nullptr, *exit_head_grad_ = nullptr;
 
-  std::vector<float*> x_in_;      // [L+1] × [T, C]: input of each layer, x_in_[L] = final hidden
-  std::vector<LayerActs> slots_;  // L slots, or 1 with checkpointing
+  int window_ = 0;  // max layers per window (EngineOptions::max_window or L)
+  int64_t layer_forwards_ = 0;
+  // [window+1] × [T, C]: x_in_[i] = input of layer l0+i; x_in_[l1-l0] = the exit's hidden state.
+  // x_in_[0] is also where the layers below the window run in place.
+  std::vector<float*> x_in_;
+  std::vector<LayerActs>
+      slots_;  // slots_[i] for layer l0+i (window slots), or 1 with checkpointing
   // scratch
   float *act_, *dact_, *dgate_, *dup_, *dn_, *dq_, *dk_, *dv_, *datt_, *dp_, *xd_, *du_, *dx_,
       *tmp_out_;  // [T,FF]x4 [T,C] [T,Q] [T,KV]x2 [T,Q] [T,T] [T,maxin] [T,r] [T,C] [T,C]

@@ -21,12 +21,13 @@ FullParams::FullParams(const Model& base) {
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Tensor& t = src.tensors.all()[i];
     float* dst = params_->data() + entries_[i].off;
+    // Full fine-tuning trains every weight in fp32, so a compressed base is decoded here (row by
+    // row into the trainable copy); LoRA is the way to train on it without that.
     const int64_t cols = t.cols(), rows = t.numel() / cols;
-    const size_t rb = dtype_row_bytes(t.dtype, cols);
-    for (int64_t r = 0; r < rows; ++r) decode_row(t.dtype, t.data + r * rb, dst + r * cols, cols);
+    for (int64_t r = 0; r < rows; ++r) decode_tensor_row(t, r, dst + r * cols);
     // The trainable copy supersedes the source: a memory-mapped base (pretraining's init, a
     // --mmap load) then stops counting against peak RSS; an owned base is left as it is.
-    drop_resident_pages(t.data, t.nbytes);
+    if (t.dtype != DType::Packed) drop_resident_pages(t.data, t.nbytes);
     Tensor v;
     v.name = t.name;
     v.dtype = DType::F32;

@@ -40,6 +40,9 @@ double AdamW::step(float lr) {
     ss += part;
   }
   const double norm = std::sqrt(ss);
+  // A NaN/Inf gradient would poison the parameters and both moments for good; refuse the step.
+  if (!std::isfinite(norm))
+    fail("[train] gradient norm is {} (NaN/Inf gradient); the step was not applied", norm);
   const float clip =
       cfg_.max_grad_norm > 0 && norm > cfg_.max_grad_norm ? float(cfg_.max_grad_norm / norm) : 1.f;
   ++t_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -92,8 +93,15 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     plan_[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
     plan_[MemCategory::Optimizer] = 2 * plan_[MemCategory::Adapters];
   }
-  engine_ = std::make_unique<TrainEngine>(base, lora_.get(), full_.get(),
-                                          EngineOptions{o_.seq, o_.checkpoint_activations, 128});
+  // Adapters on some layers only (--lora-layers, partial tuning): nothing below the lowest one
+  // is trained, so the backward stops there and activations are saved from there up only.
+  // The gradients are exactly those of a backward down to layer 0 (tests/train/window_test).
+  l0_ = 0;
+  if (lora_ && !o_.lora.layers.empty())
+    l0_ = *std::min_element(o_.lora.layers.begin(), o_.lora.layers.end());
+  EngineOptions eo{o_.seq, o_.checkpoint_activations, 128};
+  eo.max_window = c.n_layers - l0_;
+  engine_ = std::make_unique<TrainEngine>(base, lora_.get(), full_.get(), eo);
   const MemoryPlan e = engine_->plan();
   for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch})
     plan_[k] = e[k];
@@ -160,9 +168,12 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
       const uint64_t dseed = rng_.next();
       loss_sum += engine_
                       ->run(b->tokens.data(), b->targets.data(),
-                            static_cast<int64_t>(b->tokens.size()), true, scale, dseed)
+                            static_cast<int64_t>(b->tokens.size()), true, scale, dseed, l0_)
                       .loss_sum;
     }
+    if (!std::isfinite(loss_sum))  // stop before the update: the last checkpoint stays good
+      fail("[train] step {}: loss is {}; stopped before updating (check --lr and the data)",
+           step_ + 1, loss_sum);
     const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps, o_.min_lr);
     StepLog log;
     log.grad_norm = opt_->step(lr);

@@ -92,6 +92,7 @@ class Trainer {
   MemoryPlan plan_;
   int64_t step_ = 0;
   double elapsed_ = 0;
+  int l0_ = 0;  // lowest layer with adapters: the backward stops at its input
 };
 
 // Folds `a` into an fp32 copy of `base` and writes it as an HF directory (merged model).

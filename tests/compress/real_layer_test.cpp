@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "compress/compress_linear.h"
+#include "kernels/packed_matmul.h"
 #include "packed/packed_kernels.h"
 #include "test_util.h"
 

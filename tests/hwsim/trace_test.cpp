@@ -148,6 +148,46 @@ TEST(Trace, BadTuningConfigIsRejected) {
   EXPECT_THROW(build_trace(m, t), Error);
 }
 
+// A compressed model's per-layer record (ModelConfig::layers, from its config.json) drives the
+// trace when the tune gives no bits/sparsity; explicit tune values still win.
+TEST(Trace, ModelLayerRecordSetsBitsAndSparsityPerLinear) {
+  const ModelConfig base = ModelConfig::preset("llama-7b");
+  TuneConfig explicit4 = tune(Method::Alt, 16, 4);
+  explicit4.bits.assign(32, 4);
+  explicit4.sparsity.assign(32, 0.5);
+  ModelConfig rec = base;
+  LinearFormat f;
+  f.bits = 4;
+  f.scheme = QuantScheme::Sym;
+  f.sparsity = 0.5f;
+  for (auto& lc : rec.layers) lc.set_all(f);
+  // Through config.json, as `sim --model-config DIR/config.json` reads it.
+  rec = ModelConfig::from_hf_json(rec.to_hf_json(), "compressed/config.json");
+  const Trace a = build_trace(base, explicit4), b = build_trace(rec, tune(Method::Alt, 16, 4));
+  EXPECT_DOUBLE_EQ(a.weights_stored, b.weights_stored);
+  ASSERT_EQ(a.ops.size(), b.ops.size());
+  for (size_t i = 0; i < a.ops.size(); ++i) {
+    EXPECT_EQ(a.ops[i].weight_bits, b.ops[i].weight_bits) << a.ops[i].name;
+    EXPECT_EQ(a.ops[i].sparsity, b.ops[i].sparsity) << a.ops[i].name;
+  }
+  // Per linear: only layer 3's down_proj at 3 bits; everything else at the 8-bit base.
+  ModelConfig one = base;
+  one.layers[3].at(LinearId::Down).bits = 3;
+  one.layers[3].at(LinearId::Down).scheme = QuantScheme::Sym;
+  const TuneConfig lora = tune(Method::Lora, 0, 0);
+  const Trace c = build_trace(one, lora), d = build_trace(base, lora);
+  const int64_t in = base.hidden_dim, out = base.dim;
+  EXPECT_DOUBLE_EQ(c.weights_stored - d.weights_stored,
+                   linear_weight_bytes(in, out, 3, 0) - linear_weight_bytes(in, out, 8, 0));
+  for (const Op& op : c.ops) {
+    if (!op.weight_operand || op.layer < 0 || op.layer >= base.n_layers) continue;
+    EXPECT_EQ(op.weight_bits, op.name.rfind("L3.down_proj", 0) == 0 ? 3 : 8) << op.name;
+  }
+  TuneConfig forced = lora;
+  forced.bits.assign(32, 8);  // explicit bits override the record
+  EXPECT_DOUBLE_EQ(build_trace(one, forced).weights_stored, d.weights_stored);
+}
+
 TEST(Trace, InconsistentHeadsAreAClearError) {
   nlohmann::json j = ModelConfig::preset("llama-7b").to_hf_json();
   j["num_key_value_heads"] = 5;  // 32 query heads are not a multiple of 5 kv heads

@@ -77,7 +77,7 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
       encode_row(t, wf.data() + r * K, packed.data() + r * rb, K);
       decode_row(t, packed.data() + r * rb, dec.data() + r * K, K);
     }
-    WeightView w{t, packed.data(), N, K, rb};
+    WeightView w{t, packed.data(), N, K, rb, {}};
     for (int64_t T : {1, 3, 70}) {
       auto x = randn(T * K, 6);
       // BF16 weights with T > 1 take the bf16 GEMM (gemm_bf16.h): activations rounded to bf16.

@@ -115,7 +115,7 @@ TEST(MatmulBackward, DxThroughEveryStoredType) {
       decode_row(t, packed.data() + r * rb, row.data(), K);
       for (int64_t k = 0; k < K; ++k) dec[r * K + k] = row[k];
     }
-    WeightView w{t, packed.data(), N, K, rb};
+    WeightView w{t, packed.data(), N, K, rb, {}};
     for (int64_t T : {1, 5}) {
       VD G = randd(T * N, 6);
       // BF16 weights run the bf16 GEMM (gemm_bf16.h): its truth rounds dy to bf16.

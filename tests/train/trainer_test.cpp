@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -217,6 +218,27 @@ TEST_F(TrainerTest, BadInputsFailClearly) {
   const std::string e = error_of([&] { Trainer tr(*m, d2, o); });
   EXPECT_NE(e.find("--mem-budget"), std::string::npos);
   EXPECT_NE(e.find("activations"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// A NaN learning rate poisons the parameters at step 1; step 2's loss is NaN and the run must
+// stop there with a message instead of finishing "successfully".
+TEST_F(TrainerTest, NonFiniteLossStopsTraining) {
+  EDGELLM_REQUIRE_DATA(kBin);
+  auto m = Model::load(testing::data_path(kBin));
+  auto tok = load_tokenizer_for(*m, "");
+  const std::string dir = testing::temp_dir("nan_lr");
+  const std::string txt = write_temp(dir, "t.txt", std::string(3000, 'a'));
+  const Dataset d = load_dataset(txt, *tok, 32, 0, 0);
+  TuneOptions o;
+  o.seq = 32;
+  o.steps = 5;
+  o.lr = NAN;
+  Trainer tr(*m, d, o);
+  const std::string e = error_of([&] { tr.run(); });
+  EXPECT_NE(e.find("step 2: loss is"), std::string::npos) << e;
+  EXPECT_NE(e.find("nan"), std::string::npos) << e;  // printed "nan" or "-nan"
+  EXPECT_EQ(tr.step(), 1);
   std::filesystem::remove_all(dir);
 }
 

@@ -1,0 +1,108 @@
+#include "eval/task_eval.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+std::string trim_ws(const std::string& s) {
+  const char* ws = " \t\r\n";
+  const auto b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+namespace {
+
+// −log softmax(logits)[id], accumulated in double.
+double nll_of(const float* logits, int64_t V, int32_t id) {
+  float mx = logits[0];
+  for (int64_t i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
+  double z = 0;
+  for (int64_t i = 0; i < V; ++i) z += std::exp(double(logits[i]) - mx);
+  return std::log(z) + mx - double(logits[id]);
+}
+
+void finish(TaskGroupResult& g, double nll_sum) {
+  g.exact_match = g.n ? double(g.correct) / double(g.n) : 0;
+  g.response_nll = g.response_tokens ? nll_sum / double(g.response_tokens) : 0;
+}
+
+}  // namespace
+
+TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
+                             const std::vector<PromptResponse>& data, const TaskEvalOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = m.config();
+  const int64_t n = o.limit > 0 ? std::min<int64_t>(o.limit, static_cast<int64_t>(data.size()))
+                                : static_cast<int64_t>(data.size());
+  TaskEvalResult r;
+  r.overall.name = "all";
+  std::map<std::string, size_t> gi;
+  std::vector<double> gnll;
+  double nll_all = 0;
+  InferenceState st(m);
+  st.set_adapter(o.adapter);
+  std::vector<float> logits;
+  for (int64_t i = 0; i < n; ++i) {
+    const PromptResponse& ex = data[static_cast<size_t>(i)];
+    std::vector<int32_t> ids{tok.bos_id()};
+    for (int32_t id : tok.encode(ex.prompt + ex.response)) ids.push_back(id);
+    ids.push_back(tok.eos_id());
+    const int64_t n_prompt = 1 + static_cast<int64_t>(tok.encode(ex.prompt).size());
+    const int64_t T = static_cast<int64_t>(ids.size());
+    if (T > st.max_seq())
+      fail("[task] example {}: {} tokens exceed the model context of {}", i, T, st.max_seq());
+    // Response NLL: one forward over the whole sequence, predictions from n_prompt − 1 on.
+    st.reset();
+    const float* h = st.forward(ids.data(), T - 1);
+    const int64_t rows = T - n_prompt;  // predicted tokens ids[n_prompt .. T-1]
+    logits.resize(static_cast<size_t>(rows) * c.vocab_size);
+    st.logits(h + (n_prompt - 1) * c.dim, rows, logits.data());
+    double nll = 0;
+    for (int64_t k = 0; k < rows; ++k)
+      nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
+    // Greedy decoding from the prompt.
+    st.reset();
+    const float* lg = st.forward_last_logits(ids.data(), n_prompt);
+    std::vector<int32_t> out;
+    for (int k = 0; k < o.max_new_tokens && st.pos() < st.max_seq(); ++k) {
+      int32_t next = argmax(lg, c.vocab_size);
+      if (next == tok.eos_id() || next == c.eos_id) break;
+      out.push_back(next);
+      if (k + 1 < o.max_new_tokens && st.pos() < st.max_seq())
+        lg = st.forward_last_logits(&next, 1);
+    }
+    const std::string got = tok.decode(out);
+    const bool ok = trim_ws(got) == trim_ws(ex.response);
+    auto add = [&](TaskGroupResult& g, double& sum) {
+      ++g.n;
+      g.correct += ok;
+      g.response_tokens += rows;
+      sum += nll;
+    };
+    add(r.overall, nll_all);
+    if (!ex.group.empty()) {
+      auto [it, fresh] = gi.try_emplace(ex.group, r.groups.size());
+      if (fresh) {
+        r.groups.push_back({ex.group});
+        gnll.push_back(0);
+      }
+      add(r.groups[it->second], gnll[it->second]);
+    }
+    if (static_cast<int64_t>(r.samples.size()) < o.keep_samples)
+      r.samples.push_back({ex.prompt, ex.response, got, ok});
+    if (o.progress) o.progress(i + 1, n);
+  }
+  finish(r.overall, nll_all);
+  for (size_t k = 0; k < r.groups.size(); ++k) finish(r.groups[k], gnll[k]);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace edgellm

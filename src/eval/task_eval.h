@@ -1,0 +1,61 @@
+// Scoring an instruction-following task with exact answers (the pipeline's synthetic task, or
+// any prompt/response pairs):
+//   exact match   greedy decoding after [BOS] + encode(prompt) until EOS (or max_new_tokens);
+//                 correct when the decoded text, whitespace-trimmed, equals the trimmed response;
+//   response NLL  mean negative log-likelihood (nats/token) of encode(prompt + response) + EOS
+//                 after the prompt — exactly the tokens the tuning loss counts (train/data.h).
+// The prompt is the caller's (e.g. alpaca_prompt(instruction, input)), so this module does not
+// depend on the training data format. Exit heads will plug in where the logits are taken.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/lora.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace edgellm {
+
+struct PromptResponse {
+  std::string prompt, response;
+  std::string group;  // reported separately when set (e.g. the task family)
+};
+
+struct TaskEvalOptions {
+  int max_new_tokens = 24;
+  int64_t limit = 0;                      // > 0: only the first N examples
+  const LoraAdapters* adapter = nullptr;  // applied unmerged when set
+  int64_t keep_samples = 8;               // first N (prompt, expected, got) kept for the report
+  std::function<void(int64_t done, int64_t total)> progress;
+};
+
+struct TaskSample {
+  std::string prompt, expected, got;
+  bool correct = false;
+};
+
+struct TaskGroupResult {
+  std::string name;
+  int64_t n = 0, correct = 0;
+  double exact_match = 0;
+  double response_nll = 0;  // nats per response token
+  int64_t response_tokens = 0;
+};
+
+struct TaskEvalResult {
+  TaskGroupResult overall;              // name "all"
+  std::vector<TaskGroupResult> groups;  // by PromptResponse::group, in first-seen order
+  std::vector<TaskSample> samples;
+  double seconds = 0;
+};
+
+TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
+                             const std::vector<PromptResponse>& data, const TaskEvalOptions& o);
+
+// Leading/trailing ASCII whitespace removed.
+std::string trim_ws(const std::string& s);
+
+}  // namespace edgellm

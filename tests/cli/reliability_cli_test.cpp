@@ -1,0 +1,81 @@
+// Flags and runtime settings at the CLI boundary: nonsense values are refused before any work
+// with the flag and the value in the message; the OpenMP wait policy is passive unless the user
+// chose one; the simulator's zero window is an error, not a SIGFPE.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace edgellm {
+namespace {
+
+struct CliResult {
+  int code;  // exit status; -1 if killed by a signal
+  std::string out;
+};
+
+CliResult run(const std::string& env, const std::string& args) {
+  const std::string cmd = env + " " + testing::cli_path() + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string model() { return testing::data_path("models/stories260K/stories260K.bin"); }
+
+TEST(CliReliability, SimWithZeroWindowIsAnErrorNotASignal) {
+  for (const char* m : {"alt", "partial"}) {
+    const CliResult r =
+        run("", std::string("sim --model-config stories260K --method ") + m + " --window 0");
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("window"), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  const std::string base = "tune --model " + model() + " --data /nonexistent --out /nonexistent ";
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"--lr nan", {"--lr", "nan"}},
+      {"--lr inf", {"--lr", "inf"}},
+      {"--lr -0.001", {"--lr", "-0.001"}},
+      {"--val-frac 2", {"--val-frac", "2"}},
+      {"--val-frac -0.1", {"--val-frac"}},
+      {"--lora-layers 5-3", {"--lora-layers", "5-3", "empty"}},
+      {"--lora-layers ,", {"--lora-layers", "no layers"}},
+      {"--lora-layers 0-2000000000", {"--lora-layers", "2000000000"}},
+      {"--lora-layers 1x", {"--lora-layers", "'1x'"}},
+      {"--log-every 0", {"--log-every", "positive"}},
+      {"--dropout 1", {"--dropout"}},
+      {"--clip nan", {"--clip"}},
+  };
+  for (const auto& [flags, needles] : cases) {
+    const CliResult r = run("", base + flags);
+    EXPECT_EQ(r.code, 1) << flags << ": " << r.out;
+    for (const std::string& n : needles)
+      EXPECT_NE(r.out.find(n), std::string::npos) << flags << ": " << r.out;
+    // Refused at the boundary: no data file was opened.
+    EXPECT_EQ(r.out.find("/nonexistent"), std::string::npos) << flags << ": " << r.out;
+  }
+}
+
+TEST(CliReliability, OpenMpWaitPolicyIsPassiveUnlessTheUserChoseOne) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  CliResult r = run("env -u OMP_WAIT_POLICY", "info --json --model " + model());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["omp_wait_policy"], "PASSIVE");
+  r = run("env OMP_WAIT_POLICY=active", "info --json --model " + model());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["omp_wait_policy"], "active");
+}
+
+}  // namespace
+}  // namespace edgellm

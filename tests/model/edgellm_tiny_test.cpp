@@ -1,0 +1,61 @@
+// The committed pretrained model (models/edgellm-tiny, MODEL.md): it loads from a clean
+// checkout, its bytes are the ones the model card names (sha256), and greedy generation from BOS
+// is a fixed golden string, so an accidental change to the weights, the loader, the tokenizer or
+// the forward is caught.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "eval/model_files.h"
+#include "model/forward.h"
+#include "model/sampler.h"
+#include "test_util.h"
+#include "util/mapped_file.h"
+
+namespace edgellm {
+namespace {
+
+std::string model_dir() { return std::string(EDGELLM_SOURCE_DIR) + "/models/edgellm-tiny"; }
+
+std::string sha256_of(const std::string& path) {
+  // coreutils' sha256sum: an implementation independent of this project.
+  FILE* p = ::popen(("sha256sum '" + path + "'").c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  char buf[65] = {0};
+  const size_t n = p ? std::fread(buf, 1, 64, p) : 0;
+  if (p) ::pclose(p);
+  return std::string(buf, n);
+}
+
+TEST(EdgellmTiny, BytesMatchTheModelCard) {
+  const std::string card = read_file(model_dir() + "/MODEL.md");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(card, m, std::regex("model\\.safetensors sha256 `([0-9a-f]{64})`")))
+      << "MODEL.md names no sha256 for model.safetensors";
+  EXPECT_EQ(sha256_of(model_dir() + "/model.safetensors"), m[1].str());
+}
+
+TEST(EdgellmTiny, LoadsWithItsShapeAndGreedyGenerationIsGolden) {
+  auto m = Model::load(model_dir());
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.shape_spec(),
+            "dim=192,layers=12,heads=6,kv_heads=2,ff=512,vocab=4096,ctx=512,head_dim=32,tied=1,"
+            "theta=10000,eps=1e-05");
+  auto tok = load_tokenizer_for(*m, "");
+  EXPECT_EQ(tok->vocab_size(), 4096);
+  InferenceState st(*m);
+  int32_t id = c.bos_id;
+  std::vector<int32_t> out;
+  for (int i = 0; i < 24; ++i) {
+    id = argmax(st.forward_last_logits(&id, 1), c.vocab_size);
+    out.push_back(id);
+  }
+  EXPECT_EQ(tok->decode(out),
+            ", and the other, and the other, and the other, and the other, and the other, and "
+            "the other");
+}
+
+}  // namespace
+}  // namespace edgellm

@@ -1,0 +1,253 @@
+// The windowed training engine (EngineOptions::max_window): saved activations for m layers only,
+// layers below the window run without saved state, and the window's gradients are exactly those
+// of a full backward (adaptive layer tuning, PAPER.md §2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "io/tensor_walk.h"
+#include "kernels/threads.h"
+#include "model/layer.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "test_util.h"
+#include "train/engine.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+namespace edgellm {
+namespace {
+
+ModelConfig config_with_layers(int L) {
+  ModelConfig c;
+  c.dim = 24;
+  c.hidden_dim = 37;
+  c.n_layers = L;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 6;
+  c.vocab_size = 29;
+  c.max_seq_len = 16;
+  c.norm_eps = 1e-5f;
+  c.layers.resize(L);
+  return c;
+}
+
+std::unique_ptr<Model> random_model(uint64_t seed, const ModelConfig& c) {
+  Checkpoint ck;
+  ck.config = c;
+  ck.path = "random";
+  Rng r(seed);
+  for (const TensorSpec& s : model_tensor_specs(c)) {
+    Tensor t = make_owned_tensor(s.name, DType::F32, s.shape);
+    auto* p = reinterpret_cast<float*>(const_cast<uint8_t*>(t.data));
+    const bool norm = s.role == TensorRole::Norm;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      p[i] = static_cast<float>(norm ? 1.0 + 0.2 * r.normal() : 0.3 * r.normal());
+    ck.tensors.add(std::move(t));
+  }
+  return std::make_unique<Model>(std::move(ck));
+}
+
+// PEFT init with a random B (B = 0 would make every dA zero).
+LoraAdapters random_lora(const ModelConfig& c, int rank, float dropout) {
+  LoraConfig lc;
+  lc.rank = rank;
+  lc.alpha = 5;
+  lc.dropout = dropout;
+  LoraAdapters a(c, lc);
+  a.init_peft(7);
+  Rng r(8);
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const auto tt = static_cast<LoraTarget>(t);
+      const LoraLinear& s = a.at(l, tt);
+      for (int64_t i = 0; i < s.out * rank; ++i)
+        a.B(l, tt)[i] = static_cast<float>(0.3 * r.normal());
+    }
+  return a;
+}
+
+class Window : public ::testing::Test {
+ protected:
+  void SetUp() override { set_num_threads(1); }
+  void TearDown() override { set_num_threads(0); }
+};
+
+TEST_F(Window, ActivationArenaOfMLayersDoesNotGrowWithDepth) {
+  const int64_t T = 9, r = 3, m = 2;
+  size_t windowed[2], all[2];
+  for (int i = 0; i < 2; ++i) {
+    const ModelConfig c = config_with_layers(4 << i);  // L = 4, then 8
+    auto model = random_model(1, c);
+    LoraAdapters lora = random_lora(c, r, 0.f);
+    EngineOptions o{T, false, 4};
+    o.max_window = m;
+    windowed[i] = TrainEngine(*model, &lora, nullptr, o).plan()[MemCategory::Activations];
+    all[i] = TrainEngine(*model, &lora, nullptr, EngineOptions{T, false, 4})
+                 .plan()[MemCategory::Activations];
+  }
+  EXPECT_EQ(windowed[0], windowed[1]);
+  // Hand count: m+1 layer inputs [T, C]; per slot rms1, rms2 [T], xn1, h, xn2 [T, C], q, att
+  // [T, Q], k, v [T, KV], gate, up [T, FF], 7 adapter outputs [T, r], each rounded up to 16
+  // floats (the arena's alignment), and the probabilities [NH, T, T].
+  const int64_t C = 24, Q = 24, KV = 12, FF = 37, NH = 4;
+  auto pad = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t slot = 2 * pad(T) + 3 * pad(T * C) + 2 * pad(T * Q) + 2 * pad(T * KV) +
+                       2 * pad(T * FF) + 7 * pad(T * r);
+  EXPECT_EQ(windowed[0],
+            static_cast<size_t>(((m + 1) * pad(T * C) + m * slot + m * NH * T * T) * 4));
+  // Without a window the arena holds all L layers: it grows with depth.
+  EXPECT_EQ(all[0], static_cast<size_t>(((4 + 1) * pad(T * C) + 4 * slot + 4 * NH * T * T) * 4));
+  EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot + 8 * NH * T * T) * 4));
+}
+
+// Window [l1 - m, l1) of a windowed engine vs the full backward [0, l1) of an unwindowed one:
+// the same loss, the window's gradients bit for bit, nothing below the window.
+void expect_window_equals_full(const Model& model, LoraAdapters& lora,
+                               const std::vector<int32_t>& tokens,
+                               const std::vector<int32_t>& targets, int m, bool ckpt) {
+  const int L = model.config().n_layers;
+  const auto T = static_cast<int64_t>(tokens.size());
+  TrainEngine full(model, &lora, nullptr, EngineOptions{T, false, 4});
+  EngineOptions o{T, ckpt, 4};
+  o.max_window = m;
+  TrainEngine win(model, &lora, nullptr, o);
+  full.allocate();
+  win.allocate();
+  const size_t n = lora.params().size();
+  for (int l1 = m; l1 <= L; ++l1) {
+    const int l0 = l1 - m;
+    full.zero_grad();
+    win.zero_grad();
+    const StepResult a = full.run(tokens.data(), targets.data(), T, true, 0.5f, 99, 0, l1);
+    const StepResult b = win.run(tokens.data(), targets.data(), T, true, 0.5f, 99, l0, l1);
+    ASSERT_EQ(a.loss_sum, b.loss_sum) << "exit " << l1;
+    ASSERT_EQ(a.tokens, b.tokens);
+    const size_t lo = lora.at(l0, LoraTarget::Q).a;
+    const size_t hi = l1 < L ? lora.at(l1, LoraTarget::Q).a : n;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float want = i >= lo && i < hi ? full.lora_grad()[i] : 0.f;
+      ASSERT_EQ(win.lora_grad()[i], want) << "exit " << l1 << " param " << i;
+      nonzero += want != 0.f;
+    }
+    EXPECT_GT(nonzero, (hi - lo) / 2) << "exit " << l1;  // the comparison is not vacuous
+  }
+  // A window wider than planned is refused.
+  if (m < L) {
+    EXPECT_THROW(win.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m + 1), Error);
+  }
+}
+
+TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowRandomModel) {
+  const ModelConfig c = config_with_layers(6);
+  auto model = random_model(3, c);
+  LoraAdapters lora = random_lora(c, 3, /*dropout=*/0.2f);
+  const std::vector<int32_t> tokens{1, 5, 28, 3, 17, 5, 9};
+  const std::vector<int32_t> targets{5, -1, 3, 17, 5, 9, 2};
+  expect_window_equals_full(*model, lora, tokens, targets, 2, false);
+  expect_window_equals_full(*model, lora, tokens, targets, 3, true);
+}
+
+TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowStories260K) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  auto model = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  LoraAdapters lora = random_lora(model->config(), 4, 0.f);
+  std::vector<int32_t> tokens, targets;
+  Rng r(5);
+  for (int t = 0; t < 24; ++t) tokens.push_back(static_cast<int32_t>(r.next() % 512));
+  for (int t = 0; t < 24; ++t) targets.push_back(t + 1 < 24 ? tokens[t + 1] : 1);
+  expect_window_equals_full(*model, lora, tokens, targets, 2, false);
+}
+
+// Counts the layer forwards of a run by the layer_in tap, per layer.
+struct LayerCounter : LayerTaps {
+  std::vector<int> n;
+  explicit LayerCounter(int L) : n(L, 0) {}
+  void on(TapPoint p, int layer, const float*, int64_t, int64_t) override {
+    if (p == TapPoint::LayerInput) ++n[layer];
+  }
+};
+
+TEST_F(Window, LayerForwardsPerStepEqualTheExitDepth) {
+  const ModelConfig c = config_with_layers(8);
+  auto model = random_model(4, c);
+  LoraAdapters lora = random_lora(c, 2, 0.f);
+  const std::vector<int32_t> tokens{1, 2, 3, 4, 5};
+  const std::vector<int32_t> targets{2, 3, 4, 5, 6};
+  for (bool ckpt : {false, true}) {
+    EngineOptions o{5, ckpt, 4};
+    o.max_window = 2;
+    TrainEngine e(*model, &lora, nullptr, o);
+    e.allocate();
+    for (int l1 = 2; l1 <= 8; l1 += 3) {
+      LayerCounter count(8);
+      e.set_taps(&count);
+      e.zero_grad();
+      e.run(tokens.data(), targets.data(), 5, true, 1.f, 0, l1 - 2, l1);
+      for (int l = 0; l < 8; ++l) EXPECT_EQ(count.n[l], l < l1 ? 1 : 0) << l1 << " layer " << l;
+      EXPECT_EQ(e.layer_forwards(), l1);
+      e.set_taps(nullptr);
+    }
+  }
+}
+
+// An exit head after layer 2 of 4 (window 2): the gradients of its own RMSNorm gain (the shared
+// mode's trainable part) and of a cloned fp32 LM head against central finite differences of the
+// engine's fp32 loss (h = 1e-2; fp32 noise in the loss is ~1e-6 of it).
+TEST_F(Window, ExitHeadGradientsMatchFiniteDifferences) {
+  const ModelConfig c = config_with_layers(4);
+  auto model = random_model(6, c);
+  LoraAdapters lora = random_lora(c, 2, 0.f);
+  const std::vector<int32_t> tokens{1, 5, 28, 3, 17, 5, 9};
+  const std::vector<int32_t> targets{5, -1, 3, 17, 5, 9, 2};
+  const int64_t T = 7, C = c.dim, V = c.vocab_size;
+  EngineOptions o{T, false, 4};
+  o.max_window = 2;
+  TrainEngine e(*model, &lora, nullptr, o);
+  e.allocate();
+  // Gain initialised from the final norm and perturbed (so it differs from the model's), head
+  // cloned from lm_head.
+  std::vector<float> gain(model->final_norm(), model->final_norm() + C);
+  Rng r(3);
+  for (float& g : gain) g += static_cast<float>(0.1 * r.normal());
+  const float* lm = reinterpret_cast<const float*>(model->head().lm_head.data);
+  std::vector<float> head(lm, lm + V * C);
+  std::vector<float> ggain(C, 0.f), ghead(V * C, 0.f);
+  HeadWeights hw{gain.data(), WeightView::f32(head.data(), V, C)};
+  e.set_exit_head(&hw, ggain.data(), ghead.data());
+  e.zero_grad();
+  e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, 2);
+  auto loss = [&] { return e.run(tokens.data(), targets.data(), T, false, 1.f, 0, 0, 2).loss_sum; };
+  // The exit's head is used: the model's own head gives another loss.
+  const double with_exit = loss();
+  e.set_exit_head(nullptr, nullptr, nullptr);
+  EXPECT_NE(loss(), with_exit);
+  e.set_exit_head(&hw, nullptr, nullptr);
+  const float h = 1e-2f;
+  auto check = [&](std::vector<float>& p, const std::vector<float>& g, size_t stride) {
+    double maxg = 0, maxerr = 0;
+    for (size_t i = 0; i < p.size(); i += stride) {
+      const float v = p[i];
+      p[i] = v + h;
+      const double lp = loss();
+      p[i] = v - h;
+      const double lm2 = loss();
+      p[i] = v;
+      const double fd = (lp - lm2) / (2 * h);
+      maxg = std::max(maxg, std::abs(fd));
+      maxerr = std::max(maxerr, std::abs(fd - g[i]));
+    }
+    EXPECT_GT(maxg, 1e-2);
+    EXPECT_LT(maxerr / maxg, 1e-2);
+  };
+  check(gain, ggain, 1);
+  check(head, ghead, 7);
+}
+
+}  // namespace
+}  // namespace edgellm
