@@ -146,9 +146,9 @@ print(f"Load before: {sys.argv[5].strip()}")
 print(f"Load after:  {sys.argv[6].strip()}")
 print(f"GEMM ceilings (2048³, {ceil['threads']} threads): fp32 {ceil['fp32_gflops']:.0f} GFLOP/s, "
       f"bf16 {ceil['bf16_gflops']:.0f} GFLOP/s\n")
-print("| shape | engine | s/step | tok/s | GFLOP/s | % fp32 ceil | % bf16 ceil | tok/s vs PyTorch "
-      "| peak RSS | RSS vs PyTorch |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| shape | engine | s/step (mean) | s/step (min) | tok/s | GFLOP/s | % fp32 ceil | % bf16 ceil "
+      "| tok/s vs PyTorch | peak RSS | RSS vs PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for shape in shapes:
     sel = {r["engine"]: r for r in rows if r["shape"] == shape}
     ref = sel.get("pytorch")
@@ -160,7 +160,8 @@ for shape in shapes:
         g = r["tokens_per_s"] * f / 1e9
         sp = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}×" if ref else "–"
         mem = f"{r['peak_rss_bytes'] / ref['peak_rss_bytes']:.2f}×" if ref else "–"
-        print(f"| {shape} | {eng} | {r['s_per_step']:.3f} | {r['tokens_per_s']:.0f} | {g:.1f} | "
+        print(f"| {shape} | {eng} | {r['s_per_step']:.3f} | {r['s_per_step_min']:.3f} | "
+              f"{r['tokens_per_s']:.0f} | {g:.1f} | "
               f"{100 * g / ceil['fp32_gflops']:.0f} % | {100 * g / ceil['bf16_gflops']:.0f} % | {sp} | "
               f"{r['peak_rss_bytes'] / 1048576:.0f} MiB | {mem} |")
 print()

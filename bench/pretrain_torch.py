@@ -322,6 +322,7 @@ print(json.dumps({
     "steps": args.steps,
     "s_per_step": mean,
     "s_per_step_min": min(times),
+    "step_seconds": times,
     "tokens_per_s": args.seq * args.batch / mean,
     "peak_rss_bytes": peak_rss_bytes(),
     "rss_after_import_bytes": rss_after_import,

@@ -205,20 +205,27 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& ou
 }
 
 void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors) {
+  std::vector<F32View> v;
+  v.reserve(tensors.size());
+  for (const NamedF32& t : tensors) v.push_back({t.name, t.shape, t.data.data(), t.data.size()});
+  write_safetensors_f32(path, v);
+}
+
+void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors) {
   std::vector<TensorOut> outs;
   outs.reserve(tensors.size());
-  for (const NamedF32& t : tensors) {
+  for (const F32View& t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    EDGELLM_CHECK(n == static_cast<int64_t>(t.data.size()),
+    EDGELLM_CHECK(n == static_cast<int64_t>(t.n),
                   "tensor '{}': shape [{}] holds {} "
                   "values, data {}",
-                  t.name, fmt::join(t.shape, ", "), n, t.data.size());
+                  t.name, fmt::join(t.shape, ", "), n, t.n);
     TensorOut o;
     o.name = t.name;
     o.dtype = DType::F32;
     o.shape = t.shape;
-    const float* src = t.data.data();
+    const float* src = t.data;
     const int64_t cols = o.cols();
     o.fill = [src, cols](int64_t r0, int64_t r1, uint8_t* dst) {
       std::memcpy(dst, src + r0 * cols, static_cast<size_t>((r1 - r0) * cols) * sizeof(float));

@@ -40,6 +40,16 @@ struct NamedF32 {
 };
 // Writes fp32 tensors (metadata {"format": "pt"}, as PyTorch's safetensors writer does).
 void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>& tensors);
+// The same file written straight from memory the caller keeps: a training checkpoint of the
+// parameters and AdamW moments (16 bytes per parameter) without copying them into NamedF32s
+// first, which would double their footprint at every save (134M: +1.5 GiB of peak RSS).
+struct F32View {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float* data;
+  size_t n;  // product(shape)
+};
+void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors);
 // Reads every tensor of an F32 (or F16/BF16, widened) safetensors file, sorted by name.
 std::vector<NamedF32> read_safetensors_f32(const std::string& path);
 

@@ -1,6 +1,7 @@
 #include "train/full_params.h"
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -24,6 +25,9 @@ FullParams::FullParams(const Model& base) {
     // row into the trainable copy); LoRA is the way to train on it without that.
     const int64_t cols = t.cols(), rows = t.numel() / cols;
     for (int64_t r = 0; r < rows; ++r) decode_tensor_row(t, r, dst + r * cols);
+    // The trainable copy supersedes the source: a memory-mapped base (pretraining's init, a
+    // --mmap load) then stops counting against peak RSS; an owned base is left as it is.
+    if (t.dtype != DType::Packed) drop_resident_pages(t.data, t.nbytes);
     Tensor v;
     v.name = t.name;
     v.dtype = DType::F32;

@@ -101,7 +101,11 @@ PretrainReport pretrain(PretrainOptions p,
 
   fs::create_directories(p.out);
   o.base_model = write_init(r.config, o.seed, p.init_std, p.out);
-  auto m = Model::load(o.base_model, LoadOptions{});
+  // Mapped, not copied: the trainer's fp32 copy (FullParams) is the only one kept resident, so
+  // a step holds one set of weights, not two (134M: 512 MiB less peak RSS).
+  LoadOptions lo;
+  lo.copy_weights = false;
+  auto m = Model::load(o.base_model, lo);
   Trainer tr(*m, data, o);
   r.plan = tr.plan();
   r.steps = o.steps;

@@ -227,8 +227,11 @@ void Trainer::save_checkpoint() {
   // The tensors go to a step-named file first; the JSON that names it is renamed into place
   // last, so a crash at any point leaves the previous complete checkpoint in force.
   const std::string st = fmt::format("state-{}.safetensors", step_);
-  write_safetensors_f32(dir + "/" + st, {{"params", {int64_t(p.size())}, p},
-                                         {"adam", {int64_t(opt_->state().size())}, opt_->state()}});
+  const std::vector<float>& adam = opt_->state();
+  write_safetensors_f32(
+      dir + "/" + st,
+      std::vector<F32View>{{"params", {int64_t(p.size())}, p.data(), p.size()},
+                           {"adam", {int64_t(adam.size())}, adam.data(), adam.size()}});
   uint64_t rs[4];
   rng_.get_state(rs);
   nlohmann::json j = {{"step", step_},

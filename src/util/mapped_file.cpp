@@ -43,12 +43,20 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+void drop_resident_pages(const void* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_PAGEOUT);
+}
+
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 void ByteReader::seek(size_t pos, const char* field) {
-  if (pos > size_) fail("[io] {}: {} at offset {} is past end of file ({} bytes)", what_, field, pos, size_);
+  if (pos > size_)
+    fail("[io] {}: {} at offset {} is past end of file ({} bytes)", what_, field, pos, size_);
   pos_ = pos;
 }
 

@@ -28,6 +28,12 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p+n) from this process's resident set (MADV_PAGEOUT) once
+// their bytes have been copied elsewhere, so peak RSS holds one copy, not two. It never loses
+// data: file-mapped pages are re-read on the next access, and anonymous memory is at most moved
+// to swap (without swap the call does nothing to it).
+void drop_resident_pages(const void* p, size_t n);
+
 // Bounds-checked little-endian reader over a byte range; every read past the end throws an
 // Error naming the file, the field being read and the offset.
 class ByteReader {
