@@ -9,10 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "compress/compress_model.h"
+#include "hwsim/device.h"
 #include "io/checkpoint.h"
 #include "io/model_writer.h"
 #include "io/safetensors.h"
 #include "model/lora.h"
+#include "seed_formats.h"
 #include "tokenizer/tokenizer.h"
 #include "util/mapped_file.h"
 
@@ -20,6 +23,9 @@ namespace fs = std::filesystem;
 using namespace edgellm;
 
 namespace {
+
+using fuzz::append;
+using fuzz::tokenizer_bin;
 
 ModelConfig tiny(Arch arch, int dim, int ff, int vocab) {
   ModelConfig c;
@@ -35,32 +41,6 @@ ModelConfig tiny(Arch arch, int dim, int ff, int vocab) {
 void put_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
-template <typename T>
-void append(std::string& s, T v) {
-  s.append(reinterpret_cast<const char*>(&v), sizeof(T));
-}
-
-// llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score, i32 length, bytes.
-// <unk>, <s>, </s>, the 256 byte pieces <0xNN>, then a few merged pieces with spaces.
-std::string tokenizer_bin() {
-  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-    pieces.push_back(buf);
-  }
-  for (const char* p : {" ", "e", "t", " t", "he", " the", "a", " a", "n", "an", " an"})
-    pieces.push_back(p);
-  std::string s;
-  append<int32_t>(s, 16);
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    append<float>(s, i < 259 ? 0.f : -static_cast<float>(i));
-    append<int32_t>(s, static_cast<int32_t>(pieces[i].size()));
-    s += pieces[i];
-  }
-  return s;
-}
-
 // A byte-level BPE tokenizer.json (the Llama-3 / GPT-2 layout): 256 byte symbols, a few merges,
 // one special token.
 std::string tokenizer_json() {
@@ -143,7 +123,8 @@ int main(int argc, char** argv) {
   }
   const fs::path out = argv[1];
   for (const char* d : {"gguf", "safetensors", "llama2c", "tokenizer_bin", "tokenizer_json",
-                        "config_json", "adapter_config"})
+                        "config_json", "adapter_config", "alpaca", "mmlu_csv", "device_preset",
+                        "pipeline_config", "compressed_model"})
     fs::create_directories(out / d);
   const fs::path tmp = out / "tmp";
   fs::create_directories(tmp);
@@ -209,6 +190,48 @@ int main(int argc, char** argv) {
   write_safetensors_f32(
       (out / "safetensors/seed-state").string(),
       {{"params", {6}, {1, 2, 3, 4, 5, 6}}, {"adam", {12}, std::vector<float>(12)}});
+  // Alpaca: the first byte picks the layout (even: .json array, odd: .jsonl).
+  const std::string rec1 = R"({"instruction": "Name a color.", "input": "", "output": "Blue."})";
+  const std::string rec2 =
+      R"({"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"})";
+  put_bytes((out / "alpaca/seed-json").string(), "\x00[" + rec1 + ",\n" + rec2 + "]");
+  put_bytes((out / "alpaca/seed-jsonl").string(), "\x01" + rec1 + "\n" + rec2 + "\n");
+  // MMLU: ../shared/data/mmlu's layout (header, answer index) and hendrycks' (no header, letter).
+  put_bytes((out / "mmlu_csv/seed-header").string(),
+            "question,A,B,C,D,answer\n\"What is 2+2, in words?\",three,four,five,\"six, or "
+            "\"\"6\"\"\"\n,a,b,c,d,1\r\nWhich?,x,y,z,w,3\n");
+  put_bytes((out / "mmlu_csv/seed-letters").string(),
+            "What is 2+2?,3,4,5,6,B\nPick one.,\"a\nb\",c,d,e,D\n");
+  // Device presets: every embedded one, exactly as `sim` reads presets/devices/*.json.
+  for (const std::string& name : hwsim::Device::preset_names())
+    put_bytes((out / ("device_preset/seed-" + name)).string(), hwsim::Device::preset_json(name));
+  // Pipeline configs: the first byte picks the syntax (even: JSON, odd: TOML).
+  put_bytes((out / "pipeline_config/seed-empty-json").string(), std::string(1, '\0') + "{}");
+  put_bytes(
+      (out / "pipeline_config/seed-json").string(),
+      std::string(1, '\0') +
+          R"({"name": "s", "model": {"path": "m"}, "task": {"kind": "synthetic", "n_train": 10},
+"compress": {"policy": "uniform", "bits": 4, "sparsity": 0.5}, "tune": {"steps": 3, "exits": [1, 2]}})");
+  put_bytes((out / "pipeline_config/seed-toml").string(),
+            "\x01name = \"s\"\n[model]\npath = \"m\"\n[compress]\nbits = 4\nsparsity = 0.5\n"
+            "[tune]\nsteps = 3\nexits = [1, 2]\n");
+  // Compressed models: one random layer in several packed formats (dense, bitmask, N:M).
+  const fs::path dense = tmp / "compress-src";
+  write_hf_dir(fuzz::compressed_seed_config(), random_source(4), dense.string(), DType::F32);
+  const Checkpoint src = load_hf_dir(dense.string());
+  k = 0;
+  for (auto [bits, group, scheme, pruner, p, n, m] :
+       {std::tuple{4, 0, QuantScheme::Sym, Pruner::None, 0.0, 0, 0},
+        std::tuple{3, 32, QuantScheme::Asym, Pruner::Magnitude, 0.5, 0, 0},
+        std::tuple{8, 64, QuantScheme::Sym, Pruner::Magnitude, 0.0, 2, 4},
+        std::tuple{16, 0, QuantScheme::Sym, Pruner::Magnitude, 0.7, 0, 0}}) {
+    CompressSpec spec;
+    spec.bits = bits, spec.group = group, spec.scheme = scheme, spec.pruner = pruner;
+    spec.sparsity.p = p, spec.sparsity.n = n, spec.sparsity.m = m;
+    const fs::path d = tmp / ("compressed" + std::to_string(k));
+    write_compressed_model(src, uniform_plan(spec), d.string());
+    fs::copy_file(d / "model.safetensors", out / ("compressed_model/seed-" + std::to_string(k++)));
+  }
   fs::remove_all(tmp);
   return 0;
 }

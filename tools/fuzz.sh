@@ -12,7 +12,8 @@
 # and libomp-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HARNESSES=(safetensors gguf llama2c tokenizer_bin tokenizer_json config_json adapter_config)
+HARNESSES=(safetensors gguf llama2c tokenizer_bin tokenizer_json config_json adapter_config alpaca
+  mmlu_csv device_preset pipeline_config compressed_model)
 targets=(fuzz_make_corpus)
 for h in "${HARNESSES[@]}"; do targets+=("fuzz_$h"); done
 cmake --preset fuzz >/dev/null

@@ -134,7 +134,11 @@ std::vector<Tensor> assemble_packed_tensors(std::vector<Tensor> raw, const nlohm
   }
   std::vector<bool> used(raw.size(), false);
   std::map<size_t, Tensor> placed;  // index of the codes part -> the packed tensor
-  for (const auto& [name, e] : record["tensors"].items()) {
+  for (const auto& item : record["tensors"].items()) {
+    // Named copies, not structured bindings: lambdas below capture them (clang 14, the fuzz
+    // build's compiler, cannot capture structured bindings).
+    const std::string name = item.key();
+    const nlohmann::json& e = item.value();
     auto bad = [&](const std::string& what) {
       fail("[packed] {}: tensor '{}': {}", file, name, what);
     };

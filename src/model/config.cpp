@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <limits>
 #include <map>
-#include <type_traits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "util/error.h"
 #include "util/json_field.h"
@@ -29,8 +29,8 @@ T get_or(const nlohmann::json& j, const char* key, T dflt, const std::string& so
   if constexpr (std::is_same_v<T, bool>) {
     return json_bool(*it, w);
   } else if constexpr (std::is_integral_v<T>) {
-    return static_cast<T>(json_int(*it, w, std::numeric_limits<T>::min(),
-                                   std::numeric_limits<T>::max()));
+    return static_cast<T>(
+        json_int(*it, w, std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
   } else if constexpr (std::is_floating_point_v<T>) {
     return static_cast<T>(json_number(*it, w, -1e30, 1e30));
   } else {
@@ -501,13 +501,13 @@ ModelConfig ModelConfig::parse_shape(const std::string& spec) {
   if (kv.count("eps")) c.norm_eps = real("eps");
   static const char* known[] = {"dim", "layers",   "heads", "kv_heads", "ff", "vocab",
                                 "ctx", "head_dim", "tied",  "theta",    "eps"};
-  for (const auto& [key, value] : kv)
-    if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
-        std::end(known))
+  for (const auto& entry : kv)
+    if (std::find_if(std::begin(known), std::end(known),
+                     [&](const char* k) { return entry.first == k; }) == std::end(known))
       fail(
           "[config] --shape: unknown key '{}' (known: base, dim, layers, heads, kv_heads, ff, "
           "vocab, ctx, head_dim, tied, theta, eps)",
-          key);
+          entry.first);
   c.layers.assign(c.n_layers, LayerConfig{});
   c.validate("--shape " + spec);
   return c;
