@@ -12,6 +12,7 @@
 #include "compress/compress_model.h"
 #include "eval/model_files.h"
 #include "io/packed_tensors.h"
+#include "util/atomic_dir.h"
 #include "util/error.h"
 
 namespace edgellm::cli {
@@ -118,10 +119,12 @@ void register_compress(CLI::App& app) {
           layer_bytes = 0;
           layer_params = 0;
         });
-    save_hf_dir(ck, a->out, dense);
     const std::string tok =
         a->tokenizer.empty() ? find_tokenizer_file(a->model, src) : a->tokenizer;
-    copy_tokenizer_into(tok, a->out);
+    AtomicDir out(a->out);
+    save_hf_dir(ck, out.path(), dense);
+    copy_tokenizer_into(tok, out.path());
+    out.commit();
     nlohmann::json sum = storage_summary(ck);
     if (a->json) {
       sum["out"] = a->out;

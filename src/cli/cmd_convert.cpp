@@ -6,6 +6,7 @@
 #include "eval/model_files.h"
 #include "io/checkpoint.h"
 #include "tokenizer/tokenizer.h"
+#include "util/atomic_dir.h"
 #include "util/error.h"
 
 namespace edgellm::cli {
@@ -44,11 +45,13 @@ void register_convert(CLI::App& app) {
       }
       save_gguf(ck, a->out, dt, meta.is_object() ? meta : nlohmann::json());
     } else {
-      save_hf_dir(ck, a->out, dt);
+      AtomicDir out(a->out);
+      save_hf_dir(ck, out.path(), dt);
       if (!tok.empty()) {
-        copy_tokenizer_into(tok, a->out);
+        copy_tokenizer_into(tok, out.path());
         tok_note = tok;
       }
+      out.commit();
     }
     nlohmann::json j = {{"input", ck.path},        {"input_format", format_name(ck.format)},
                         {"output", a->out},        {"output_format", a->to},

@@ -6,6 +6,7 @@
 #include "cli/common.h"
 #include "io/model_writer.h"
 #include "tokenizer/tokenizer.h"
+#include "util/atomic_dir.h"
 #include "util/error.h"
 
 namespace edgellm::cli {
@@ -46,7 +47,9 @@ void register_make_model(CLI::App& app) {
     const ModelSource src = random_source(a->seed, a->stddev);
     nlohmann::json j = {{"shape", a->shape}, {"seed", a->seed}, {"n_params", c.n_params()}};
     if (!a->out.empty()) {
-      write_hf_dir(c, src, a->out, dtype_from_name(a->dtype, "--dtype"));
+      AtomicDir out(a->out);
+      write_hf_dir(c, src, out.path(), dtype_from_name(a->dtype, "--dtype"));
+      out.commit();
       j["hf"] = {{"path", a->out}, {"dtype", a->dtype}};
     }
     if (!a->gguf.empty()) {

@@ -3,6 +3,7 @@
 #include "cli/common.h"
 #include "eval/model_files.h"
 #include "train/trainer.h"
+#include "util/atomic_dir.h"
 #include "util/error.h"
 
 namespace edgellm::cli {
@@ -20,9 +21,11 @@ void register_merge(CLI::App& app) {
     apply_threads(*a);
     auto m = load_model(*a);
     const LoraAdapters ad = LoraAdapters::load(a->adapter, m->config());
-    merge_adapter(*m, ad, a->out);
+    AtomicDir out(a->out);
+    merge_adapter(*m, ad, out.path());
     // Carry the tokenizer along so the merged directory is self-contained.
-    copy_tokenizer_into(find_tokenizer_file(a->model, m->checkpoint()), a->out);
+    copy_tokenizer_into(find_tokenizer_file(a->model, m->checkpoint()), out.path());
+    out.commit();
     if (a->json)
       print_json({{"model", a->model}, {"adapter", a->adapter}, {"out", a->out}});
     else

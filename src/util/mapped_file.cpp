@@ -1,13 +1,16 @@
 #include "util/mapped_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "util/error.h"
@@ -83,7 +86,29 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void remove_dead_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const size_t at = n.rfind(".tmp.");
+    if (at == std::string::npos) continue;
+    const std::string digits = n.substr(at + 5);
+    if (digits.empty() || digits.size() > 10 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const long long pid = std::strtoll(digits.c_str(), nullptr, 10);
+    const bool dead = pid <= 0 || pid > std::numeric_limits<pid_t>::max() ||
+                      (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+    if (dead) {
+      std::error_code rm;
+      fs::remove_all(e.path(), rm);
+    }
+  }
+}
+
 AtomicWriter::AtomicWriter(std::string path) : path_(std::move(path)) {
+  remove_dead_temporaries(std::filesystem::path(path_).parent_path().string());
   tmp_ = path_ + ".tmp." + std::to_string(::getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail("[io] {}: cannot create: {}", tmp_, std::strerror(errno));
@@ -100,7 +125,10 @@ void AtomicWriter::write(const void* data, size_t n) {
     ssize_t w = ::write(fd_, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail("[io] {}: write failed: {}", tmp_, std::strerror(errno));
+      fail(
+          "[io] {}: write failed (at byte {} of its temporary file {}): {}; the previous {} "
+          "is left as it was",
+          path_, offset_, tmp_, std::strerror(errno), path_);
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -117,7 +145,7 @@ void AtomicWriter::pad_to(uint64_t alignment) {
 }
 
 void AtomicWriter::commit() {
-  if (::fsync(fd_) != 0) fail("[io] {}: fsync failed: {}", tmp_, std::strerror(errno));
+  if (::fsync(fd_) != 0) fail("[io] {}: fsync of {} failed: {}", path_, tmp_, std::strerror(errno));
   ::close(fd_);
   fd_ = -1;
   if (::rename(tmp_.c_str(), path_.c_str()) != 0)

@@ -68,7 +68,8 @@ class ByteReader {
 std::string read_file(const std::string& path);
 
 // Atomic write: writes `path`.tmp.<pid>, fsyncs, renames over `path`. A crash never leaves a
-// half-written output behind.
+// half-written output behind; what it does leave (its `*.tmp.<pid>`) is removed by the next
+// AtomicWriter in the same directory (remove_dead_temporaries).
 class AtomicWriter {
  public:
   explicit AtomicWriter(std::string path);
@@ -87,5 +88,10 @@ class AtomicWriter {
 };
 
 void write_file_atomic(const std::string& path, const std::string& content);
+
+// Removes the files and directories in `dir` named `<anything>.tmp.<pid>` whose process no longer
+// exists: what atomic writers killed mid-write (SIGKILL, power loss) left behind. Those of live
+// processes (another run writing now) are kept.
+void remove_dead_temporaries(const std::string& dir);
 
 }  // namespace edgellm

@@ -5,6 +5,9 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,6 +30,11 @@ CliResult run(const std::string& env, const std::string& args) {
   while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
   const int status = pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 std::string model() { return testing::data_path("models/stories260K/stories260K.bin"); }
@@ -65,6 +73,28 @@ TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
     // Refused at the boundary: no data file was opened.
     EXPECT_EQ(r.out.find("/nonexistent"), std::string::npos) << flags << ": " << r.out;
   }
+}
+
+// A write that fails (a file-size limit, as a full disk would) is a clear error naming the
+// output; the previous output directory stays whole and no temporary directory is left.
+TEST(CliReliability, FailedWriteKeepsThePreviousOutput) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  const std::string dir = testing::temp_dir("cli_fsize");
+  const std::string out = dir + "/converted";
+  const std::string args = "convert --model " + model() + " --to safetensors --out " + out;
+  ASSERT_EQ(run("", args + " --dtype f16").code, 0);
+  const std::string before = read_bytes(out + "/model.safetensors");
+  ASSERT_GT(before.size(), 256u << 10);
+  // bash's ulimit -f counts 1024-byte blocks; SIGXFSZ ignored makes write() fail with EFBIG.
+  const CliResult r = run("trap '' XFSZ; ulimit -f 256;", args + " --dtype f32");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(out), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("write failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("File too large"), std::string::npos) << r.out;
+  EXPECT_EQ(read_bytes(out + "/model.safetensors"), before);
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string(), "converted") << "left behind: " << e.path();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CliReliability, OpenMpWaitPolicyIsPassiveUnlessTheUserChoseOne) {
