@@ -17,7 +17,7 @@ void register_ppl(CLI::App& app) {
   struct Args : ModelArgs {
     std::string text, protocol = "standard", adapter;
     int exit = -1;
-    bool vote = false;
+    bool vote = false, as_trained = false;
     PplOptions o;
   };
   auto a = std::make_shared<Args>();
@@ -37,6 +37,9 @@ void register_ppl(CLI::App& app) {
   cmd->add_flag("--vote", a->vote,
                 "ALT adapter: every exit's perplexity, the max-then-renormalise vote and the mean "
                 "of the exits' distributions, from one trunk forward");
+  cmd->add_flag("--as-trained", a->as_trained,
+                "ALT adapter of a branch-mode run, with --exit K: evaluate exit K as it was "
+                "trained (the frozen base below its window) instead of all adapters active");
   cmd->callback([a] {
     apply_threads(*a);
     a->o.protocol = ppl_protocol_from_name(a->protocol);
@@ -61,8 +64,15 @@ void register_ppl(CLI::App& app) {
       if (a->o.protocol == PplProtocol::LlamaCpp)
         fail("[ppl] --protocol llamacpp is not supported with exits (standard, edgellm-paper)");
       const int64_t ctx = a->o.protocol == PplProtocol::EdgeLlmPaper ? 128 : a->o.ctx;
-      const PplExitsResult r = perplexity_exits(*m, heads, adapter.get(), tokens, ctx);
       const int sel = a->exit >= 0 ? a->exit : heads.n_exits() - 1;
+      if (a->as_trained && (a->exit < 0 || a->vote))
+        fail("[ppl] --as-trained evaluates one exit: give --exit K, without --vote");
+      std::unique_ptr<LoraAdapters> branch;
+      if (a->as_trained && heads.config().lora_mode == ExitLoraMode::Branch)
+        branch = std::make_unique<LoraAdapters>(
+            branch_adapter(*adapter, heads.depth(sel), heads.config().window));
+      const PplExitsResult r = perplexity_exits(*m, heads, branch ? branch.get() : adapter.get(),
+                                                tokens, ctx, /*votes=*/!a->as_trained);
       nlohmann::json exits = nlohmann::json::array();
       for (int i = 0; i < heads.n_exits(); ++i)
         exits.push_back({{"exit", i},
@@ -81,6 +91,7 @@ void register_ppl(CLI::App& app) {
                     {"predictions", r.predictions},
                     {"ppl", ppl},
                     {"selected", a->vote ? "vote_max_renorm" : fmt::format("exit {}", sel)},
+                    {"as_trained", branch != nullptr},
                     {"exits", exits},
                     {"vote_max_renorm",
                      {{"ppl", r.vote_max_renorm_ppl}, {"mean_nll", r.vote_max_renorm_nll}}},

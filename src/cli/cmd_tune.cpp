@@ -74,7 +74,8 @@ void register_tune(CLI::App& app) {
     double val_frac = 0.05;
     int log_every = 1;
     int last = 0;  // partial: last layers carrying adapters
-    std::string exit_layers, exit_schedule = "random", lora_mode = "branch", head_mode = "shared";
+    std::string exit_layers, exit_schedule = "random", lora_mode = "cumulative",
+                             head_mode = "shared";
     TuneOptions o;
   };
   auto a = std::make_shared<Args>();
@@ -90,7 +91,8 @@ void register_tune(CLI::App& app) {
                   "alt: random | curriculum | round-robin | weighted");
   cmd->add_option("--window", a->o.alt.window, "alt: layers back-propagated per step (0: L/T)");
   cmd->add_option("--lora-mode", a->lora_mode,
-                  "alt: branch (base below the window) | cumulative (all adapters active)");
+                  "alt: cumulative (default: all adapters active, one stream) | branch (the frozen "
+                  "base below the window, as the official code)");
   cmd->add_option("--head-mode", a->head_mode,
                   "alt: shared (frozen head, per-exit norm gain) | cloned (full head per exit)");
   cmd->add_option("--prefix-cache-mb", a->o.alt.prefix_cache_mb,

@@ -84,7 +84,7 @@ void exit_logits(const Model& m, const ExitHeads& h, const float* hidden, int64_
 }
 
 PplExitsResult perplexity_exits(const Model& m, const ExitHeads& h, const LoraAdapters* adapter,
-                                const std::vector<int32_t>& tokens, int64_t ctx) {
+                                const std::vector<int32_t>& tokens, int64_t ctx, bool votes) {
   const auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& c = m.config();
   const int64_t V = c.vocab_size;
@@ -118,6 +118,7 @@ PplExitsResult perplexity_exits(const Model& m, const ExitHeads& h, const LoraAd
           const auto [mx, lse] = row_lse(rows[i], V);
           nll[i] -= double(rows[i][tgt]) - mx - lse;
         }
+        if (!votes) continue;
         vmax -= vote_max_renorm_logprob(rows, V, tgt);
         vmean -= vote_mean_logprob(rows, V, tgt);
       }
@@ -139,6 +140,17 @@ PplExitsResult perplexity_exits(const Model& m, const ExitHeads& h, const LoraAd
     if (!std::isfinite(x)) fail("[ppl] an exit's perplexity is {} (non-finite logits?)", x);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+LoraAdapters branch_adapter(const LoraAdapters& a, int d, int window) {
+  LoraAdapters b = a;
+  for (int l = 0; l < std::max(0, d - window); ++l)
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const auto tt = static_cast<LoraTarget>(t);
+      if (!b.has(l, tt)) continue;
+      std::fill_n(b.B(l, tt), b.at(l, tt).out * b.config().rank, 0.f);
+    }
+  return b;
 }
 
 }  // namespace edgellm

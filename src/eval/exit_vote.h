@@ -48,7 +48,12 @@ struct PplExitsResult {
 };
 // Perplexity of every exit and of both votes, the standard protocol (non-overlapping windows of
 // ctx tokens, each from an empty cache, all predictions scored), one trunk forward per window.
+// votes = false skips both votes (each costs E·V exponentials per prediction).
 PplExitsResult perplexity_exits(const Model& m, const ExitHeads& h, const LoraAdapters* adapter,
-                                const std::vector<int32_t>& tokens, int64_t ctx);
+                                const std::vector<int32_t>& tokens, int64_t ctx, bool votes = true);
+
+// The adapter as a branch-mode exit at depth d was trained with: layers below its window
+// (d - window) run the frozen base, i.e. their B matrices are zero; the rest as given.
+LoraAdapters branch_adapter(const LoraAdapters& a, int d, int window);
 
 }  // namespace edgellm

@@ -125,6 +125,7 @@ TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
   const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
   ASSERT_LT(d.n_train(), 20u);
   TuneOptions o = opts(60);
+  o.alt.lora_mode = ExitLoraMode::Branch;
   o.lora.dropout = 0.1f;  // dropout in the window must be reproduced on a hit too
   std::vector<int> e0, e1;
   PrefixCacheStats off, on;
