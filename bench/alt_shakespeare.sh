@@ -46,21 +46,21 @@ done
 python3 - "$OUT" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-print("| run | train s | peak RSS MiB | held-out ppl: exit 3 | exit 6 | exit 9 | exit 12 (final) | vote max-renorm | vote mean |")
+print("| run | s/step | planned MiB | exit 3 | exit 6 | exit 9 | exit 12 (final) | vote max-renorm | vote mean |")
 print("|---|---|---|---|---|---|---|---|---|")
 for r in ["base", "lora", "partial3", "alt-random-branch", "alt-random-cumulative",
           "alt-curriculum-branch", "alt-curriculum-cumulative", "alt-random-branch-cloned"]:
     p = json.load(open(f"{out}/{r}.ppl.json"))
-    secs, rss = 0, 0
+    secs, plan = "", ""
     if os.path.exists(f"{out}/{r}/metrics.jsonl"):
         steps = [json.loads(l) for l in open(f"{out}/{r}/metrics.jsonl")]
-        secs = sum(s["seconds"] for s in steps)
-        rss = max(s["peak_rss_mb"] for s in steps)
+        secs = "%.3f" % (sum(s["seconds"] for s in steps) / len(steps))
+        plan = "%.1f" % (json.load(open(f"{out}/{r}.tune.json"))["memory_plan"]["total"] / 2**20)
     if "exits" in p:
         e = [f'{x["ppl"]:.2f}' for x in p["exits"]]
         v = [f'{p["vote_max_renorm"]["ppl"]:.2f}', f'{p["vote_mean"]["ppl"]:.2f}']
     else:
         e = ["", "", "", f'{p["ppl"]:.2f}']
         v = ["", ""]
-    print(f"| {r} | {secs:.1f} | {rss:.0f} | " + " | ".join(e + v) + " |")
+    print(f"| {r} | {secs} | {plan} | " + " | ".join(e + v) + " |")
 PY
