@@ -6,7 +6,9 @@
 #include "cli/common.h"
 #include "eval/generate.h"
 #include "eval/model_files.h"
+#include "model/exit_heads.h"
 #include "model/lora.h"
+#include "util/error.h"
 
 namespace edgellm::cli {
 
@@ -14,6 +16,8 @@ void register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate text from a prompt");
   struct Args : ModelArgs {
     std::string prompt, adapter;
+    int exit = -1;
+    bool vote = false;
     int n = 128;
     SamplerConfig s;
   };
@@ -29,6 +33,11 @@ void register_generate(CLI::App& app) {
       ->check(CLI::Range(0.f, 1.f));
   cmd->add_option("--seed", a->s.seed, "sampling seed");
   cmd->add_option("--adapter", a->adapter, "PEFT LoRA adapter directory, applied unmerged");
+  cmd->add_option("--exit", a->exit,
+                  "ALT adapter: generate from exit K (an index into its exits, 0 = shallowest)");
+  cmd->add_flag("--vote", a->vote,
+                "ALT adapter: per step the token with the highest probability over all exits "
+                "(with --temp > 0: sampled from the winning exit)");
   cmd->callback([a] {
     apply_threads(*a);
     auto m = load_model(*a);
@@ -36,6 +45,14 @@ void register_generate(CLI::App& app) {
     std::unique_ptr<LoraAdapters> adapter;
     if (!a->adapter.empty())
       adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
+    std::unique_ptr<ExitHeads> heads;
+    GenerateExits ge;
+    if (a->exit >= 0 || a->vote) {
+      if (a->adapter.empty() || !ExitHeads::present(a->adapter))
+        fail("[generate] --exit and --vote need --adapter DIR of a tune --method alt run");
+      heads = std::make_unique<ExitHeads>(ExitHeads::load(a->adapter, m->config()));
+      ge = {heads.get(), a->exit, a->vote};
+    }
     auto stream = [](const std::string& s) {
       std::fputs(s.c_str(), stdout);
       std::fflush(stdout);
@@ -43,7 +60,7 @@ void register_generate(CLI::App& app) {
     if (!a->json) stream(a->prompt);
     GenerateResult r =
         generate(*m, *tok, a->prompt, a->n, a->s,
-                 a->json ? std::function<void(const std::string&)>() : stream, adapter.get());
+                 a->json ? std::function<void(const std::string&)>() : stream, adapter.get(), ge);
     const double tps = r.ids.size() > 1 ? (r.ids.size() - 1) / r.decode_seconds : 0;
     if (a->json) {
       print_json({{"prompt", a->prompt},
@@ -52,6 +69,7 @@ void register_generate(CLI::App& app) {
                   {"ids", r.ids},
                   {"generated_tokens", r.ids.size()},
                   {"stopped_at_eos", r.stopped_at_eos},
+                  {"exits", r.exits},
                   {"prefill_seconds", r.prefill_seconds},
                   {"decode_seconds", r.decode_seconds},
                   {"decode_tokens_per_second", tps}});

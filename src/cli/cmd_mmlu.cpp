@@ -6,7 +6,9 @@
 #include "cli/common.h"
 #include "eval/mmlu.h"
 #include "eval/model_files.h"
+#include "model/exit_heads.h"
 #include "model/lora.h"
+#include "util/error.h"
 
 namespace edgellm::cli {
 
@@ -55,6 +57,11 @@ void register_mmlu(CLI::App& app) {
   cmd->add_option("--adapter", a->adapter,
                   "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors), "
                   "applied unmerged");
+  cmd->add_option("--exit", a->o.exit,
+                  "ALT adapter: score exit K (an index into its exits, 0 = shallowest)");
+  cmd->add_flag("--vote", a->o.vote,
+                "ALT adapter: argmax over (exit, letter) of the letter probabilities, one trunk "
+                "forward for all exits");
   cmd->callback([a] {
     apply_threads(*a);
     a->o.reuse_prefix = !a->no_reuse;
@@ -64,6 +71,13 @@ void register_mmlu(CLI::App& app) {
     if (!a->adapter.empty()) {
       adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
       a->o.adapter = adapter.get();
+    }
+    std::unique_ptr<ExitHeads> heads;
+    if (a->o.exit >= 0 || a->o.vote) {
+      if (a->adapter.empty() || !ExitHeads::present(a->adapter))
+        fail("[mmlu] --exit and --vote need --adapter DIR of a tune --method alt run");
+      heads = std::make_unique<ExitHeads>(ExitHeads::load(a->adapter, m->config()));
+      a->o.exits = heads.get();
     }
     std::vector<std::string> names =
         a->subjects.empty() ? mmlu_subjects(a->data) : split_commas(a->subjects);
@@ -105,7 +119,11 @@ void register_mmlu(CLI::App& app) {
                   {"tokens_computed", r.tokens_computed},
                   {"tokens_reused", r.tokens_reused},
                   {"seconds", r.seconds},
-                  {"seconds_per_question", r.seconds_per_question}});
+                  {"seconds_per_question", r.seconds_per_question},
+                  {"exit", a->o.vote ? nlohmann::json("vote") : nlohmann::json(a->o.exit)},
+                  {"exit_depths", heads ? heads->config().depths : std::vector<int>{}},
+                  {"exit_correct", r.exit_correct},
+                  {"exit_wins", r.exit_wins}});
     } else {
       for (const MmluSubjectResult& s : r.subjects)
         fmt::print("{:40s} {:16s} {:5d}/{:<5d} {:6.2f}%  shortened {}\n", s.name, s.category,
@@ -118,6 +136,10 @@ void register_mmlu(CLI::App& app) {
           "prompts shortened ({} cut from the left); {:.3f} s/question ({:.1f} s)\n",
           r.shots, 100 * r.overall.micro, 100 * r.overall.macro, r.overall.questions,
           r.overall.subjects, r.shortened, r.truncated, r.seconds_per_question, r.seconds);
+      for (size_t e = 0; e < r.exit_correct.size(); ++e)
+        fmt::print("exit {} (depth {}): {} correct on its own{}\n", e, heads->depth(int(e)),
+                   r.exit_correct[e],
+                   a->o.vote ? fmt::format(", won the vote {} times", r.exit_wins[e]) : "");
     }
   });
 }

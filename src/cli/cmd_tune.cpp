@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <charconv>
 #include <cmath>
@@ -73,13 +74,29 @@ void register_tune(CLI::App& app) {
     double val_frac = 0.05;
     int log_every = 1;
     int last = 0;  // partial: last layers carrying adapters
+    std::string exit_layers, exit_schedule = "random", lora_mode = "cumulative",
+                             head_mode = "shared";
     TuneOptions o;
   };
   auto a = std::make_shared<Args>();
   add_model_args(cmd, *a);
   cmd->add_option("--data", a->data, "plain text file, or Alpaca .json / .jsonl")->required();
-  cmd->add_option("--method", a->method, "lora | full | partial (LoRA on the last --last layers)");
+  cmd->add_option("--method", a->method,
+                  "lora | full | partial (LoRA on the last --last layers) | alt (adaptive layer "
+                  "tuning through early exits)");
   cmd->add_option("--last", a->last, "partial: number of last layers carrying adapters");
+  cmd->add_option("--exits", a->o.alt.exits, "alt: exits T, after layers ceil((i+1)L/T)");
+  cmd->add_option("--exit-layers", a->exit_layers, "alt: exit depths, e.g. 3,6,9,12");
+  cmd->add_option("--exit-schedule", a->exit_schedule,
+                  "alt: random | curriculum | round-robin | weighted");
+  cmd->add_option("--window", a->o.alt.window, "alt: layers back-propagated per step (0: L/T)");
+  cmd->add_option("--lora-mode", a->lora_mode,
+                  "alt: cumulative (default: all adapters active, one stream) | branch (the frozen "
+                  "base below the window, as the official code)");
+  cmd->add_option("--head-mode", a->head_mode,
+                  "alt: shared (frozen head, per-exit norm gain) | cloned (full head per exit)");
+  cmd->add_option("--prefix-cache-mb", a->o.alt.prefix_cache_mb,
+                  "alt, branch mode: MiB of cached frozen-prefix hidden states (0: off)");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -132,9 +149,24 @@ void register_tune(CLI::App& app) {
     o.schedule = lr_schedule_from_name(a->schedule);
     o.lora.targets = lora_targets_from_list(a->targets, "--targets");
     o.lora.layers = parse_layers(a->layers);
+    const bool alt = a->method == "alt";
+    if (!alt && (a->exit_layers.size() || a->o.alt.window != 0))
+      fail("[tune] --exit-layers and --window need --method alt");
+    if (alt) {
+      if (o.alt.exits < 1 || o.alt.exits > kMaxLayers)
+        fail("[tune] --exits {}: must be within 1..{}", o.alt.exits, kMaxLayers);
+      if (o.alt.window < 0) fail("[tune] --window {}: must not be negative", o.alt.window);
+      if (o.alt.prefix_cache_mb < 0)
+        fail("[tune] --prefix-cache-mb {}: must not be negative", o.alt.prefix_cache_mb);
+      o.alt.schedule = parse_exit_schedule(a->exit_schedule);
+      o.alt.lora_mode = exit_lora_mode_from_name(a->lora_mode);
+      o.alt.head_mode = exit_head_mode_from_name(a->head_mode);
+    }
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
     auto m = load_model(*a);
+    if (alt && !a->exit_layers.empty())
+      o.alt.exit_layers = parse_exit_depths(a->exit_layers, m->config().n_layers);
     if (partial) {
       const int L = m->config().n_layers;
       if (a->last < 1 || a->last > L)
@@ -163,8 +195,33 @@ void register_tune(CLI::App& app) {
       copy_tokenizer_into(
           a->tokenizer.empty() ? find_tokenizer_file(a->model, m->checkpoint()) : a->tokenizer,
           o.out);
+    nlohmann::json alt_json;
+    if (ExitHeads* h = tr.exit_heads()) {
+      const PrefixCacheStats& cs = tr.prefix_cache_stats();
+      alt_json = {{"exit_depths", h->config().depths},
+                  {"window", h->config().window},
+                  {"head_mode", exit_head_mode_name(h->config().head_mode)},
+                  {"lora_mode", exit_lora_mode_name(h->config().lora_mode)},
+                  {"schedule", h->config().schedule},
+                  {"val_exit_loss", last.val_exit_loss},
+                  {"prefix_cache",
+                   {{"hits", cs.hits},
+                    {"misses", cs.misses},
+                    {"entries", cs.entries},
+                    {"bytes", cs.bytes}}}};
+      if (!a->json) {
+        std::fprintf(
+            stderr, "[tune] alt: exits at [%s], window %d; prefix cache %lld hits, %lld misses\n",
+            fmt::format("{}", fmt::join(h->config().depths, ",")).c_str(), h->config().window,
+            static_cast<long long>(cs.hits), static_cast<long long>(cs.misses));
+        for (size_t i = 0; i < last.val_exit_loss.size(); ++i)
+          std::fprintf(stderr, "[tune] exit %zu (depth %d): val loss %.4f\n", i, h->depth(int(i)),
+                       last.val_exit_loss[i]);
+      }
+    }
     if (a->json)
       print_json({{"out", o.out},
+                  {"alt", alt_json},
                   {"method", a->method},
                   {"steps", tr.step()},
                   {"loss", last.loss},

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "eval/exit_vote.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -24,7 +25,7 @@ std::string decode_continuation(const Tokenizer& tok, const std::vector<int32_t>
 GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
                         const SamplerConfig& sc,
                         const std::function<void(const std::string&)>& on_text,
-                        const LoraAdapters* adapter) {
+                        const LoraAdapters* adapter, const GenerateExits& ex) {
   const ModelConfig& c = m.config();
   GenerateResult r;
   r.prompt_ids.push_back(tok.bos_id());
@@ -36,9 +37,31 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
   InferenceState st(m, total);
   st.set_adapter(adapter);
   Sampler sampler(sc);
+  if (ex.heads && !ex.vote && (ex.exit < 0 || ex.exit >= ex.heads->n_exits()))
+    fail("[generate] --exit {}: the adapter has exits 0..{}", ex.exit, ex.heads->n_exits() - 1);
+  if (!ex.heads && (ex.vote || ex.exit >= 0))
+    fail("[generate] --exit/--vote need the exit heads of an ALT run");
+  // With exits: one trunk forward to the deepest exit, every exit's head on the last position,
+  // then the exit (given or voted) whose logits the sampler sees.
+  std::vector<float> xn;
+  std::vector<std::vector<float>> ex_logits;
+  std::vector<const float*> rows;
+  int last_exit = -1;
+  auto step = [&](const int32_t* ids, int64_t T) -> const float* {
+    if (!ex.heads) return st.forward_last_logits(ids, T);
+    const float* hid = st.forward_exits(ids, T, ex.heads->config().depths);
+    exit_logits(m, *ex.heads, hid, T, T - 1, 1, xn, ex_logits);
+    if (!ex.vote) {
+      last_exit = ex.exit;
+      return ex_logits[ex.exit].data();
+    }
+    rows.clear();
+    for (const auto& l : ex_logits) rows.push_back(l.data());
+    last_exit = vote_argmax(rows, c.vocab_size).exit;
+    return ex_logits[last_exit].data();
+  };
   auto t0 = std::chrono::steady_clock::now();
-  const float* logits =
-      st.forward_last_logits(r.prompt_ids.data(), static_cast<int64_t>(r.prompt_ids.size()));
+  const float* logits = step(r.prompt_ids.data(), static_cast<int64_t>(r.prompt_ids.size()));
   r.prefill_seconds = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   std::string shown;
@@ -49,6 +72,7 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
       break;
     }
     r.ids.push_back(next);
+    if (ex.heads) r.exits.push_back(last_exit);
     if (on_text) {
       // Decode the whole prefix and emit the new suffix: byte-level pieces may split UTF-8.
       std::string now = decode_continuation(tok, r.prompt_ids, r.ids);
@@ -57,7 +81,7 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
         shown = now;
       }
     }
-    if (i + 1 < n) logits = st.forward_last_logits(&next, 1);
+    if (i + 1 < n) logits = step(&next, 1);
   }
   r.decode_seconds = seconds_since(t0);
   r.text = decode_continuation(tok, r.prompt_ids, r.ids);

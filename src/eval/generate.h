@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/exit_heads.h"
 #include "model/forward.h"
 #include "model/sampler.h"
 #include "tokenizer/tokenizer.h"
@@ -18,6 +19,16 @@ struct GenerateResult {
   std::string text;                 // decoded generated text
   double prefill_seconds = 0, decode_seconds = 0;
   bool stopped_at_eos = false;
+  std::vector<int> exits;  // with early exits: the exit each generated token came from
+};
+
+// Generation through an ALT run's exits (eval/exit_vote.h): `exit` >= 0 samples from that exit
+// alone; `vote` takes, per step, the token with the highest softmax probability over all exits
+// (greedy), or with sampling (temperature > 0) samples from the winning exit's distribution.
+struct GenerateExits {
+  const ExitHeads* heads = nullptr;
+  int exit = -1;
+  bool vote = false;
 };
 
 // The text `ids` add after `prompt_ids` (which start with BOS): both are decoded together and the
@@ -33,6 +44,6 @@ std::string decode_continuation(const Tokenizer& tok, const std::vector<int32_t>
 GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string& prompt, int n,
                         const SamplerConfig& sc,
                         const std::function<void(const std::string&)>& on_text = nullptr,
-                        const LoraAdapters* adapter = nullptr);
+                        const LoraAdapters* adapter = nullptr, const GenerateExits& exits = {});
 
 }  // namespace edgellm

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <utility>
 
+#include "eval/exit_vote.h"
 #include "io/csv.h"
 #include "util/error.h"
 
@@ -289,6 +290,16 @@ int mmlu_pick(const std::vector<std::array<double, 4>>& heads) {
   return best;
 }
 
+int mmlu_pick_exit(const std::vector<std::array<double, 4>>& heads) {
+  if (heads.empty()) fail("[mmlu] no head to pick a letter from");
+  int best = 0;
+  double best_v = heads[0][0];
+  for (size_t e = 0; e < heads.size(); ++e)
+    for (int c = 0; c < 4; ++c)
+      if (heads[e][c] > best_v) best_v = heads[e][c], best = static_cast<int>(e);
+  return best;
+}
+
 MmluScorer::MmluScorer(InferenceState& st, bool reuse) : st_(st), reuse_(reuse) {}
 
 std::array<double, 4> MmluScorer::score(const MmluRequest& r) {
@@ -328,6 +339,48 @@ std::array<double, 4> MmluScorer::score(const MmluRequest& r) {
       const float* row = logits_.data() + j * V;
       ll[l] += double(row[cont[j + 1]]) - log_sum_exp(row, V);
     }
+    st_.truncate(n);
+  }
+  return ll;
+}
+
+std::vector<std::array<double, 4>> MmluScorer::score_exits(const MmluRequest& r,
+                                                           const ExitHeads& h) {
+  const ModelConfig& c = st_.model().config();
+  const int64_t V = c.vocab_size;
+  const std::vector<int>& depths = h.config().depths;
+  const std::vector<int32_t>& ctx = r.context;
+  const int64_t n = static_cast<int64_t>(ctx.size());
+  if (n == 0) fail("[mmlu] empty context");
+  int64_t keep = 0;
+  if (reuse_) {
+    const size_t m = std::min(cached_.size(), ctx.size());
+    while (keep < static_cast<int64_t>(m) && cached_[keep] == ctx[keep]) ++keep;
+    keep = std::min(keep, n - 1);
+  }
+  st_.truncate(std::min(keep, st_.pos()));
+  keep = st_.pos();
+  const float* hid = st_.forward_exits(ctx.data() + keep, n - keep, depths);
+  computed_ += n - keep;
+  reused_ += keep;
+  cached_ = ctx;
+  exit_logits(st_.model(), h, hid, n - keep, n - keep - 1, 1, xn_, exit_logits_);
+  std::array<int32_t, 4> first;
+  for (int l = 0; l < 4; ++l) first[l] = r.letters[l].at(0);
+  std::vector<std::array<double, 4>> ll(h.n_exits());
+  for (int i = 0; i < h.n_exits(); ++i) ll[i] = letter_logliks(exit_logits_[i].data(), V, first);
+  for (int l = 0; l < 4; ++l) {
+    const std::vector<int32_t>& cont = r.letters[l];
+    const int64_t k = static_cast<int64_t>(cont.size()) - 1;
+    if (k == 0) continue;
+    const float* hc = st_.forward_exits(cont.data(), k, depths);
+    computed_ += k;
+    exit_logits(st_.model(), h, hc, k, 0, k, xn_, exit_logits_);
+    for (int i = 0; i < h.n_exits(); ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        const float* row = exit_logits_[i].data() + j * V;
+        ll[i][l] += double(row[cont[j + 1]]) - log_sum_exp(row, V);
+      }
     st_.truncate(n);
   }
   return ll;
@@ -374,6 +427,12 @@ MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
   InferenceState st(m, r.ctx);
   st.set_adapter(o.adapter);
   MmluScorer scorer(st, o.reuse_prefix);
+  if (o.exits) {
+    if (!o.vote && (o.exit < 0 || o.exit >= o.exits->n_exits()))
+      fail("[mmlu] --exit {}: the adapter has exits 0..{}", o.exit, o.exits->n_exits() - 1);
+    r.exit_correct.assign(o.exits->n_exits(), 0);
+    r.exit_wins.assign(o.exits->n_exits(), 0);
+  }
 
   int64_t total = 0, done = 0;
   for (const MmluSubject& s : subjects)
@@ -401,8 +460,23 @@ MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
       it.answer = s.test[i].answer;
       it.shots = req[i].shots;
       it.truncated = req[i].truncated;
-      it.loglik = scorer.score(req[i]);
-      it.pred = mmlu_pick({it.loglik});
+      if (!o.exits) {
+        it.loglik = scorer.score(req[i]);
+        it.pred = mmlu_pick({it.loglik});
+        continue;
+      }
+      const std::vector<std::array<double, 4>> rows = scorer.score_exits(req[i], *o.exits);
+      for (size_t e = 0; e < rows.size(); ++e)
+        r.exit_correct[e] += mmlu_pick({rows[e]}) == it.answer;
+      it.exit = o.vote ? -1 : o.exit;
+      if (o.vote) {
+        it.pred = mmlu_pick(rows);
+        it.exit = mmlu_pick_exit(rows);
+        ++r.exit_wins[it.exit];
+      } else {
+        it.pred = mmlu_pick({rows[o.exit]});
+      }
+      it.loglik = rows[it.exit];
     }
     for (int64_t i = 0; i < nq; ++i) {
       const MmluItem& it = sr.items[i];

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "model/exit_heads.h"
 #include "model/forward.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -87,6 +88,8 @@ std::array<double, 4> letter_logliks(const float* logits, int64_t V,
 // letter), the first maximum on ties. With only the final head this is the harness's argmax;
 // early-exit voting passes one row per exit.
 int mmlu_pick(const std::vector<std::array<double, 4>>& heads);
+// The head (row) that argmax lies in: the winning exit of a vote.
+int mmlu_pick_exit(const std::vector<std::array<double, 4>>& heads);
 
 // Scores requests on one InferenceState, keeping the keys/values of the last context: the next
 // context is run only from its first token that differs (a subject's shared few-shot prefix is
@@ -95,6 +98,9 @@ class MmluScorer {
  public:
   MmluScorer(InferenceState& st, bool reuse);
   std::array<double, 4> score(const MmluRequest& r);
+  // The same through early exits: one row of letter log-likelihoods per exit of `h`, all from
+  // one trunk forward (InferenceState::forward_exits; each exit adds a head on the last row).
+  std::vector<std::array<double, 4>> score_exits(const MmluRequest& r, const ExitHeads& h);
   int64_t tokens_computed() const { return computed_; }
   int64_t tokens_reused() const { return reused_; }
 
@@ -103,6 +109,8 @@ class MmluScorer {
   bool reuse_;
   std::vector<int32_t> cached_;  // the tokens whose keys/values the cache holds
   std::vector<float> logits_;    // [rows, V]
+  std::vector<float> xn_;
+  std::vector<std::vector<float>> exit_logits_;
   int64_t computed_ = 0, reused_ = 0;
 };
 
@@ -113,6 +121,12 @@ struct MmluOptions {
   bool bos = false;
   bool reuse_prefix = true;
   const LoraAdapters* adapter = nullptr;  // applied unmerged when set
+  // Early exits of an ALT run: score exit `exit` alone, or with `vote` the argmax over (exit,
+  // letter) of the letters' probabilities (softmax over the whole vocabulary, compared over the
+  // four letters only: mmlu_pick).
+  const ExitHeads* exits = nullptr;
+  int exit = -1;
+  bool vote = false;
   // Called after each subject with the questions done so far and the total.
   std::function<void(const std::string& subject, int64_t done, int64_t total)> progress;
 };
@@ -122,7 +136,8 @@ struct MmluItem {
   int answer = 0, pred = 0;
   int shots = 0;
   bool truncated = false;
-  std::array<double, 4> loglik{};
+  std::array<double, 4> loglik{};  // with exits: those of the exit scored or of the winner
+  int exit = -1;                   // with exits: that exit
 };
 
 struct MmluSubjectResult {
@@ -154,6 +169,9 @@ struct MmluResult {
   std::array<int64_t, 4> predicted{}, answers{};
   int64_t tokens_computed = 0, tokens_reused = 0;
   double seconds = 0, seconds_per_question = 0;
+  // With exits: each exit's own correct answers (the same forwards, no extra cost), and how
+  // often each exit won the vote.
+  std::vector<int64_t> exit_correct, exit_wins;
 };
 
 MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,

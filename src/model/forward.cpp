@@ -128,6 +128,31 @@ const float* InferenceState::forward(const int32_t* tokens, int64_t T) {
   return out_.data();
 }
 
+const float* InferenceState::forward_exits(const int32_t* tokens, int64_t T,
+                                           const std::vector<int>& depths) {
+  const ModelConfig& c = m_.config();
+  const int64_t pos0 = cache_.len;
+  if (T <= 0) fail("[forward] empty token batch");
+  if (depths.empty()) fail("[forward] no exit depths");
+  if (pos0 + T > cache_.max_seq)
+    fail("[forward] sequence of {} tokens exceeds the context of {} (model max_seq_len {})",
+         pos0 + T, cache_.max_seq, c.max_seq_len);
+  reserve(T);
+  const size_t n = static_cast<size_t>(T * c.dim);
+  exit_h_.resize(n * depths.size());
+  embed(tokens, T, x_.data());
+  int l = 0;
+  for (size_t i = 0; i < depths.size(); ++i) {
+    if (depths[i] < l || depths[i] > c.n_layers)
+      fail("[forward] exit depth {} not in increasing order within 1..{}", depths[i], c.n_layers);
+    forward_layers(x_.data(), T, pos0, l, depths[i]);
+    l = depths[i];
+    std::copy(x_.begin(), x_.begin() + static_cast<std::ptrdiff_t>(n), exit_h_.begin() + i * n);
+  }
+  cache_.len = pos0 + T;
+  return exit_h_.data();
+}
+
 void InferenceState::logits(const float* hidden, int64_t n, float* out) const {
   edgellm::head_logits(m_.head(), hidden, out, n);
 }

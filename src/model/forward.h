@@ -38,6 +38,12 @@ class InferenceState {
   const float* forward(const int32_t* tokens, int64_t T);
   // logits[n, V] = lm_head · hidden[n, C]
   void logits(const float* hidden, int64_t n, float* out) const;
+  // forward() for early exits (voting): runs layers up to the deepest of `depths` only, appends
+  // their keys/values, and returns the residual stream after each depth, [E, T, C] (raw, before
+  // an exit head's norm; valid until the next call). One trunk serves every exit: each extra
+  // exit costs a head, not a forward. Layers above the deepest exit are not run and their cache
+  // rows not written, so a state is used with one set of depths.
+  const float* forward_exits(const int32_t* tokens, int64_t T, const std::vector<int>& depths);
   // Convenience: forward, then logits of the last token only ([V], valid until next call).
   const float* forward_last_logits(const int32_t* tokens, int64_t T);
 
@@ -81,6 +87,7 @@ class InferenceState {
   std::vector<float> x_, xb_, q_, att_, hb_, hb2_, out_;  // [T,C] [T,C] [T,Q] [T,Q] [T,FF] x2 [T,C]
   std::vector<float> head_xn_;                            // [T, C] head_logits' normed input
   std::vector<float> last_logits_;                        // [V]
+  std::vector<float> exit_h_;                             // [E, T, C] forward_exits' output
   AttentionScratch attn_scratch_;
   RopeTable rope_;  // cos/sin for positions [0, max_seq)
   const LoraAdapters* lora_ = nullptr;

@@ -213,9 +213,9 @@ void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
   LayerContext ctx;
   ctx.config = &c_;
   ctx.rope = &rope_;
-  ctx.lora = lora_;
+  ctx.lora = lora_below_ ? lora_ : nullptr;
   ctx.taps = taps_;
-  if (train && xd_) {
+  if (train && xd_ && ctx.lora) {
     ctx.dropout_scratch = xd_;
     ctx.dropout_p = lora_->config().dropout;
     ctx.dropout_seed = dseed_;
@@ -323,7 +323,7 @@ double TrainEngine::head(const float* x, const int32_t* targets, int64_t T, bool
 
 StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64_t T, bool backward,
                             float loss_scale, uint64_t dropout_seed, int l0, int l1,
-                            const float* x0) {
+                            const float* x0, int x0_depth) {
   const int L = c_.n_layers;
   if (l1 < 0) l1 = L;
   EDGELLM_CHECK(!grads_.measuring(), "run() before allocate()");
@@ -336,6 +336,9 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
         l0, l1, l1 - l0, window_);
   if (T <= 0 || T > o_.max_T)
     fail("[train] sequence of {} tokens outside the planned 1..{}", T, o_.max_T);
+  if (x0_depth < 0 || x0_depth > l0 || (x0_depth > 0 && !x0))
+    fail("[train] prefix input at layer {} with a window from layer {} ({})", x0_depth, l0,
+         x0 ? "given" : "none given");
   dseed_ = dropout_seed;
   const int64_t C = c_.dim;
   if (x0) {
@@ -351,15 +354,15 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   const bool ckpt = o_.checkpoint_activations;
   auto slot = [&](int l) -> LayerActs& { return ckpt ? slots_[0] : slots_[l - l0]; };
   auto in = [&](int l) { return x_in_[l - l0]; };
-  for (int l = 0; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
+  for (int l = x0_depth; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
   for (int l = l0; l < l1; ++l) layer_forward(l, in(l), in(l + 1), slot(l), T, backward, taps_);
-  layer_forwards_ = l1;
+  layer_forwards_ = l1 - x0_depth;
   StepResult r;
   r.loss_sum = head(in(l1), targets, T, backward, loss_scale, &r.tokens);
   if (!backward) return r;
   for (int l = l1 - 1; l >= l0; --l) {
     if (ckpt) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);  // recompute
-    layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || x0 || full_);
+    layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || (x0 && x0_depth == 0) || full_);
   }
   if (full_ && l0 == 0 && !x0) embedding_backward(g_embed_, dx_, tokens, T, C);
   return r;

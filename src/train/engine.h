@@ -66,10 +66,12 @@ class TrainEngine {
   // Forward (+ backward) of one sequence. targets[t] is the id to predict after tokens[t]
   // (< 0: masked). Each unmasked token's loss gradient is scaled by loss_scale (1 / tokens in
   // the optimizer step gives the mean). dropout_seed makes LoRA dropout masks reproducible.
-  // x0 (optional, [T, C]) replaces the token embeddings as layer 0's input.
+  // x0 (optional, [T, C]) replaces the input of layer x0_depth (<= l0): the token embeddings
+  // when 0, or a cached frozen prefix's hidden state (ALT's branch mode), and the layers below
+  // x0_depth are not run.
   StepResult run(const int32_t* tokens, const int32_t* targets, int64_t T, bool backward,
                  float loss_scale, uint64_t dropout_seed, int l0 = 0, int l1 = -1,
-                 const float* x0 = nullptr);
+                 const float* x0 = nullptr, int x0_depth = 0);
 
   void zero_grad();
   float* lora_grad() { return lora_grad_; }  // parallel to lora->params()
@@ -81,7 +83,14 @@ class TrainEngine {
   const Model& model() const { return *m_; }
   // Layers the window may span (EngineOptions::max_window, or L).
   int window() const { return window_; }
-  // Layer forwards the last run() executed, recomputes excluded (= l1: the exit's depth).
+  // The input of layer l0 [T, C] of the last run() (valid until the next): what a prefix cache
+  // keeps of the frozen layers below the window.
+  const float* window_input() const { return x_in_[0]; }
+  // Whether the layers below the window apply the adapters (default) or run the frozen base
+  // (ALT's branch mode: each exit is its own branch, base up to its window).
+  void set_lora_below_window(bool on) { lora_below_ = on; }
+  // Layer forwards the last run() executed, recomputes excluded (= l1: the exit's depth, less
+  // x0_depth when a prefix was given).
   int64_t layer_forwards() const { return layer_forwards_; }
   // Observer of the forward of every later run() (model/layer.h taps); null removes it. A
   // checkpointing recompute does not call it again.
@@ -131,6 +140,7 @@ class TrainEngine {
   LayerTaps* taps_ = nullptr;
   HeadWeights exit_hw_;
   bool has_exit_ = false;
+  bool lora_below_ = true;
   float *exit_norm_grad_ = nullptr, *exit_head_grad_ = nullptr;
 
   int window_ = 0;  // max layers per window (EngineOptions::max_window or L)

@@ -29,11 +29,28 @@ float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t tota
 AdamW::AdamW(std::vector<ParamSpan> spans, AdamWConfig cfg) : spans_(std::move(spans)), cfg_(cfg) {
   for (const ParamSpan& s : spans_) n_ += s.n;
   state_.assign(2 * n_, 0.f);
+  span_t_.assign(spans_.size(), 0);
 }
 
-double AdamW::step(float lr) {
+void AdamW::set_t(int64_t t) {
+  t_ = t;
+  span_t_.assign(spans_.size(), t);
+}
+
+void AdamW::set_span_steps(const std::vector<int64_t>& s) {
+  if (s.size() != spans_.size())
+    fail("[train] {} span step counts for an optimizer of {} spans", s.size(), spans_.size());
+  span_t_ = s;
+}
+
+double AdamW::step(float lr, const std::vector<char>* active) {
+  if (active && active->size() != spans_.size())
+    fail("[train] {} span flags for an optimizer of {} spans", active->size(), spans_.size());
+  auto on = [&](size_t k) { return !active || (*active)[k]; };
   double ss = 0;
-  for (const ParamSpan& s : spans_) {
+  for (size_t k = 0; k < spans_.size(); ++k) {
+    const ParamSpan& s = spans_[k];
+    if (!on(k)) continue;
     double part = 0;
 #pragma omp parallel for reduction(+ : part) schedule(static) if (s.n > 65536)
     for (size_t i = 0; i < s.n; ++i) part += double(s.g[i]) * s.g[i];
@@ -46,11 +63,17 @@ double AdamW::step(float lr) {
   const float clip =
       cfg_.max_grad_norm > 0 && norm > cfg_.max_grad_norm ? float(cfg_.max_grad_norm / norm) : 1.f;
   ++t_;
-  const float bc1 = 1.f - std::pow(cfg_.beta1, float(t_)),
-              bc2 = 1.f - std::pow(cfg_.beta2, float(t_));
   const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
   size_t off = 0;
-  for (const ParamSpan& s : spans_) {
+  for (size_t k = 0; k < spans_.size(); ++k) {
+    const ParamSpan& s = spans_[k];
+    if (!on(k)) {
+      off += s.n;
+      continue;
+    }
+    const int64_t st = ++span_t_[k];
+    const float bc1 = 1.f - std::pow(cfg_.beta1, float(st)),
+                bc2 = 1.f - std::pow(cfg_.beta2, float(st));
     float* m = state_.data() + off;
     float* v = state_.data() + n_ + off;
     const float decay = s.decay ? lr * cfg_.weight_decay : 0.f;

@@ -36,11 +36,19 @@ class AdamW {
   AdamW(std::vector<ParamSpan> spans, AdamWConfig cfg);
   // Clips the gradients to max_grad_norm (global L2 over all spans), then one AdamW update at
   // learning rate lr. Returns the gradient norm before clipping.
-  double step(float lr);
+  // active (optional, one flag per span): spans flagged 0 are left alone (parameters, moments
+  // and their step count), as PyTorch's AdamW skips parameters without a gradient: adaptive
+  // layer tuning updates only the picked exit's window and head. Each span's bias correction
+  // uses its own count of the steps that updated it.
+  double step(float lr, const std::vector<char>* active = nullptr);
   // m and v of every span back to back: [2, Σn], for checkpoints.
   std::vector<float>& state() { return state_; }
   int64_t t() const { return t_; }
-  void set_t(int64_t t) { t_ = t; }
+  // Sets the step count of the optimizer and of every span.
+  void set_t(int64_t t);
+  // Steps that updated each span (equal to t() unless some steps left spans out).
+  const std::vector<int64_t>& span_steps() const { return span_t_; }
+  void set_span_steps(const std::vector<int64_t>& s);
   size_t n() const { return n_; }
 
  private:
@@ -49,6 +57,7 @@ class AdamW {
   std::vector<float> state_;
   size_t n_ = 0;
   int64_t t_ = 0;
+  std::vector<int64_t> span_t_;
 };
 
 }  // namespace edgellm

@@ -20,7 +20,8 @@ namespace edgellm {
 TuneMethod tune_method_from_name(const std::string& name) {
   if (name == "lora") return TuneMethod::Lora;
   if (name == "full") return TuneMethod::Full;
-  fail("[train] --method '{}' unknown (lora, full)", name);
+  if (name == "alt") return TuneMethod::Alt;
+  fail("[train] --method '{}' unknown (lora, full, alt)", name);
 }
 
 namespace {
@@ -93,6 +94,31 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     plan_[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
     plan_[MemCategory::Optimizer] = 2 * plan_[MemCategory::Adapters];
   }
+  if (o_.method == TuneMethod::Alt) {
+    const int L = c.n_layers;
+    if (!o_.lora.layers.empty())
+      fail("[train] --method alt puts adapters in every layer; --lora-layers is not for it");
+    ExitConfig ec;
+    ec.depths = o_.alt.exit_layers.empty() ? exit_depths(L, o_.alt.exits) : o_.alt.exit_layers;
+    const int T = static_cast<int>(ec.depths.size());
+    window_ = o_.alt.window > 0 ? o_.alt.window : exit_window(L, T);
+    if (window_ > L) fail("[train] --window {} exceeds the model's {} layers", window_, L);
+    ec.window = window_;
+    ec.head_mode = o_.alt.head_mode;
+    ec.lora_mode = o_.alt.lora_mode;
+    ec.schedule = exit_schedule_name(o_.alt.schedule);
+    heads_ = std::make_unique<ExitHeads>(c, ec);
+    heads_->init_from(base);
+    head_grad_.assign(heads_->params().size(), 0.f);
+    plan_[MemCategory::Adapters] += heads_->params().size() * sizeof(float);
+    plan_[MemCategory::Optimizer] += 2 * heads_->params().size() * sizeof(float);
+    picker_.schedule = o_.alt.schedule;
+    picker_.seed = o_.seed;
+    picker_.total_steps = o_.steps;
+    picker_.weights = o_.alt.exit_weights;
+    picker_.depths = ec.depths;
+    picker_.pick(0);  // validates the weights before anything runs
+  }
   // Adapters on some layers only (--lora-layers, partial tuning): nothing below the lowest one
   // is trained, so the backward stops there and activations are saved from there up only.
   // The gradients are exactly those of a backward down to layer 0 (tests/train/window_test).
@@ -100,16 +126,44 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
   if (lora_ && !o_.lora.layers.empty())
     l0_ = *std::min_element(o_.lora.layers.begin(), o_.lora.layers.end());
   EngineOptions eo{o_.seq, o_.checkpoint_activations, 128};
-  eo.max_window = c.n_layers - l0_;
+  // Alt: activations for the window of m layers, whatever the depth.
+  eo.max_window = heads_ ? window_ : c.n_layers - l0_;
   engine_ = std::make_unique<TrainEngine>(base, lora_.get(), full_.get(), eo);
   const MemoryPlan e = engine_->plan();
   for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch})
     plan_[k] = e[k];
+  plan_[MemCategory::Gradients] += head_grad_.size() * sizeof(float);
   check_budget(plan_, o_.mem_budget, "before the first step");
   engine_->allocate();
   std::vector<ParamSpan> spans;
-  if (lora_)
+  if (lora_ && heads_) {
+    // One span per layer's adapters and one per exit head, so a step updates exactly the
+    // picked exit's window and head (AdamW active flags).
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (!lora_->layer_has_any(l)) continue;
+      size_t lo = SIZE_MAX, hi = 0;
+      for (int t = 0; t < kLoraTargets; ++t) {
+        const LoraLinear& x = lora_->at(l, static_cast<LoraTarget>(t));
+        if (!x.on) continue;
+        lo = std::min(lo, x.a);
+        hi = std::max(hi, x.b + static_cast<size_t>(x.out * lora_->config().rank));
+      }
+      spans.push_back({lora_->params().data() + lo, engine_->lora_grad() + lo, hi - lo, true});
+      span_layer_.push_back(l);
+    }
+    n_lora_spans_ = spans.size();
+    for (int i = 0; i < heads_->n_exits(); ++i) {
+      exit_span_.push_back(-1);
+      if (!heads_->own(i)) continue;
+      exit_span_.back() = static_cast<int>(spans.size());
+      const size_t off = heads_->norm_offset(i);
+      spans.push_back(
+          {heads_->params().data() + off, head_grad_.data() + off, heads_->params_of(i), false});
+    }
+    active_.assign(spans.size(), 0);
+  } else if (lora_) {
     spans.push_back({lora_->params().data(), engine_->lora_grad(), lora_->params().size(), true});
+  }
   if (full_)
     for (const FullParams::Entry& en : full_->entries())
       spans.push_back({full_->params().data() + en.off, engine_->full_grad() + en.off,
@@ -124,6 +178,10 @@ Trainer::~Trainer() = default;
 const Model& Trainer::model() const { return full_ ? full_->model() : base_; }
 
 double Trainer::validation_loss() {
+  if (heads_) {
+    const std::vector<double> v = validation_exit_losses();
+    return v.empty() ? -1 : v.back();
+  }
   const size_t n = std::min<size_t>(data_.n_val(), static_cast<size_t>(o_.val_max));
   if (n == 0) return -1;
   double sum = 0;
@@ -139,6 +197,87 @@ double Trainer::validation_loss() {
   return tokens ? sum / double(tokens) : -1;
 }
 
+std::vector<double> Trainer::validation_exit_losses() {
+  std::vector<double> out;
+  if (!heads_) return out;
+  const size_t n = std::min<size_t>(data_.n_val(), static_cast<size_t>(o_.val_max));
+  if (n == 0) return out;
+  // As at inference: every adapter active, one stream, each exit's head on its depth.
+  engine_->set_lora_below_window(true);
+  Example buf;
+  for (int i = 0; i < heads_->n_exits(); ++i) {
+    const HeadWeights hw = heads_->weights(i, base_);
+    engine_->set_exit_head(heads_->own(i) ? &hw : nullptr, nullptr, nullptr);
+    double sum = 0;
+    int64_t tokens = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const Example& e = data_.val_at(k, buf);
+      const StepResult r =
+          engine_->run(e.tokens.data(), e.targets.data(), static_cast<int64_t>(e.tokens.size()),
+                       false, 0.f, 0, 0, heads_->depth(i));
+      sum += r.loss_sum;
+      tokens += r.tokens;
+    }
+    out.push_back(tokens ? sum / double(tokens) : -1);
+  }
+  engine_->set_exit_head(nullptr, nullptr, nullptr);
+  return out;
+}
+
+double Trainer::step_alt(const std::vector<const Example*>& batch, const std::vector<size_t>& idx,
+                         float scale, int e) {
+  const int d = heads_->depth(e), l0 = std::max(0, d - window_);
+  for (size_t k = 0; k < n_lora_spans_; ++k)
+    active_[k] = span_layer_[k] >= l0 && span_layer_[k] < d;
+  for (size_t k = n_lora_spans_; k < active_.size(); ++k) active_[k] = 0;
+  float *ng = nullptr, *hg = nullptr;
+  if (heads_->own(e)) {
+    active_[exit_span_[e]] = 1;
+    const size_t off = heads_->norm_offset(e);
+    std::fill_n(head_grad_.begin() + static_cast<std::ptrdiff_t>(off), heads_->params_of(e), 0.f);
+    ng = head_grad_.data() + off;
+    if (heads_->config().head_mode == ExitHeadMode::Cloned)
+      hg = head_grad_.data() + heads_->head_offset(e);
+  }
+  const HeadWeights hw = heads_->weights(e, base_);
+  engine_->set_exit_head(heads_->own(e) ? &hw : nullptr, ng, hg);
+  const bool branch = heads_->config().lora_mode == ExitLoraMode::Branch;
+  engine_->set_lora_below_window(!branch);
+  // Branch mode: below the window the frozen base runs with no adapter (and so no dropout): the
+  // window's input depends on the sequence and l0 only, and is cached across epochs.
+  const bool cache = branch && l0 > 0 && o_.alt.prefix_cache_mb > 0;
+  const size_t cap = static_cast<size_t>(o_.alt.prefix_cache_mb) << 20;
+  const int64_t C = base_.config().dim;
+  double loss_sum = 0;
+  for (size_t k = 0; k < batch.size(); ++k) {
+    const Example& b = *batch[k];
+    const int64_t T = static_cast<int64_t>(b.tokens.size());
+    const uint64_t dseed = rng_.next();
+    const uint64_t key = (static_cast<uint64_t>(idx[k]) << 17) | static_cast<uint64_t>(l0);
+    auto hit = cache ? prefix_cache_.find(key) : prefix_cache_.end();
+    if (hit != prefix_cache_.end()) {
+      ++cache_stats_.hits;
+      loss_sum += engine_
+                      ->run(b.tokens.data(), b.targets.data(), T, true, scale, dseed, l0, d,
+                            hit->second.data(), l0)
+                      .loss_sum;
+      continue;
+    }
+    loss_sum +=
+        engine_->run(b.tokens.data(), b.targets.data(), T, true, scale, dseed, l0, d).loss_sum;
+    if (!cache) continue;
+    ++cache_stats_.misses;
+    const size_t bytes = static_cast<size_t>(T * C) * sizeof(float);
+    if (cache_stats_.bytes + bytes > cap) continue;  // first come, first kept
+    const float* x = engine_->window_input();
+    prefix_cache_.emplace(key, std::vector<float>(x, x + T * C));
+    cache_stats_.bytes += bytes;
+    ++cache_stats_.entries;
+  }
+  exit_seq_.push_back(e);
+  return loss_sum;
+}
+
 void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t stop_after) {
   std::unique_ptr<std::ofstream> metrics;
   if (!o_.out.empty()) {
@@ -151,32 +290,43 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
   const int64_t per_step = int64_t(o_.batch) * o_.grad_accum;
   int64_t done = 0;
   std::vector<const Example*> batch(per_step);
+  std::vector<size_t> idx(per_step);
   std::vector<Example> bufs(per_step);
   while (step_ < o_.steps && (stop_after < 0 || done < stop_after)) {
     const auto t0 = std::chrono::steady_clock::now();
     int64_t loss_tokens = 0, in_tokens = 0;
     for (int64_t k = 0; k < per_step; ++k) {
       const Example*& b = batch[k];
-      b = &data_.train_at(order_->next(), bufs[k]);
+      idx[k] = order_->next();
+      b = &data_.train_at(idx[k], bufs[k]);
       for (int32_t t : b->targets) loss_tokens += t >= 0;
       in_tokens += static_cast<int64_t>(b->tokens.size());
     }
     engine_->zero_grad();
     const float scale = loss_tokens ? 1.f / float(loss_tokens) : 0.f;
     double loss_sum = 0;
-    for (const Example* b : batch) {
-      const uint64_t dseed = rng_.next();
-      loss_sum += engine_
-                      ->run(b->tokens.data(), b->targets.data(),
-                            static_cast<int64_t>(b->tokens.size()), true, scale, dseed, l0_)
-                      .loss_sum;
+    const int exit = heads_ ? picker_.pick(step_) : -1;
+    if (heads_) {
+      loss_sum = step_alt(batch, idx, scale, exit);
+    } else {
+      for (const Example* b : batch) {
+        const uint64_t dseed = rng_.next();
+        loss_sum += engine_
+                        ->run(b->tokens.data(), b->targets.data(),
+                              static_cast<int64_t>(b->tokens.size()), true, scale, dseed, l0_)
+                        .loss_sum;
+      }
     }
     if (!std::isfinite(loss_sum))  // stop before the update: the last checkpoint stays good
       fail("[train] step {}: loss is {}; stopped before updating (check --lr and the data)",
            step_ + 1, loss_sum);
     const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps, o_.min_lr);
     StepLog log;
-    log.grad_norm = opt_->step(lr);
+    log.grad_norm = opt_->step(lr, heads_ ? &active_ : nullptr);
+    if (heads_) {
+      log.exit = exit;
+      log.exit_depth = heads_->depth(exit);
+    }
     ++step_;
     ++done;
     log.step = step_;
@@ -188,8 +338,14 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
     log.elapsed = elapsed_;
     log.tokens_per_s = in_tokens / log.seconds;
     log.eta = elapsed_ / double(done) * double(o_.steps - step_);
-    if ((o_.val_every > 0 && step_ % o_.val_every == 0) || step_ == o_.steps)
-      log.val_loss = validation_loss();
+    if ((o_.val_every > 0 && step_ % o_.val_every == 0) || step_ == o_.steps) {
+      if (heads_) {
+        log.val_exit_loss = validation_exit_losses();
+        log.val_loss = log.val_exit_loss.empty() ? -1 : log.val_exit_loss.back();
+      } else {
+        log.val_loss = validation_loss();
+      }
+    }
     log.peak_rss = peak_rss_bytes();
     if (metrics) {
       nlohmann::json j = {{"step", log.step},
@@ -201,6 +357,11 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
                           {"tokens_per_s", log.tokens_per_s},
                           {"peak_rss_mb", log.peak_rss / 1048576.0}};
       if (log.val_loss >= 0) j["val_loss"] = log.val_loss;
+      if (log.exit >= 0) {
+        j["exit"] = log.exit;
+        j["exit_depth"] = log.exit_depth;
+      }
+      if (!log.val_exit_loss.empty()) j["val_exit_loss"] = log.val_exit_loss;
       *metrics << j.dump() << "\n";
       metrics->flush();
     }
@@ -228,10 +389,15 @@ void Trainer::save_checkpoint() {
   // last, so a crash at any point leaves the previous complete checkpoint in force.
   const std::string st = fmt::format("state-{}.safetensors", step_);
   const std::vector<float>& adam = opt_->state();
-  write_safetensors_f32(
-      dir + "/" + st,
-      std::vector<F32View>{{"params", {int64_t(p.size())}, p.data(), p.size()},
-                           {"adam", {int64_t(adam.size())}, adam.data(), adam.size()}});
+  std::vector<F32View> views{{"params", {int64_t(p.size())}, p.data(), p.size()},
+                             {"adam", {int64_t(adam.size())}, adam.data(), adam.size()}};
+  // Alt: the exit heads' parameters (their AdamW moments are part of "adam").
+  if (heads_)
+    views.push_back({"exit_params",
+                     {int64_t(heads_->params().size())},
+                     heads_->params().data(),
+                     heads_->params().size()});
+  write_safetensors_f32(dir + "/" + st, views);
   uint64_t rs[4];
   rng_.get_state(rs);
   nlohmann::json j = {{"step", step_},
@@ -241,7 +407,8 @@ void Trainer::save_checkpoint() {
                       {"data_pos", order_->pos()},
                       {"rng", {rs[0], rs[1], rs[2], rs[3]}},
                       {"elapsed", elapsed_},
-                      {"n_params", p.size()}};
+                      {"n_params", p.size()},
+                      {"span_steps", opt_->span_steps()}};
   std::string old;
   if (std::filesystem::exists(dir + "/trainer_state.json"))
     old = nlohmann::json::parse(read_file(dir + "/trainer_state.json")).value("state_file", "");
@@ -264,16 +431,36 @@ bool Trainer::load_checkpoint() {
         "[train] {}: checkpoint holds {} trainable values, this run has {} (different model or "
         "adapter settings?)",
         js, j.at("n_params").get<size_t>(), p.size());
+  bool got_heads = false;
   for (NamedF32& t : read_safetensors_f32(dir + "/" + j.at("state_file").get<std::string>())) {
-    std::vector<float>& dst = t.name == "params" ? p : opt_->state();
+    got_heads |= t.name == "exit_params";
+    if (t.name == "exit_params" && !heads_)
+      fail("[train] {}: checkpoint holds exit heads; this run has none (not --method alt)", dir);
+    std::vector<float>& dst = t.name == "params"        ? p
+                              : t.name == "exit_params" ? heads_->params()
+                                                        : opt_->state();
     if (t.data.size() != dst.size())
       fail("[train] {}: tensor '{}' has {} values, expected {}", dir, t.name, t.data.size(),
            dst.size());
     // Copy into place: the optimizer holds pointers into these buffers.
     std::copy(t.data.begin(), t.data.end(), dst.begin());
   }
+  if (heads_ && !got_heads)
+    fail(
+        "[train] {}: checkpoint holds no exit heads ('exit_params'); this run (--method alt) "
+        "needs them",
+        dir);
   step_ = j.at("step").get<int64_t>();
   opt_->set_t(j.at("adam_t").get<int64_t>());
+  if (j.contains("span_steps")) {
+    const std::vector<int64_t> ss = j["span_steps"].get<std::vector<int64_t>>();
+    if (ss.size() != opt_->span_steps().size())
+      fail(
+          "[train] {}: {} optimizer spans in the checkpoint, {} in this run (other --method or "
+          "exits?)",
+          js, ss.size(), opt_->span_steps().size());
+    opt_->set_span_steps(ss);
+  }
   order_->restore(j.at("data_epoch").get<int64_t>(), j.at("data_pos").get<int64_t>());
   uint64_t rs[4];
   for (int i = 0; i < 4; ++i) rs[i] = j.at("rng")[i].get<uint64_t>();
@@ -284,6 +471,7 @@ bool Trainer::load_checkpoint() {
 
 void Trainer::save_outputs() {
   if (lora_) lora_->save(o_.out, o_.base_model);
+  if (heads_) heads_->save(o_.out);
   if (full_) save_hf_dir(full_->checkpoint(), o_.out);
 }
 

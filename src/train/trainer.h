@@ -10,19 +10,43 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "model/exit_heads.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/data.h"
 #include "train/engine.h"
+#include "train/exits.h"
 #include "train/full_params.h"
 #include "train/memory.h"
 #include "train/optimizer.h"
 
 namespace edgellm {
 
-enum class TuneMethod { Lora, Full };
+// Lora: adapters on all (or --lora-layers) layers; Full: every weight; Alt: adaptive layer
+// tuning (PAPER.md §2): each step trains one exit's window of adapters and its head.
+enum class TuneMethod { Lora, Full, Alt };
 TuneMethod tune_method_from_name(const std::string& name);
+
+// Adaptive layer tuning (issue 9). Each optimizer step picks one exit (ExitPicker), runs the
+// forward only to its depth d, and the backward only through layers [d - window, d) and that
+// exit's head; adapters sit in every layer and each is trained when its layer is in the window
+// of a picked exit.
+struct AltOptions {
+  int exits = 4;                 // T: exits after layers ceil((i+1)·L/T)
+  std::vector<int> exit_layers;  // explicit depths (overrides exits)
+  ExitSchedule schedule = ExitSchedule::Random;
+  std::vector<double> exit_weights;  // weighted schedule (empty: the depths)
+  int window = 0;                    // m; 0 = ceil(L / T)
+  // Cumulative by measurement (docs/alt.md): with every adapter active at inference it gives
+  // far lower held-out perplexity at every exit than branch on edgellm-tiny/Shakespeare.
+  ExitLoraMode lora_mode = ExitLoraMode::Cumulative;
+  ExitHeadMode head_mode = ExitHeadMode::Shared;
+  // Branch mode: memory for cached frozen-prefix hidden states (0 disables the cache).
+  int64_t prefix_cache_mb = 512;
+};
 
 struct TuneOptions {
   TuneMethod method = TuneMethod::Lora;
@@ -45,6 +69,7 @@ struct TuneOptions {
   int64_t save_every = 0;  // steps between checkpoints (0: only at the end)
   bool resume = false;     // continue from out/checkpoint if present
   std::string base_model;  // recorded in adapter_config.json
+  AltOptions alt;          // method Alt only
 };
 
 struct StepLog {
@@ -55,7 +80,16 @@ struct StepLog {
   double tokens_per_s = 0;  // input tokens processed per second in this step
   double elapsed = 0, eta = 0;
   size_t peak_rss = 0;
-  double val_loss = -1;  // when validated after this step
+  double val_loss = -1;               // when validated after this step
+  int exit = -1;                      // Alt: index of the exit this step trained
+  int exit_depth = 0;                 // Alt: its depth
+  std::vector<double> val_exit_loss;  // Alt, when validated: each exit's validation loss
+};
+
+// Counters of the branch-mode prefix cache.
+struct PrefixCacheStats {
+  int64_t hits = 0, misses = 0, entries = 0;
+  size_t bytes = 0;
 };
 
 class Trainer {
@@ -69,7 +103,15 @@ class Trainer {
   // Runs until opt.steps (or, for tests, `stop_after` steps have been done in this call).
   // Writes metrics/checkpoints/outputs under opt.out.
   void run(const std::function<void(const StepLog&)>& on_step = nullptr, int64_t stop_after = -1);
+  // Validation loss at the model's head (Alt: at the deepest exit).
   double validation_loss();
+  // Alt: every exit's validation loss, all adapters active (as at inference).
+  std::vector<double> validation_exit_losses();
+  ExitHeads* exit_heads() { return heads_.get(); }
+  const PrefixCacheStats& prefix_cache_stats() const { return cache_stats_; }
+  // Alt: exits trained by the steps done so far in this process, in order.
+  const std::vector<int>& exit_sequence() const { return exit_seq_; }
+  const TrainEngine& engine() const { return *engine_; }
   int64_t step() const { return step_; }
   LoraAdapters* lora() { return lora_.get(); }
   FullParams* full() { return full_.get(); }
@@ -93,6 +135,21 @@ class Trainer {
   int64_t step_ = 0;
   double elapsed_ = 0;
   int l0_ = 0;  // lowest layer with adapters: the backward stops at its input
+
+  // Alt
+  double step_alt(const std::vector<const Example*>& batch, const std::vector<size_t>& idx,
+                  float scale, int e);
+  std::unique_ptr<ExitHeads> heads_;
+  std::vector<float> head_grad_;  // parallel to heads_->params()
+  ExitPicker picker_;
+  int window_ = 0;
+  std::vector<char> active_;  // per optimizer span: updated this step
+  std::vector<int> exit_seq_;
+  size_t n_lora_spans_ = 0;      // spans [0, n) are layers' adapters, then one per own exit
+  std::vector<int> span_layer_;  // layer of each adapter span
+  std::vector<int> exit_span_;   // span of exit i, or -1
+  std::unordered_map<uint64_t, std::vector<float>> prefix_cache_;
+  PrefixCacheStats cache_stats_;
 };
 
 // Folds `a` into an fp32 copy of `base` and writes it as an HF directory (merged model).

@@ -153,6 +153,61 @@ TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowRandomModel) {
   expect_window_equals_full(*model, lora, tokens, targets, 3, true);
 }
 
+// ALT's branch mode: the layers below the window run the frozen base. Truth: a full backward
+// [0, l1) with a copy of the adapter whose B matrices below l0 are zero (their product adds an
+// exact 0), restricted to the window. A cached prefix (the window's input, fed back through
+// x0 at x0_depth = l0) gives the same loss and gradients without running the layers below.
+TEST_F(Window, BranchModeEqualsBaseBelowTheWindowAndPrefixInputReplaysIt) {
+  const ModelConfig c = config_with_layers(6);
+  auto model = random_model(5, c);
+  LoraAdapters lora = random_lora(c, 3, /*dropout=*/0.2f);
+  const std::vector<int32_t> tokens{1, 5, 28, 3, 17, 5, 9};
+  const std::vector<int32_t> targets{5, 2, 3, 17, 5, 9, 2};
+  const int64_t T = 7;
+  const int m = 2, l1 = 5, l0 = 3;
+  LoraAdapters masked = lora;
+  for (int l = 0; l < l0; ++l)
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const auto tt = static_cast<LoraTarget>(t);
+      std::fill_n(masked.B(l, tt), masked.at(l, tt).out * 3, 0.f);
+    }
+  TrainEngine ref(*model, &masked, nullptr, EngineOptions{T, false, 4});
+  EngineOptions o{T, false, 4};
+  o.max_window = m;
+  TrainEngine br(*model, &lora, nullptr, o);
+  ref.allocate();
+  br.allocate();
+  br.set_lora_below_window(false);
+  ref.zero_grad();
+  br.zero_grad();
+  const StepResult a = ref.run(tokens.data(), targets.data(), T, true, 0.5f, 42, 0, l1);
+  const StepResult b = br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1);
+  ASSERT_EQ(a.loss_sum, b.loss_sum);
+  EXPECT_EQ(br.layer_forwards(), l1);
+  const size_t lo = lora.at(l0, LoraTarget::Q).a, hi = lora.at(l1, LoraTarget::Q).a;
+  for (size_t i = lo; i < hi; ++i) ASSERT_EQ(br.lora_grad()[i], ref.lora_grad()[i]) << i;
+  // The same adapters active below the window (cumulative) give another loss.
+  TrainEngine cum(*model, &lora, nullptr, o);
+  cum.allocate();
+  EXPECT_NE(cum.run(tokens.data(), targets.data(), T, false, 0.5f, 42, l0, l1).loss_sum,
+            a.loss_sum);
+  // Replay from the window's input: only the window runs, and nothing changes.
+  const std::vector<float> prefix(br.window_input(), br.window_input() + T * c.dim);
+  std::vector<float> g(br.lora_grad(), br.lora_grad() + lora.params().size());
+  br.zero_grad();
+  const StepResult h =
+      br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1, prefix.data(), l0);
+  EXPECT_EQ(h.loss_sum, b.loss_sum);
+  EXPECT_EQ(br.layer_forwards(), l1 - l0);
+  for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(br.lora_grad()[i], g[i]) << i;
+  // A prefix must come with its input and sit at or below the window.
+  EXPECT_THROW(br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1, nullptr, l0),
+               Error);
+  EXPECT_THROW(
+      br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1, prefix.data(), l0 + 1),
+      Error);
+}
+
 TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowStories260K) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   auto model = Model::load(testing::data_path("models/stories260K/stories260K.bin"));

@@ -1,0 +1,160 @@
+// Exit voting (eval/exit_vote.h, PAPER.md §3): a constructed case with a known winner, the
+// max-then-renormalise and mean distributions against hand values, the vote of a single exit
+// equal to that exit (math, perplexity, generation), and the MMLU vote over letters only.
+#include "eval/exit_vote.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "eval/generate.h"
+#include "eval/mmlu.h"
+#include "eval/model_files.h"
+#include "eval/perplexity.h"
+#include "kernels/threads.h"
+#include "test_util.h"
+#include "util/rng.h"
+
+namespace edgellm {
+namespace {
+
+const char* kBin = "models/stories260K/stories260K.bin";
+
+std::vector<double> softmax(const std::vector<float>& x) {
+  double s = 0;
+  for (float v : x) s += std::exp(double(v));
+  std::vector<double> p;
+  for (float v : x) p.push_back(std::exp(double(v)) / s);
+  return p;
+}
+
+TEST(ExitVote, KnownWinnerAndHandComputedDistributions) {
+  // Exit 0 is flat-ish, exit 1 is sure of token 2, exit 2 prefers token 0 less surely.
+  const std::vector<float> e0{1.0f, 1.2f, 0.9f, 1.1f}, e1{0.f, 0.f, 4.f, 0.f},
+      e2{3.f, 0.f, 1.f, 0.5f};
+  const std::vector<const float*> rows{e0.data(), e1.data(), e2.data()};
+  const VotePick v = vote_argmax(rows, 4);
+  EXPECT_EQ(v.exit, 1);
+  EXPECT_EQ(v.token, 2);
+  EXPECT_NEAR(v.prob, softmax(e1)[2], 1e-12);
+  // The winner is not the exit whose argmax is most common nor the one with the largest logit.
+  const std::vector<float> big{10.f, 9.5f, 9.8f, 9.9f};  // largest logit, flat distribution
+  EXPECT_EQ(vote_argmax({big.data(), e1.data()}, 4).exit, 1);
+  // Max-then-renormalise and mean, by hand.
+  const auto p0 = softmax(e0), p1 = softmax(e1), p2 = softmax(e2);
+  double z = 0;
+  std::vector<double> q(4);
+  for (int j = 0; j < 4; ++j) z += q[j] = std::max({p0[j], p1[j], p2[j]});
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_NEAR(vote_max_renorm_logprob(rows, 4, t), std::log(q[t] / z), 1e-12) << t;
+    EXPECT_NEAR(vote_mean_logprob(rows, 4, t), std::log((p0[t] + p1[t] + p2[t]) / 3), 1e-12);
+  }
+}
+
+TEST(ExitVote, VoteOfOneExitIsThatExit) {
+  Rng r(4);
+  std::vector<float> x(50);
+  for (float& v : x) v = static_cast<float>(2 * r.normal());
+  const std::vector<const float*> one{x.data()};
+  const auto p = softmax(x);
+  const VotePick v = vote_argmax(one, 50);
+  EXPECT_EQ(v.exit, 0);
+  EXPECT_EQ(v.token, static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin()));
+  for (int t = 0; t < 50; t += 7) {
+    EXPECT_NEAR(vote_max_renorm_logprob(one, 50, t), std::log(p[t]), 1e-12);
+    EXPECT_NEAR(vote_mean_logprob(one, 50, t), std::log(p[t]), 1e-12);
+  }
+}
+
+TEST(ExitVote, MmluVoteComparesLetterProbabilitiesOnly) {
+  // Vocabulary of 8; letters A..D are ids 4..7. Exit 0 puts 0.9+ on a non-letter (id 1), so a
+  // whole-vocabulary vote picks exit 0; its letters are all small, B largest. Exit 1 spreads
+  // mass but gives letter D the largest letter probability of any exit: the MMLU vote is D.
+  const std::vector<float> e0{0.f, 8.f, 0.f, 0.f, 0.f, 1.f, 0.f, 0.f},
+      e1{1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 2.f};
+  const std::array<int32_t, 4> letters{4, 5, 6, 7};
+  EXPECT_EQ(vote_argmax({e0.data(), e1.data()}, 8).exit, 0);
+  const std::vector<std::array<double, 4>> rows{letter_logliks(e0.data(), 8, letters),
+                                                letter_logliks(e1.data(), 8, letters)};
+  EXPECT_EQ(mmlu_pick({rows[0]}), 1);  // B alone at exit 0
+  EXPECT_EQ(mmlu_pick(rows), 3);       // D: the largest letter probability over both exits
+  EXPECT_EQ(mmlu_pick_exit(rows), 1);
+}
+
+class ExitVoteModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    set_num_threads(1);
+    if (!std::filesystem::exists(testing::data_path(kBin))) GTEST_SKIP() << "stories260K missing";
+    m_ = Model::load(testing::data_path(kBin));
+    tok_ = load_tokenizer_for(*m_, "");
+  }
+  void TearDown() override { set_num_threads(0); }
+  ExitHeads heads(std::vector<int> depths) const {
+    ExitConfig c;
+    c.depths = std::move(depths);
+    c.window = 1;
+    ExitHeads h(m_->config(), c);
+    h.init_from(*m_);
+    return h;
+  }
+  std::shared_ptr<Model> m_;
+  std::unique_ptr<Tokenizer> tok_;
+};
+
+TEST_F(ExitVoteModel, PerplexityOfTheDeepestExitIsThePlainOneAndOneExitVotesAsItself) {
+  const std::vector<int32_t> ids =
+      ppl_tokens(*tok_,
+                 "Once upon a time there was a little girl who liked to play in the park "
+                 "with her dog. One day the dog ran away and she was sad.",
+                 0);
+  PplOptions po;
+  po.ctx = 24;
+  const PplResult plain = perplexity(*m_, ids, po);
+  const PplExitsResult all = perplexity_exits(*m_, heads({1, 3, 5}), nullptr, ids, 24);
+  ASSERT_EQ(all.exit_ppl.size(), 3u);
+  EXPECT_NEAR(all.exit_ppl[2], plain.ppl, 1e-9 * plain.ppl);
+  EXPECT_EQ(all.predictions, plain.predictions);
+  EXPECT_GT(all.exit_ppl[0], all.exit_ppl[2]);  // a 1-layer exit predicts worse
+  const PplExitsResult one = perplexity_exits(*m_, heads({5}), nullptr, ids, 24);
+  EXPECT_NEAR(one.vote_max_renorm_ppl, one.exit_ppl[0], 1e-9 * one.exit_ppl[0]);
+  EXPECT_NEAR(one.vote_mean_ppl, one.exit_ppl[0], 1e-9 * one.exit_ppl[0]);
+}
+
+TEST_F(ExitVoteModel, GenerationVoteOfOneExitAndTheDeepestExitAreThePlainGeneration) {
+  SamplerConfig sc;
+  sc.temperature = 0;
+  const GenerateResult plain = generate(*m_, *tok_, "Once upon a time", 16, sc);
+  const ExitHeads one = heads({5}), three = heads({2, 4, 5});
+  const GenerateResult voted = generate(*m_, *tok_, "Once upon a time", 16, sc, nullptr, nullptr,
+                                        GenerateExits{&one, -1, true});
+  EXPECT_EQ(voted.ids, plain.ids);
+  const GenerateResult deepest = generate(*m_, *tok_, "Once upon a time", 16, sc, nullptr, nullptr,
+                                          GenerateExits{&three, 2, false});
+  EXPECT_EQ(deepest.ids, plain.ids);
+  EXPECT_EQ(deepest.exits, std::vector<int>(deepest.ids.size(), 2));
+  // A three-exit vote reports, per token, the exit that won it.
+  const GenerateResult v3 = generate(*m_, *tok_, "Once upon a time", 16, sc, nullptr, nullptr,
+                                     GenerateExits{&three, -1, true});
+  EXPECT_EQ(v3.exits.size(), v3.ids.size());
+}
+
+TEST_F(ExitVoteModel, MmluScoreOfTheDeepestExitIsThePlainScore) {
+  MmluRequest r;
+  r.context = {1, 40, 80, 120, 160, 200, 240};
+  r.letters = {std::vector<int32_t>{65}, {66}, {67, 90}, {68}};  // one two-token continuation
+  InferenceState a(*m_, 32), b(*m_, 32);
+  MmluScorer plain(a, true), ex(b, true);
+  const ExitHeads h = heads({2, 5});
+  for (int rep = 0; rep < 2; ++rep) {  // the second time from the reused cache
+    const std::array<double, 4> want = plain.score(r);
+    const std::vector<std::array<double, 4>> got = ex.score_exits(r, h);
+    ASSERT_EQ(got.size(), 2u);
+    for (int l = 0; l < 4; ++l) EXPECT_NEAR(got[1][l], want[l], 1e-9) << rep << " " << l;
+    EXPECT_NE(got[0], got[1]);
+  }
+}
+
+}  // namespace
+}  // namespace edgellm

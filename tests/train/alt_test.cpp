@@ -1,0 +1,218 @@
+// Adaptive layer tuning end to end on stories260K (5 layers, exits after 2, 3, 4, 5; window 2):
+// each step runs exactly its exit's depth of layer forwards and updates only its window and
+// head; the branch-mode prefix cache changes no number; a resumed run is exact (exit sequence,
+// losses, adapters, exit heads); AdamW's span flags leave the other spans untouched.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "eval/model_files.h"
+#include "kernels/threads.h"
+#include "model/exit_heads.h"
+#include "test_util.h"
+#include "train/data.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/mapped_file.h"
+
+namespace edgellm {
+namespace {
+
+const char* kBin = "models/stories260K/stories260K.bin";
+const char* kShakespeare = "text/tinyshakespeare/input.txt";
+
+class Alt : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    set_num_threads(1);
+    if (!std::filesystem::exists(testing::data_path(kBin)) ||
+        !std::filesystem::exists(testing::data_path(kShakespeare)))
+      GTEST_SKIP() << "stories260K or tinyshakespeare missing (set EDGELLM_DATA)";
+    m_ = Model::load(testing::data_path(kBin));
+    tok_ = load_tokenizer_for(*m_, "");
+    dir_ = testing::temp_dir("alt");
+    const std::string train = dir_ + "/train.txt";
+    std::ofstream(train) << read_file(testing::data_path(kShakespeare)).substr(0, 6000);
+    data_ = std::make_unique<Dataset>(load_text_dataset(train, *tok_, 32, 0.1));
+  }
+  void TearDown() override {
+    set_num_threads(0);
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  TuneOptions opts(int64_t steps) const {
+    TuneOptions o;
+    o.method = TuneMethod::Alt;
+    o.steps = steps;
+    o.seq = 32;
+    o.lr = 2e-3f;
+    o.seed = 5;
+    o.val_max = 4;
+    return o;
+  }
+  std::shared_ptr<Model> m_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<Dataset> data_;
+  std::string dir_;
+};
+
+TEST_F(Alt, EachStepForwardsToItsExitAndUpdatesOnlyItsWindowAndHead) {
+  TuneOptions o = opts(12);
+  o.alt.prefix_cache_mb = 0;  // every step runs from the embeddings
+  o.val_max = 0;              // no validation runs after the last step
+  Trainer tr(*m_, *data_, o);
+  const int L = m_->config().n_layers;
+  ASSERT_EQ(L, 5);
+  ExitHeads& h = *tr.exit_heads();
+  ASSERT_EQ(h.config().depths, (std::vector<int>{2, 3, 4, 5}));
+  ASSERT_EQ(h.config().window, 2);
+  EXPECT_FALSE(h.own(3));  // depth L: the model's own head
+  std::vector<float> lora_before, heads_before;
+  int seen_exits = 0;
+  tr.run([&](const StepLog& s) {
+    const std::vector<float>& lora = tr.lora()->params();
+    const std::vector<float>& heads = h.params();
+    // Work counted, not assumed: one layer forward per layer up to the exit, none above.
+    EXPECT_EQ(tr.engine().layer_forwards(), s.exit_depth) << "step " << s.step;
+    EXPECT_EQ(s.exit_depth, h.depth(s.exit));
+    seen_exits |= 1 << s.exit;
+    if (!lora_before.empty()) {
+      const int l0 = std::max(0, s.exit_depth - 2);
+      for (int l = 0; l < L; ++l) {
+        const LoraLinear& a = tr.lora()->at(l, LoraTarget::Q);
+        const LoraLinear& b = tr.lora()->at(l, LoraTarget::Down);
+        bool changed = false;
+        for (size_t i = a.a; i < b.b + static_cast<size_t>(b.out * 8); ++i)
+          changed |= lora[i] != lora_before[i];
+        EXPECT_EQ(changed, l >= l0 && l < s.exit_depth) << "step " << s.step << " layer " << l;
+      }
+      for (int i = 0; i < h.n_exits(); ++i) {
+        if (!h.own(i)) continue;
+        bool changed = false;
+        for (size_t k = 0; k < h.params_of(i); ++k)
+          changed |= heads[h.norm_offset(i) + k] != heads_before[h.norm_offset(i) + k];
+        EXPECT_EQ(changed, i == s.exit) << "step " << s.step << " exit " << i;
+      }
+    }
+    lora_before = lora;
+    heads_before = heads;
+  });
+  EXPECT_EQ(seen_exits, 0xf);  // 12 random picks reached all 4 exits (seed 5)
+  EXPECT_EQ(tr.exit_sequence().size(), 12u);
+}
+
+std::vector<double> alt_losses(const Model& m, const Dataset& d, const TuneOptions& o,
+                               int64_t stop_after, std::vector<int>* exits = nullptr,
+                               PrefixCacheStats* cs = nullptr) {
+  std::vector<double> out;
+  Trainer tr(m, d, o);
+  tr.run(
+      [&](const StepLog& s) {
+        out.push_back(s.loss);
+        if (exits) exits->push_back(s.exit);
+      },
+      stop_after);
+  if (cs) *cs = tr.prefix_cache_stats();
+  return out;
+}
+
+TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
+  // A dozen training sequences, 60 steps: each (sequence, window) recurs across epochs.
+  const std::string small = dir_ + "/small.txt";
+  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
+  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
+  ASSERT_LT(d.n_train(), 20u);
+  TuneOptions o = opts(60);
+  o.alt.lora_mode = ExitLoraMode::Branch;
+  o.lora.dropout = 0.1f;  // dropout in the window must be reproduced on a hit too
+  std::vector<int> e0, e1;
+  PrefixCacheStats off, on;
+  o.alt.prefix_cache_mb = 0;
+  const std::vector<double> a = alt_losses(*m_, d, o, -1, &e0, &off);
+  o.alt.prefix_cache_mb = 16;
+  const std::vector<double> b = alt_losses(*m_, d, o, -1, &e1, &on);
+  EXPECT_EQ(off.hits + off.misses, 0);
+  EXPECT_GT(on.hits, 0);
+  EXPECT_EQ(on.entries, on.misses);  // 16 MiB holds them all
+  EXPECT_EQ(on.bytes, static_cast<size_t>(on.entries) * 32 * 64 * sizeof(float));
+  EXPECT_EQ(e0, e1);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
+  // Cumulative mode runs the adapters below the window: no cache, and other losses.
+  o.alt.lora_mode = ExitLoraMode::Cumulative;
+  PrefixCacheStats cum;
+  const std::vector<double> c = alt_losses(*m_, d, o, -1, nullptr, &cum);
+  EXPECT_EQ(cum.hits + cum.misses, 0);
+  bool differs = false;
+  for (size_t i = 0; i < a.size(); ++i) differs |= a[i] != c[i];
+  EXPECT_TRUE(differs);
+}
+
+TEST_F(Alt, ResumeIsExact) {
+  for (ExitHeadMode hm : {ExitHeadMode::Shared, ExitHeadMode::Cloned}) {
+    TuneOptions o = opts(10);
+    o.alt.head_mode = hm;
+    o.alt.lora_mode = hm == ExitHeadMode::Cloned ? ExitLoraMode::Cumulative : ExitLoraMode::Branch;
+    o.alt.schedule = ExitSchedule::Curriculum;
+    o.lora.dropout = 0.1f;
+    o.batch = 2;
+    o.schedule = LrSchedule::Cosine;
+    o.warmup = 2;
+    o.adamw.weight_decay = 0.01f;
+    std::vector<int> ea, eb;
+    o.out = dir_ + "/a";
+    const std::vector<double> full = alt_losses(*m_, *data_, o, -1, &ea);
+    o.out = dir_ + "/b";
+    std::vector<double> resumed = alt_losses(*m_, *data_, o, 5, &eb);
+    o.resume = true;
+    for (double l : alt_losses(*m_, *data_, o, -1, &eb)) resumed.push_back(l);
+    const char* mode = exit_head_mode_name(hm);
+    ASSERT_EQ(full.size(), 10u) << mode;
+    EXPECT_EQ(ea, eb) << mode;
+    for (size_t i = 0; i < full.size(); ++i) EXPECT_EQ(full[i], resumed[i]) << mode << " " << i;
+    for (const char* f :
+         {"adapter_model.safetensors", "exit_heads.safetensors", "edgellm_exits.json"})
+      EXPECT_EQ(read_file(dir_ + "/a/" + f), read_file(dir_ + "/b/" + f)) << mode << " " << f;
+    // metrics.jsonl names each step's exit.
+    std::ifstream in(dir_ + "/b/metrics.jsonl");
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+      EXPECT_NE(line.find("\"exit\":" + std::to_string(eb[n])), std::string::npos) << line;
+      ++n;
+    }
+    EXPECT_EQ(n, 10u);
+    // The saved heads reload into the values the run trained.
+    const ExitHeads re = ExitHeads::load(dir_ + "/a", m_->config());
+    EXPECT_EQ(re.config().head_mode, hm);
+    std::filesystem::remove_all(dir_ + "/a");
+    std::filesystem::remove_all(dir_ + "/b");
+  }
+}
+
+TEST(AdamWSpans, InactiveSpansAreLeftAloneAndCountTheirOwnSteps) {
+  std::vector<float> p{1, 1, 1, 1}, g{0.5f, 0.5f, 0.5f, 0.5f};
+  AdamWConfig c;
+  c.max_grad_norm = 0;
+  c.weight_decay = 0.1f;
+  AdamW opt({{p.data(), g.data(), 2, true}, {p.data() + 2, g.data() + 2, 2, true}}, c);
+  const std::vector<char> first{1, 0};
+  opt.step(0.1f, &first);
+  EXPECT_EQ(p[2], 1.f);  // no update, no decay
+  EXPECT_EQ(p[3], 1.f);
+  EXPECT_EQ(opt.state()[2], 0.f);  // no moment
+  EXPECT_EQ(opt.span_steps(), (std::vector<int64_t>{1, 0}));
+  // First update of span 1 at optimizer step 2: bias correction of ITS first step, so the
+  // Adam step is lr·g/|g| = lr exactly (plus decay), as for span 0 at step 1.
+  const std::vector<char> second{0, 1};
+  opt.step(0.1f, &second);
+  EXPECT_FLOAT_EQ(p[2], p[0]);
+  EXPECT_NEAR(p[0], 1.f - 0.1f * 0.1f - 0.1f, 1e-6);
+  EXPECT_EQ(opt.span_steps(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(opt.t(), 2);
+}
+
+}  // namespace
+}  // namespace edgellm
