@@ -197,8 +197,10 @@ void register_compress(CLI::App& app) {
     } else if (needs_profile) {
       ProfileOptions po;
       po.bits = a->profile_bits;
-      if (spec.bits < 16 && std::find(po.bits.begin(), po.bits.end(), spec.bits) == po.bits.end())
-        po.bits.push_back(spec.bits);
+      // B for Eq. 1, B + 1 so luc's allocation can be priced and offered to budget.
+      for (int b : {spec.bits, spec.bits + 1})
+        if (b <= 8 && std::find(po.bits.begin(), po.bits.end(), b) == po.bits.end())
+          po.bits.push_back(b);
       std::sort(po.bits.begin(), po.bits.end());
       po.sparsity = spec.sparsity.p > 0 ? a->profile_sparsity : std::vector<double>{};
       po.scheme = spec.scheme;

@@ -82,8 +82,11 @@ void price(const ModelConfig& c, const SensitivityProfile* prof, const CompressS
   if (prof) a.predicted_sensitivity.assign(static_cast<size_t>(L), 0);
   for (int l = 0; l < L; ++l) {
     a.predicted_bytes[l] = layer_linear_bytes(c, layer_spec(base, a.bits[l], a.sparsity[l]));
+    // NaN where the bit-width was not profiled (e.g. luc's B + 1 when only B was).
     if (prof)
-      a.predicted_sensitivity[l] = prof->quant_at(l, a.bits[l]) + prof->prune_at(l, a.sparsity[l]);
+      a.predicted_sensitivity[l] = prof->has_bits(a.bits[l]) ? prof->quant_at(l, a.bits[l]) +
+                                                                   prof->prune_at(l, a.sparsity[l])
+                                                             : std::nan("");
   }
 }
 
@@ -180,7 +183,7 @@ LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* 
     for (int b : bit_choices)
       for (double p : p_choices)
         if (b < 16 || p > 0) add(b, p);
-    add(a.bits[l], a.sparsity[l]);
+    if (prof->has_bits(a.bits[l])) add(a.bits[l], a.sparsity[l]);
   }
   const BudgetResult r = budget_allocate(items, target);
   LayerAllocation out;

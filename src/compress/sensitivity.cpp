@@ -15,6 +15,10 @@ int64_t LayerSensitivity::params() const {
   return n;
 }
 
+bool SensitivityProfile::has_bits(int b) const {
+  return b >= 16 || std::find(bits.begin(), bits.end(), b) != bits.end();
+}
+
 double SensitivityProfile::quant_at(int l, int b) const {
   if (b >= 16) return 0;
   for (size_t k = 0; k < bits.size(); ++k)

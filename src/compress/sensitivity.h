@@ -47,6 +47,7 @@ struct SensitivityProfile {
   int n_layers() const { return static_cast<int>(layers.size()); }
   // Sensitivity of layer l to `bits` (16: 0). Throws unless `bits` was profiled.
   double quant_at(int l, int bits) const;
+  bool has_bits(int b) const;  // 16 or profiled
   // Sensitivity of layer l to sparsity p: 0 at p = 0, piecewise linear through the profiled
   // levels, linear extrapolation past the last two (clamped at >= 0).
   double prune_at(int l, double p) const;
