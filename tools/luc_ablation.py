@@ -4,9 +4,10 @@
 For each model: perplexity (standard protocol, ctx 512, the first --eval-tokens tokens of
 TinyStories val) of dense, quant-only 8-bit (GPTQ), SparseGPT-only 50%, and uniform / random /
 luc / budget at B = 3, 4, 5 with P = 0.5 and 0.3. Every compressed model: GPTQ + SparseGPT,
-calibrated layer by layer on the same calibration windows (an excerpt of TinyStories train,
+calibrated layer by layer on the same calibration windows (16 × 256 tokens of TinyStories train,
 disjoint from the evaluation text); luc/random/budget read one sens.json profiled on those windows;
-budget's target is luc's own size. Prints a markdown table; true bits/weight count every stored
+budget's target is luc's own size; luc-rel / budget-rel: the same on sensitivities divided by
+each layer's dense output mean square. Prints a markdown table; true bits/weight count every stored
 byte of the decoder linears, file = model.safetensors bytes.
 
   python3 tools/luc_ablation.py [--cli build/release/edgellm] [--data ../shared/data] [--out DIR]
@@ -20,7 +21,10 @@ import time
 
 
 def run(cmd):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for attempt in range(2):  # one retry: a shared machine can fail a process start
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode == 0:
+            break
     if r.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
     return r.stdout
@@ -32,9 +36,12 @@ def main():
     ap.add_argument("--data", default=os.environ.get("EDGELLM_DATA", "../shared/data"))
     ap.add_argument("--out", default="runs/luc_ablation")
     ap.add_argument("--eval-tokens", type=int, default=4096)
-    ap.add_argument("--calib-windows", type=int, default=32)
+    ap.add_argument("--calib-windows", type=int, default=16)
     ap.add_argument("--calib-len", type=int, default=256)
     ap.add_argument("--models", default="stories260K,edgellm-tiny")
+    ap.add_argument("--policies", default="uniform,random,luc,budget,luc-rel,budget-rel",
+                    help="-rel: the same policy on relative sensitivities (--relative-sensitivity)")
+    ap.add_argument("--skip-base", action="store_true", help="no dense / 8-bit / SparseGPT rows")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     d = a.data
@@ -65,25 +72,29 @@ def main():
         run([a.cli, "profile", "--model", model, *tokarg, *cal, "--bits", "3,4,5,6,8",
              "--sparsity", "0.1,0.3,0.5,0.7", "--pruner", "sparsegpt", "--no-per-linear",
              "--out", sens, "--plot", f"{a.out}/{name}.sens.svg"])
-        rows.append((name, "dense", "-", "-", 32.0 if model.endswith(".bin") else 16.0,
-                     os.path.getsize(model if model.endswith(".bin")
-                                     else f"{model}/model.safetensors"), ppl(model)))
+        if not a.skip_base:
+            rows.append((name, "dense", "-", "-", 32.0 if model.endswith(".bin") else 16.0,
+                         os.path.getsize(model if model.endswith(".bin")
+                                         else f"{model}/model.safetensors"), ppl(model)))
 
         def comp(label, policy, B, P):
             out = f"{a.out}/{name}-{label}-b{B}-p{P}"
+            rel = ["--relative-sensitivity"] if policy.endswith("-rel") else []
             j = json.loads(run([a.cli, "compress", "--json", "--model", model, *tokarg, *cal,
                                 "--quantizer", "gptq", "--pruner", "sparsegpt", "--bits",
-                                str(B), "--sparsity", str(P), "--policy", policy,
-                                "--sensitivity", sens, "--out", out]))
+                                str(B), "--sparsity", str(P), "--policy",
+                                policy.removesuffix("-rel"), *rel, "--sensitivity", sens,
+                                "--out", out]))
             rows.append((name, label, B, P, j["linear_bits_per_weight"],
                          os.path.getsize(f"{out}/model.safetensors"), ppl(out, False)))
             print(rows[-1], file=sys.stderr, flush=True)
 
-        comp("quant-only", "uniform", 8, 0)
-        comp("sparsegpt-only", "uniform", 16, 0.5)
+        if not a.skip_base:
+            comp("quant-only", "uniform", 8, 0)
+            comp("sparsegpt-only", "uniform", 16, 0.5)
         for P in (0.5, 0.3):
             for B in (3, 4, 5):
-                for pol in ("uniform", "random", "luc", "budget"):
+                for pol in a.policies.split(","):
                     comp(pol, pol, B, P)
         print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr)
     print("| model | method | B | P | bits/w (linears) | file bytes | ppl |")

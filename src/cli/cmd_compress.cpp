@@ -83,7 +83,7 @@ void register_compress(CLI::App& app) {
     std::string out, quantizer = "rtn", pruner, scheme = "sym", nm, dtype = "f32";
     int bits = 4, group = 0;
     double sparsity = 0;
-    bool head = false, act_order = false, weighted = false;
+    bool head = false, act_order = false, weighted = false, relative = false;
     std::string policy, sensitivity, allocation;
     double target_bpw = 0, p_min = 0.0, p_max = 0.95;
     CalibOptions calib;
@@ -118,6 +118,9 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--p-min", a->p_min, "smallest per-layer sparsity (luc)");
   cmd->add_option("--p-max", a->p_max, "largest per-layer sparsity (luc, budget)");
   cmd->add_flag("--weighted", a->weighted, "mean sparsity weighted by parameter count");
+  cmd->add_flag("--relative-sensitivity", a->relative,
+                "divide each layer's sensitivity by the mean square of its dense output (the "
+                "paper's absolute MSE grows with depth)");
   cmd->add_option("--profile-bits", a->profile_bits, "on-the-fly profile: bit-widths (B added)")
       ->delimiter(',');
   cmd->add_option("--profile-sparsity", a->profile_sparsity, "on-the-fly profile: sparsities")
@@ -223,6 +226,7 @@ void register_compress(CLI::App& app) {
     ao.p_min = a->p_min;
     ao.p_max = a->p_max;
     ao.weighted = a->weighted;
+    ao.relative = a->relative;
     ao.seed = a->calib.seed;
     ao.target_bpw = a->target_bpw;
     ao.base = spec;

@@ -19,6 +19,7 @@ nlohmann::json LayerAllocation::to_json() const {
                       {"predicted_bytes", predicted_bytes}};
   if (!predicted_sensitivity.empty()) j["predicted_sensitivity"] = predicted_sensitivity;
   if (policy == "budget") j["target_bytes"] = target_bytes, j["budget_exact"] = budget_exact;
+  j["relative"] = relative;
   return j;
 }
 
@@ -109,9 +110,29 @@ LayerAllocation from_file(const ModelConfig& c, const nlohmann::json& j) {
 
 }  // namespace
 
-LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* prof,
+SensitivityProfile relative_profile(const SensitivityProfile& p) {
+  SensitivityProfile r = p;
+  for (size_t l = 0; l < r.layers.size(); ++l) {
+    LayerSensitivity& L = r.layers[l];
+    if (!(L.output_ms > 0))
+      fail("[policy] relative sensitivity: layer {} has output_ms {} (profile too old?)", l,
+           L.output_ms);
+    auto scale = [&](std::vector<double>& v) {
+      for (double& x : v) x /= L.output_ms;
+    };
+    scale(L.quant);
+    scale(L.prune);
+    for (auto& lin : L.linears) scale(lin.quant), scale(lin.prune);
+  }
+  return r;
+}
+
+LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* prof_in,
                                 const LayerAllocOptions& o) {
   const int L = c.n_layers;
+  std::optional<SensitivityProfile> rel;
+  if (prof_in && o.relative) rel = relative_profile(*prof_in);
+  const SensitivityProfile* prof = rel ? &*rel : prof_in;
   if (prof && prof->n_layers() != L)
     fail("[policy] the sensitivity profile has {} layers, the model {}", prof->n_layers(), L);
   LayerAllocation a;
@@ -152,6 +173,7 @@ LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* 
       fail("[policy] {}: layer {} sparsity {} outside [0, 1){}", a.policy, l, p,
            a.policy == "luc-literal" ? " (Eq. 2 as printed is infeasible here)" : "");
   }
+  a.relative = o.relative;
   price(c, prof, o.base, a);
   if (o.policy != "budget") return a;
 
@@ -190,6 +212,7 @@ LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* 
   out.policy = "budget";
   out.target_bytes = target;
   out.budget_exact = r.exact;
+  out.relative = o.relative;
   for (int l = 0; l < L; ++l) {
     out.bits.push_back(pairs[l][r.choice[l]].first);
     out.sparsity.push_back(pairs[l][r.choice[l]].second);

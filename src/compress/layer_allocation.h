@@ -35,6 +35,9 @@ struct LayerAllocOptions {
   double P = 0.5;  // mean sparsity
   double p_min = 0.0, p_max = 0.95;
   bool weighted = false;  // mean sparsity weighted by each layer's parameter count
+  // Divide each layer's sensitivities by the mean square of its dense output (relative error):
+  // the absolute MSE grows with the residual stream, i.e. with depth (docs/compression.md).
+  bool relative = false;
   uint64_t seed = 0;      // random
   double target_bpw = 0;  // budget: bits per weight of the decoder linears (0: luc's size)
   nlohmann::json file;    // policy file: the allocation JSON
@@ -50,6 +53,7 @@ struct LayerAllocation {
   std::vector<double> predicted_sensitivity;  // [L] s_quant(b_j) + s_prune(p_j) (profile only)
   int64_t target_bytes = 0;                   // budget
   bool budget_exact = true;
+  bool relative = false;  // sensitivities were divided by output_ms
   nlohmann::json to_json() const;
 };
 
@@ -62,6 +66,8 @@ int64_t layer_linear_bytes(const ModelConfig& c, const std::optional<CompressSpe
                            double dense_bytes_per_weight = 2);
 int64_t decoder_linear_params(const ModelConfig& c);
 
+// The profile with every layer's values divided by its output_ms (relative sensitivity).
+SensitivityProfile relative_profile(const SensitivityProfile& p);
 // prof may be null for uniform and file.
 LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* prof,
                                 const LayerAllocOptions& o);

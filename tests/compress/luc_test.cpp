@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "compress/layer_allocation.h"
+#include "compress/policy.h"
 #include "eval/calibrated_compress.h"
 #include "eval/calibration.h"
 #include "eval/model_files.h"
@@ -255,6 +256,21 @@ TEST(LayerAllocation, PricesExactlyAndBudgetStaysWithinTarget) {
   ao.target_bpw = 3.0;
   const LayerAllocation b3 = allocate_layers(c, &p, ao);
   EXPECT_LE(sum(b3.predicted_bytes), 3.0 * double(decoder_linear_params(c)) / 8.0);
+  // Relative sensitivity: every value divided by its layer's dense output mean square.
+  const SensitivityProfile r = relative_profile(p);
+  for (int l = 0; l < c.n_layers; ++l) {
+    ASSERT_GT(p.layers[l].output_ms, 0);
+    for (size_t k = 0; k < p.bits.size(); ++k)
+      EXPECT_DOUBLE_EQ(r.layers[l].quant[k], p.layers[l].quant[k] / p.layers[l].output_ms);
+    for (size_t k = 0; k < p.sparsity.size(); ++k)
+      EXPECT_DOUBLE_EQ(r.layers[l].prune[k], p.layers[l].prune[k] / p.layers[l].output_ms);
+  }
+  ao.policy = "luc";
+  ao.target_bpw = 0;
+  ao.relative = true;
+  const LayerAllocation lr = allocate_layers(c, &p, ao);
+  EXPECT_EQ(lr.bits, luc_bits(r.s_quant(4), 4));
+  EXPECT_EQ(lr.sparsity, luc_sparsity(r.s_prune(), 0.5, 0.0, 0.95));
 }
 
 // Calibrated (GPTQ + SparseGPT, luc) stories260K through the CLI: the directory reloads and its
