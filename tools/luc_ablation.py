@@ -7,7 +7,7 @@ luc / budget at B = 3, 4, 5 with P = 0.5 and 0.3. Every compressed model: GPTQ +
 calibrated layer by layer on the same calibration windows (16 × 256 tokens of TinyStories train,
 disjoint from the evaluation text); luc/random/budget read one sens.json profiled on those windows;
 budget's target is luc's own size; luc-rel / budget-rel: the same on sensitivities divided by
-each layer's dense output mean square. Prints a markdown table; true bits/weight count every stored
+each layer's dense output mean square; budget-rel@u: budget-rel at the uniform row's exact size. Prints a markdown table; true bits/weight count every stored
 byte of the decoder linears, file = model.safetensors bytes.
 
   python3 tools/luc_ablation.py [--cli build/release/edgellm] [--data ../shared/data] [--out DIR]
@@ -39,9 +39,11 @@ def main():
     ap.add_argument("--calib-windows", type=int, default=16)
     ap.add_argument("--calib-len", type=int, default=256)
     ap.add_argument("--models", default="stories260K,edgellm-tiny")
-    ap.add_argument("--policies", default="uniform,random,luc,budget,luc-rel,budget-rel",
+    ap.add_argument("--policies", default="uniform,random,luc,budget,luc-rel,budget-rel,budget-rel@u",
                     help="-rel: the same policy on relative sensitivities (--relative-sensitivity)")
     ap.add_argument("--skip-base", action="store_true", help="no dense / 8-bit / SparseGPT rows")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse compressed directories already under --out (no recompression)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     d = a.data
@@ -69,24 +71,37 @@ def main():
             return j["ppl"]
 
         sens = f"{a.out}/{name}.sens.json"
-        run([a.cli, "profile", "--model", model, *tokarg, *cal, "--bits", "3,4,5,6,8",
-             "--sparsity", "0.1,0.3,0.5,0.7", "--pruner", "sparsegpt", "--no-per-linear",
-             "--out", sens, "--plot", f"{a.out}/{name}.sens.svg"])
+        if not (a.reuse and os.path.exists(sens)):
+            run([a.cli, "profile", "--model", model, *tokarg, *cal, "--bits", "3,4,5,6,8",
+                 "--sparsity", "0.1,0.3,0.5,0.7", "--pruner", "sparsegpt", "--no-per-linear",
+                 "--out", sens, "--plot", f"{a.out}/{name}.sens.svg"])
         if not a.skip_base:
             rows.append((name, "dense", "-", "-", 32.0 if model.endswith(".bin") else 16.0,
                          os.path.getsize(model if model.endswith(".bin")
                                          else f"{model}/model.safetensors"), ppl(model)))
 
         def comp(label, policy, B, P):
-            out = f"{a.out}/{name}-{label}-b{B}-p{P}"
+            # "@u": budget at the uniform row's exact size (equal-size comparison).
+            at_uniform = policy.endswith("@u")
+            policy = policy.removesuffix("@u")
             rel = ["--relative-sensitivity"] if policy.endswith("-rel") else []
-            j = json.loads(run([a.cli, "compress", "--json", "--model", model, *tokarg, *cal,
-                                "--quantizer", "gptq", "--pruner", "sparsegpt", "--bits",
-                                str(B), "--sparsity", str(P), "--policy",
-                                policy.removesuffix("-rel"), *rel, "--sensitivity", sens,
-                                "--out", out]))
-            rows.append((name, label, B, P, j["linear_bits_per_weight"],
-                         os.path.getsize(f"{out}/model.safetensors"), ppl(out, False)))
+            policy = policy.removesuffix("-rel")
+            out = f"{a.out}/{name}-{label.replace('@', '-at-')}-b{B}-p{P}"
+            target = []
+            if at_uniform:
+                u = [r for r in rows if r[:4] == (name, "uniform", B, P)]
+                if not u:
+                    comp("uniform", "uniform", B, P)
+                    u = rows[-1:]
+                target = ["--target-bpw", repr(u[0][4])]
+            if not (a.reuse and os.path.exists(f"{out}/model.safetensors")):
+                run([a.cli, "compress", "--json", "--model", model, *tokarg, *cal, "--quantizer",
+                     "gptq", "--pruner", "sparsegpt", "--bits", str(B), "--sparsity", str(P),
+                     "--policy", policy, *rel, *target, "--sensitivity", sens, "--out", out])
+            bpw = json.loads(run([a.cli, "info", "--json", "--model", out]))["storage"][
+                "linear_bits_per_weight"]
+            rows.append((name, label, B, P, bpw, os.path.getsize(f"{out}/model.safetensors"),
+                         ppl(out, False)))
             print(rows[-1], file=sys.stderr, flush=True)
 
         if not a.skip_base:
