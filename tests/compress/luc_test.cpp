@@ -329,5 +329,36 @@ TEST(CalibratedCompress, Stories260KReloadsToTheSamePerplexity) {
   std::filesystem::remove_all(dir);
 }
 
+// `edgellm profile` writes a sens.json that reads back (schema of docs/compression.md) and an
+// SVG; data-free calibration works without a text file.
+TEST(ProfileCli, WritesSensJsonAndPlot) {
+  EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
+  const std::string dir = testing::temp_dir("profile");
+  const std::string cmd = testing::cli_path() + " profile --threads 1 --model " +
+                          testing::data_path("models/stories260K/stories260K.bin") +
+                          " --calib data-free --calib-windows 2 --calib-len 32 --bits 3,8 "
+                          "--sparsity 0.2,0.6 --pruner wanda --out " +
+                          dir + "/sens.json --plot " + dir + "/sens.svg > " + dir + "/log.txt 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(dir + "/log.txt");
+  const auto j = nlohmann::json::parse(read_file(dir + "/sens.json"));
+  const SensitivityProfile p = SensitivityProfile::from_json(j, "sens.json");
+  EXPECT_EQ(p.n_layers(), 5);
+  EXPECT_EQ(p.bits, (std::vector<int>{3, 8}));
+  EXPECT_EQ(p.pruner, "wanda");
+  EXPECT_TRUE(p.per_linear);
+  EXPECT_EQ(j["calibration"]["source"], "data-free");
+  EXPECT_EQ(j["s_prune"].size(), 5u);
+  for (int l = 0; l < 5; ++l) {
+    EXPECT_GT(p.layers[l].quant[0], p.layers[l].quant[1]);
+    EXPECT_LT(p.layers[l].prune[0], p.layers[l].prune[1]);
+    EXPECT_EQ(p.layers[l].linears[0].quant.size(), 2u);
+  }
+  const std::string svg = read_file(dir + "/sens.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("3-bit"), std::string::npos);
+  EXPECT_NE(svg.find("60% sparse"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace edgellm
