@@ -12,6 +12,7 @@ void register_ppl(CLI::App& app);
 void register_mmlu(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_compress(CLI::App& app);
+void register_profile(CLI::App& app);
 void register_make_model(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_sim(CLI::App& app);

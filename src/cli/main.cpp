@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   register_bench(app);
   register_convert(app);
   register_compress(app);
+  register_profile(app);
   register_make_model(app);
   register_sim(app);
   register_pipeline(app);

@@ -70,7 +70,7 @@ Checkpoint compress_checkpoint(const Checkpoint& src, const LinearPlan& plan,
     entries[s.name] = e;
     auto packed = std::make_shared<const PackedWeight>(std::move(c.packed));
     out.tensors.add(make_packed_tensor(s.name, std::move(packed), rep.nnz));
-    if (done) done(s, rep);
+    if (done) done(s, rep, out.tensors.get(s.name, out.path));
   }
   apply_layer_configs(out);
   return out;

@@ -28,8 +28,10 @@ namespace edgellm {
 using LinearPlan = std::function<std::optional<CompressSpec>(const TensorSpec&)>;
 // Calibration statistics of one linear's inputs (null: none; rtn + none/magnitude need none).
 using LinearCalib = std::function<const CalibStats*(const TensorSpec&)>;
-// Called after each linear is compressed (progress, per-layer reports).
-using LinearDone = std::function<void(const TensorSpec&, const CompressReport&)>;
+// Called after each linear is compressed (progress, per-layer reports) with its packed tensor
+// (sequential calibration runs the compressed layer through it: eval/calibrated_compress.h).
+using LinearDone =
+    std::function<void(const TensorSpec&, const CompressReport&, const Tensor& packed)>;
 
 // A plan giving every decoder linear the same spec (the `uniform` allocation); the untied head
 // too when `head` is set (the paper compresses the decoder layers only).
