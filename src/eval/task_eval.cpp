@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "eval/exit_vote.h"
 #include "model/forward.h"
 #include "model/sampler.h"
 #include "util/error.h"
@@ -49,6 +50,23 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
   InferenceState st(m);
   st.set_adapter(o.adapter);
   std::vector<float> logits;
+  if (o.exits && !o.vote && (o.exit < 0 || o.exit >= o.exits->n_exits()))
+    fail("[task] exit {}: the adapter has exits 0..{}", o.exit, o.exits->n_exits() - 1);
+  if (!o.exits && (o.vote || o.exit >= 0)) fail("[task] an exit or a vote needs exit heads");
+  std::vector<float> xn;
+  std::vector<std::vector<float>> ex_logits;
+  std::vector<const float*> rows;
+  // Logits of the last position for greedy decoding: the model's head, one exit, or the exit
+  // that wins the vote at this step.
+  auto last_logits = [&](const int32_t* ids, int64_t T) -> const float* {
+    if (!o.exits) return st.forward_last_logits(ids, T);
+    const float* hid = st.forward_exits(ids, T, o.exits->config().depths);
+    exit_logits(m, *o.exits, hid, T, T - 1, 1, xn, ex_logits);
+    if (!o.vote) return ex_logits[static_cast<size_t>(o.exit)].data();
+    rows.clear();
+    for (const auto& l : ex_logits) rows.push_back(l.data());
+    return ex_logits[static_cast<size_t>(vote_argmax(rows, c.vocab_size).exit)].data();
+  };
   for (int64_t i = 0; i < n; ++i) {
     const PromptResponse& ex = data[static_cast<size_t>(i)];
     std::vector<int32_t> ids{tok.bos_id()};
@@ -60,30 +78,46 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
       fail("[task] example {}: {} tokens exceed the model context of {}", i, T, st.max_seq());
     // Response NLL: one forward over the whole sequence, predictions from n_prompt − 1 on.
     st.reset();
-    const float* h = st.forward(ids.data(), T - 1);
-    const int64_t rows = T - n_prompt;  // predicted tokens ids[n_prompt .. T-1]
-    logits.resize(static_cast<size_t>(rows) * c.vocab_size);
-    st.logits(h + (n_prompt - 1) * c.dim, rows, logits.data());
+    const int64_t n_pred = T - n_prompt;  // predicted tokens ids[n_prompt .. T-1]
     double nll = 0;
-    for (int64_t k = 0; k < rows; ++k)
-      nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
+    if (!o.exits) {
+      const float* h = st.forward(ids.data(), T - 1);
+      logits.resize(static_cast<size_t>(n_pred) * c.vocab_size);
+      st.logits(h + (n_prompt - 1) * c.dim, n_pred, logits.data());
+      for (int64_t k = 0; k < n_pred; ++k)
+        nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
+    } else {
+      const float* hid = st.forward_exits(ids.data(), T - 1, o.exits->config().depths);
+      exit_logits(m, *o.exits, hid, T - 1, n_prompt - 1, n_pred, xn, ex_logits);
+      for (int64_t k = 0; k < n_pred; ++k) {
+        const int32_t target = ids[n_prompt + k];
+        if (!o.vote) {
+          nll += nll_of(ex_logits[static_cast<size_t>(o.exit)].data() + k * c.vocab_size,
+                        c.vocab_size, target);
+          continue;
+        }
+        rows.clear();
+        for (const auto& l : ex_logits) rows.push_back(l.data() + k * c.vocab_size);
+        nll -= vote_max_renorm_logprob(rows, c.vocab_size, target);
+      }
+    }
+    const int64_t rows_scored = n_pred;
     // Greedy decoding from the prompt.
     st.reset();
-    const float* lg = st.forward_last_logits(ids.data(), n_prompt);
+    const float* lg = last_logits(ids.data(), n_prompt);
     std::vector<int32_t> out;
     for (int k = 0; k < o.max_new_tokens && st.pos() < st.max_seq(); ++k) {
       int32_t next = argmax(lg, c.vocab_size);
       if (next == tok.eos_id() || next == c.eos_id) break;
       out.push_back(next);
-      if (k + 1 < o.max_new_tokens && st.pos() < st.max_seq())
-        lg = st.forward_last_logits(&next, 1);
+      if (k + 1 < o.max_new_tokens && st.pos() < st.max_seq()) lg = last_logits(&next, 1);
     }
     const std::string got = tok.decode(out);
     const bool ok = trim_ws(got) == trim_ws(ex.response);
     auto add = [&](TaskGroupResult& g, double& sum) {
       ++g.n;
       g.correct += ok;
-      g.response_tokens += rows;
+      g.response_tokens += rows_scored;
       sum += nll;
     };
     add(r.overall, nll_all);

@@ -5,7 +5,7 @@
 //   response NLL  mean negative log-likelihood (nats/token) of encode(prompt + response) + EOS
 //                 after the prompt — exactly the tokens the tuning loss counts (train/data.h).
 // The prompt is the caller's (e.g. alpaca_prompt(instruction, input)), so this module does not
-// depend on the training data format. Exit heads will plug in where the logits are taken.
+// depend on the training data format. Exit heads plug in where the logits are taken.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "model/exit_heads.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -28,7 +29,13 @@ struct TaskEvalOptions {
   int max_new_tokens = 24;
   int64_t limit = 0;                      // > 0: only the first N examples
   const LoraAdapters* adapter = nullptr;  // applied unmerged when set
-  int64_t keep_samples = 8;               // first N (prompt, expected, got) kept for the report
+  // Early exits of an ALT run (model/exit_heads.h): score exit `exit` (an index), or with `vote`
+  // decode by the paper's per-step vote over all exits and score the response NLL under the
+  // max-then-renormalise vote (eval/exit_vote.h). One trunk forward serves every exit.
+  const ExitHeads* exits = nullptr;
+  int exit = -1;
+  bool vote = false;
+  int64_t keep_samples = 8;  // first N (prompt, expected, got) kept for the report
   std::function<void(int64_t done, int64_t total)> progress;
 };
 

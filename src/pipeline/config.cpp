@@ -73,7 +73,9 @@ void bind(Binder& b, CompressSection& s) {
   b("sparsity", s.sparsity);
   b("quantizer", s.quantizer);
   b("pruner", s.pruner);
+  b("scheme", s.scheme);
   b("group", s.group);
+  b("relative", s.relative);
 }
 void bind(Binder& b, TuneSection& s) {
   b("method", s.method);
@@ -92,7 +94,12 @@ void bind(Binder& b, TuneSection& s) {
   b("val_every", s.val_every);
   b("save_every", s.save_every);
   b("exits", s.exits);
+  b("n_exits", s.n_exits);
   b("window", s.window);
+  b("exit_schedule", s.exit_schedule);
+  b("lora_mode", s.lora_mode);
+  b("head_mode", s.head_mode);
+  b("last", s.last);
   b("seed", s.seed);
 }
 void bind(Binder& b, EvaluateSection& s) {

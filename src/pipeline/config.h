@@ -41,16 +41,19 @@ struct CalibrationSection {
 };
 
 struct CompressSection {
-  std::string policy = "uniform";    // uniform | luc | luc-literal | official | random | none
-  int bits = 8;                      // B (16 = no quantization)
-  double sparsity = 0.0;             // P, mean over layers
-  std::string quantizer = "rtn";     // rtn | gptq
-  std::string pruner = "magnitude";  // none | magnitude | wanda | sparsegpt
+  // uniform | luc | luc-literal | official | random | budget | none (compress/layer_allocation.h)
+  std::string policy = "luc";
+  int bits = 4;                      // B (16 = no quantization)
+  double sparsity = 0.5;             // P, mean over layers
+  std::string quantizer = "gptq";    // rtn | gptq
+  std::string pruner = "sparsegpt";  // none | magnitude | wanda | sparsegpt
+  std::string scheme = "sym";        // sym | asym
   int group = 0;                     // 0 = per output channel
+  bool relative = false;  // sensitivities relative to each layer's output scale (not the paper)
 };
 
 struct TuneSection {
-  std::string method = "lora";  // lora | full (alt once adaptive layer tuning lands)
+  std::string method = "alt";  // alt (adaptive layer tuning, PAPER.md §2) | lora | partial | full
   int64_t steps = 300;
   int64_t seq = 128;
   int batch = 1, grad_accum = 4;
@@ -62,8 +65,13 @@ struct TuneSection {
   std::string targets = "all";
   double val_frac = 0.05;
   int64_t val_every = 50, save_every = 25;
-  std::vector<int> exits;  // alt: exit layers (1-based; empty = the paper's L/T spacing)
-  int window = 0;          // alt: trained layers below each exit (0 = L / 4)
+  std::vector<int> exits;  // alt: exit depths (1-based; empty = n_exits at the paper's spacing)
+  int n_exits = 4;         // alt: T, exits after layers ceil((i+1)·L/T)
+  int window = 0;          // alt: trained layers below each exit (0 = ceil(L / T))
+  std::string exit_schedule = "random";  // alt: random | curriculum | round-robin | weighted
+  std::string lora_mode = "cumulative";  // alt: cumulative | branch
+  std::string head_mode = "shared";      // alt: shared | cloned
+  int last = 3;                          // partial: the last K layers carry adapters
   uint64_t seed = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -80,26 +81,44 @@ json allocation_figures(const json& alloc, json& figs) {
   return nullptr;
 }
 
+// One training-loss series per exit (ALT: each step trains the exit in its "exit_depth"; other
+// methods: the last layer), and the validation loss of every exit when recorded.
 json loss_figure(const std::string& metrics_path) {
-  std::vector<double> st, loss, vst, val;
+  std::map<int, std::pair<std::vector<double>, std::vector<double>>> train, val;
   std::istringstream in(read_file(metrics_path));
   std::string line;
+  size_t n = 0;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const json j = json::parse(line);
-    st.push_back(j["step"].get<double>());
-    loss.push_back(j["loss"].get<double>());
-    if (j.contains("val_loss"))
-      vst.push_back(j["step"].get<double>()), val.push_back(j["val_loss"]);
+    const double step = j["step"].get<double>();
+    const int depth = j.value("exit_depth", 0);
+    auto& t = train[depth];
+    t.first.push_back(step);
+    t.second.push_back(j["loss"].get<double>());
+    ++n;
+    if (j.contains("val_exit_loss") && j.contains("val_exit_depths")) {
+      const auto d = j["val_exit_depths"].get<std::vector<int>>();
+      const auto v = j["val_exit_loss"].get<std::vector<double>>();
+      for (size_t i = 0; i < d.size() && i < v.size(); ++i)
+        val[d[i]].first.push_back(step), val[d[i]].second.push_back(v[i]);
+    } else if (j.contains("val_loss")) {
+      val[depth].first.push_back(step), val[depth].second.push_back(j["val_loss"]);
+    }
   }
-  json f = {{"id", "loss"},      {"title", "Tuning loss (final exit)"},
-            {"kind", "line"},    {"available", !st.empty()},
+  json f = {{"id", "loss"},      {"title", "Tuning loss per exit"},
+            {"kind", "line"},    {"available", n > 0},
             {"x_label", "step"}, {"y_label", "cross-entropy (nats/token)"},
             {"markers", false},  {"series", json::array()}};
-  f["series"].push_back({{"name", "train (exit = last layer)"}, {"x", st}, {"y", loss}});
-  if (!vst.empty())
-    f["series"].push_back({{"name", "validation (exit = last layer)"}, {"x", vst}, {"y", val}});
-  if (st.empty()) f["reason"] = "no tuning steps recorded";
+  auto name = [](const char* what, int d) {
+    return d > 0 ? fmt::format("{} (exit after layer {})", what, d)
+                 : fmt::format("{} (last layer)", what);
+  };
+  for (const auto& [d, xy] : train)
+    f["series"].push_back({{"name", name("train", d)}, {"x", xy.first}, {"y", xy.second}});
+  for (const auto& [d, xy] : val)
+    f["series"].push_back({{"name", name("validation", d)}, {"x", xy.first}, {"y", xy.second}});
+  if (n == 0) f["reason"] = "no tuning steps recorded";
   return f;
 }
 
@@ -131,8 +150,8 @@ json memory_figure(const json& tune, const json& alloc) {
                               tune["peak_rss_bytes"].get<double>() / 1048576.0));
   if (alloc["compressed"].get<bool>())
     notes.push_back(fmt::format(
-        "compressed decoder linears would store {:.2f} MiB packed (bf16: {:.2f} MiB); this run's "
-        "weights are held dequantized until packed models load",
+        "compressed decoder linears store {:.2f} MiB packed (bf16: {:.2f} MiB); the run tunes on "
+        "the packed weights",
         alloc["packed_bytes"].get<double>() / 1048576.0,
         alloc["dense_bf16_bytes"].get<double>() / 1048576.0));
   f["notes"] = notes;

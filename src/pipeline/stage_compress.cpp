@@ -1,17 +1,19 @@
-// compress: per-layer allocation (policy over the profile's sensitivities) and compression of
-// every decoder linear with compress_linear (docs/compression.md). Until packed models load,
-// the compressed weights are written dequantized (fake-quantized, fp32) as an HF directory: the
-// accuracy the later stages measure is that of the compressed weights, exactly; the memory the
-// packed form would take is reported from compress_linear's exact byte counts. Data-aware
-// algorithms (GPTQ, Wanda, SparseGPT) need each linear's inputs from the layer taps; until those
-// land they fall back to RTN / magnitude, and allocation.json says so.
+// compress: the per-layer allocation of the configured policy over the profile's measured
+// sensitivities (compress/layer_allocation.h, priced exactly before anything is compressed), then
+// calibrated compression layer by layer (eval/calibrated_compress.h: GPTQ/SparseGPT/Wanda
+// statistics collected after the layers below are compressed) into a packed model directory —
+// the same code path as `edgellm compress`. The later stages tune and evaluate on that packed
+// model: LoRA's backward flows through the packed weights, nothing is dequantized whole.
 #include <filesystem>
 
-#include "compress/compress_linear.h"
-#include "compress/policy.h"
+#include "compress/compress_model.h"
+#include "compress/layer_allocation.h"
+#include "compress/sensitivity.h"
+#include "eval/calibrated_compress.h"
 #include "eval/model_files.h"
+#include "io/packed_tensors.h"
 #include "pipeline/stages.h"
-#include "train/full_params.h"
+#include "util/atomic_dir.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -19,129 +21,116 @@ namespace edgellm::pipeline {
 
 namespace {
 
-const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                          "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                          "mlp.down_proj"};
-
 void run(StageContext& ctx) {
   const CompressSection& c = ctx.cfg.compress;
   auto base = load_base_model(ctx.cfg);
   const ModelConfig& mc = base->config();
   const int L = mc.n_layers;
-  const nlohmann::json prof = ctx.read_json("profile", "profile.json");
   nlohmann::json notes = nlohmann::json::array(), not_run = nlohmann::json::array();
-  nlohmann::json alloc = {{"policy_requested", c.policy}};
-
-  std::string policy = c.policy;
-  const bool have_sens = prof["sensitivity"].is_object();
-  if (policy != "uniform" && policy != "none" && !have_sens) {
-    not_run.push_back(fmt::format(
-        "policy '{}': needs per-layer sensitivity, which profiling could not measure yet; the "
-        "uniform allocation was used",
-        policy));
-    policy = "uniform";
+  nlohmann::json alloc_json = {{"policy_requested", c.policy}, {"policy", c.policy}};
+  if (c.policy == "none" || (c.bits >= 16 && c.sparsity <= 0)) {
+    alloc_json["bits"] = std::vector<int>(static_cast<size_t>(L), 16);
+    alloc_json["sparsity"] = std::vector<double>(static_cast<size_t>(L), 0.0);
+    alloc_json["compressed"] = false;
+    alloc_json["layers"] = nlohmann::json::array();
+    alloc_json["notes"] = notes;
+    alloc_json["not_run"] = not_run;
+    write_file_atomic(ctx.dir + "/allocation.json", alloc_json.dump(2) + "\n");
+    ctx.log("nothing to compress (policy none, or 16 bits and no sparsity)");
+    return;
   }
-  PolicyInputs in;
-  in.B = c.bits;
-  in.P = c.sparsity;
-  in.seed = ctx.cfg.tune.seed;
-  if (have_sens) {
-    in.s_quant = prof["sensitivity"]["s_quant"].get<std::vector<double>>();
-    in.s_prune = prof["sensitivity"]["s_prune"].get<std::vector<double>>();
-  } else {
-    in.s_quant.assign(static_cast<size_t>(L), 1.0);
-    in.s_prune.assign(static_cast<size_t>(L), 1.0);
-  }
-  Allocation a;
-  if (policy == "none") {
-    a.bits.assign(static_cast<size_t>(L), 16);
-    a.sparsity.assign(static_cast<size_t>(L), 0.0);
-  } else {
-    a = allocate(policy, in);
-  }
-  alloc["policy"] = policy;
-  alloc["bits"] = a.bits;
-  alloc["sparsity"] = a.sparsity;
-  alloc["infeasible"] = a.infeasible;
+  const std::string sens_path = ctx.stage_dir("profile") + "/sens.json";
+  const SensitivityProfile prof =
+      SensitivityProfile::from_json(nlohmann::json::parse(read_file(sens_path)), sens_path);
+  const nlohmann::json calib =
+      nlohmann::json::parse(read_file(ctx.stage_dir("profile") + "/calibration.json"));
+  const auto windows = calib["tokens"].get<std::vector<std::vector<int32_t>>>();
 
   CompressSpec spec;
+  spec.bits = c.bits;
   spec.group = c.group;
+  spec.scheme = c.scheme == "asym" ? QuantScheme::Asym : QuantScheme::Sym;
+  if (c.scheme != "sym" && c.scheme != "asym")
+    fail("[compress] compress.scheme '{}' unknown (sym, asym)", c.scheme);
   spec.quantizer = quantizer_from_name(c.quantizer, "compress.quantizer");
   spec.pruner = pruner_from_name(c.pruner, "compress.pruner");
-  // Without taps there are no linear inputs: the data-free algorithms stand in.
-  if (spec.quantizer == Quantizer::Gptq) {
-    spec.quantizer = Quantizer::Rtn;
-    not_run.push_back("quantizer 'gptq': needs each linear's inputs (layer taps); RTN was used");
-  }
-  if (spec.pruner == Pruner::Wanda || spec.pruner == Pruner::SparseGpt) {
-    not_run.push_back(fmt::format(
-        "pruner '{}': needs each linear's inputs (layer taps); magnitude pruning was used",
-        c.pruner));
-    spec.pruner = Pruner::Magnitude;
-  }
-  alloc["quantizer"] = quantizer_name(spec.quantizer);
-  alloc["pruner"] = pruner_name(spec.pruner);
+  spec.sparsity.p = c.sparsity;
+  if (c.sparsity <= 0) spec.pruner = Pruner::None;
+  LayerAllocOptions ao;
+  ao.policy = c.policy;
+  ao.B = c.bits;
+  ao.P = c.sparsity;
+  ao.relative = c.relative;
+  ao.seed = ctx.cfg.tune.seed;
+  ao.base = spec;
+  const LayerAllocation a = allocate_layers(mc, &prof, ao);
+  const LinearPlan plan = allocation_plan(a, spec);
+  nlohmann::json record = {
+      {"policy", {{"name", c.policy}, {"spec", spec_json(spec)}, {"allocation", a.to_json()}}},
+      {"sensitivity", prof.to_json()},
+      {"provenance", {{"tool", "edgellm pipeline"}, {"source", ctx.cfg.model.path}}}};
 
-  bool any = false;
-  for (int l = 0; l < L; ++l) any |= a.bits[l] < 16 || a.sparsity[l] > 0;
-  alloc["compressed"] = any;
-  nlohmann::json layers = nlohmann::json::array();
-  size_t packed_total = 0, dense_total = 0;
-  if (any) {
-    FullParams fp(*base);
-    for (int l = 0; l < L; ++l) {
-      CompressSpec s = spec;
-      s.bits = a.bits[l];
-      s.sparsity = {a.sparsity[l], 0, 0};
-      if (s.sparsity.p == 0) s.pruner = Pruner::None;
-      size_t bytes = 0, dense = 0;
-      double se = 0;
-      int64_t numel = 0;
-      for (const char* lin : kLinears) {
-        const std::string name = fmt::format("model.layers.{}.{}.weight", l, lin);
-        const size_t off = fp.offset(name);
-        int64_t rows = 0, cols = 0;
-        for (const auto& e : fp.entries())
-          if (e.name == name) rows = e.shape[0], cols = e.shape[1];
-        float* w = fp.params().data() + off;
-        CompressedLinear cl = compress_linear(w, rows, cols, s, nullptr);
-        const std::vector<float> wh = cl.q.dequantize();
-        std::copy(wh.begin(), wh.end(), w);
-        bytes += cl.report.bytes.total();
-        dense += static_cast<size_t>(rows * cols) * 2;  // the bf16 original
-        se += cl.report.weight_mse * double(rows * cols);
-        numel += rows * cols;
-      }
-      packed_total += bytes;
-      dense_total += dense;
-      layers.push_back({{"layer", l},
-                        {"bits", a.bits[l]},
-                        {"sparsity", a.sparsity[l]},
-                        {"packed_bytes", bytes},
-                        {"bits_per_weight", 8.0 * double(bytes) / double(numel)},
-                        {"weight_mse", se / double(numel)}});
-      ctx.progress("layers", l + 1, L);
-    }
-    const std::string md = ctx.dir + "/model";
-    save_hf_dir(fp.checkpoint(), md);
+  std::vector<size_t> layer_bytes(static_cast<size_t>(L), 0);
+  std::vector<int64_t> layer_params(static_cast<size_t>(L), 0);
+  std::vector<double> layer_se(static_cast<size_t>(L), 0);
+  const LinearDone done = [&](const TensorSpec& s, const CompressReport& r, const Tensor&) {
+    if (s.layer < 0 || s.layer >= L) return;
+    const int64_t n = s.shape[0] * s.shape[1];
+    layer_bytes[s.layer] += r.bytes.total();
+    layer_params[s.layer] += n;
+    layer_se[s.layer] += r.weight_mse * double(n);
+    if (s.name.find("down_proj") != std::string::npos) ctx.progress("layers", s.layer + 1, L);
+  };
+  const Checkpoint ck = compress_model_calibrated(*base, windows, plan, record, done);
+  {
+    AtomicDir out(ctx.dir + "/model");
+    save_hf_dir(ck, out.path());
     copy_tokenizer_into(ctx.cfg.model.tokenizer.empty()
                             ? find_tokenizer_file(ctx.cfg.model.path, base->checkpoint())
                             : ctx.cfg.model.tokenizer,
-                        md);
-    notes.push_back(
-        "weights are stored dequantized (fp32, fake-quantized) until packed models load; "
-        "packed_bytes is what the packed form stores (codes, scales, index), exactly");
-    not_run.push_back("packed compressed model (tuning and evaluation on packed weights)");
+                        out.path());
+    out.commit();
   }
-  alloc["layers"] = layers;
-  alloc["packed_bytes"] = packed_total;
-  alloc["dense_bf16_bytes"] = dense_total;
-  alloc["notes"] = notes;
-  alloc["not_run"] = not_run;
-  write_file_atomic(ctx.dir + "/allocation.json", alloc.dump(2) + "\n");
-  ctx.log(any ? fmt::format("policy {}: {} linears compressed, {:.2f} MiB packed (bf16 {:.2f} MiB)",
-                            policy, 7 * L, packed_total / 1048576.0, dense_total / 1048576.0)
-              : "nothing to compress (16 bits, no sparsity)");
+  const nlohmann::json sum = storage_summary(ck);
+  nlohmann::json layers = nlohmann::json::array();
+  size_t packed_total = 0;
+  for (int l = 0; l < L; ++l) {
+    packed_total += layer_bytes[l];
+    const double n = double(std::max<int64_t>(1, layer_params[l]));
+    layers.push_back({{"layer", l},
+                      {"bits", a.bits[l]},
+                      {"sparsity", a.sparsity[l]},
+                      {"packed_bytes", layer_bytes[l]},
+                      {"bits_per_weight", 8.0 * double(layer_bytes[l]) / n},
+                      {"weight_mse", layer_se[l] / n}});
+  }
+  alloc_json["policy"] = a.policy;
+  alloc_json["relative_sensitivity"] = a.relative;
+  alloc_json["bits"] = a.bits;
+  alloc_json["sparsity"] = a.sparsity;
+  alloc_json["infeasible"] = a.infeasible;
+  alloc_json["quantizer"] = quantizer_name(spec.quantizer);
+  alloc_json["pruner"] = pruner_name(spec.pruner);
+  alloc_json["compressed"] = true;
+  alloc_json["layers"] = layers;
+  alloc_json["packed_bytes"] = packed_total;
+  alloc_json["dense_bf16_bytes"] = static_cast<size_t>(decoder_linear_params(mc)) * 2;
+  alloc_json["linear_bits_per_weight"] = sum["linear_bits_per_weight"];
+  alloc_json["model_bits_per_weight"] = sum["bits_per_weight"];
+  alloc_json["model_bytes"] = sum["tensor_bytes"];
+  notes.push_back(fmt::format(
+      "the compressed model is stored packed ({:.3f} bits per decoder-linear weight counting "
+      "codes, scales, zeros and sparsity index); tuning and evaluation run on it",
+      sum["linear_bits_per_weight"].get<double>()));
+  alloc_json["notes"] = notes;
+  alloc_json["not_run"] = not_run;
+  write_file_atomic(ctx.dir + "/allocation.json", alloc_json.dump(2) + "\n");
+  ctx.log(
+      fmt::format("policy {}: {} linears compressed, {:.2f} MiB packed (bf16 {:.2f} MiB), "
+                  "{:.3f} bits/weight",
+                  a.policy, 7 * L, double(packed_total) / 1048576.0,
+                  double(decoder_linear_params(mc)) * 2 / 1048576.0,
+                  sum["linear_bits_per_weight"].get<double>()));
 }
 
 }  // namespace

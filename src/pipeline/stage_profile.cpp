@@ -1,11 +1,16 @@
-// profile: calibration data, then per-layer sensitivity (PAPER.md §1). Today it produces the
-// calibration set — data-free samples from the model (LLM-QAT) or windows of a text — and
-// records that sensitivity was not measured: that needs the layer forward with taps, which
-// plugs in here as the `sensitivity` entry of profile.json.
+// profile: calibration data, then per-layer sensitivity (PAPER.md §1). The calibration set is
+// data-free samples from the model (LLM-QAT) or windows of a text (eval/calibration.h, the same
+// windows `edgellm profile` reads); sensitivity is measured on it by eval/sensitivity.h: every
+// layer fed the dense model's hidden states, dense and with each candidate (RTN bits, pruner
+// sparsity) alone, output MSE. sens.json is the full profile (the compress stage's input),
+// sensitivity.svg the paper's Fig. 3, profile.json the summary the report reads.
 #include <filesystem>
 
+#include "compress/compress_linear.h"
+#include "eval/calibration.h"
 #include "eval/data_free_calib.h"
 #include "eval/model_files.h"
+#include "eval/sensitivity.h"
 #include "kernels/threads.h"
 #include "pipeline/stages.h"
 #include "util/error.h"
@@ -35,42 +40,26 @@ std::vector<std::string> model_inputs(const PipelineConfig& cfg) {
 
 namespace {
 
-std::vector<std::vector<int32_t>> text_calibration(const CalibrationSection& c,
-                                                   const Tokenizer& tok, int bos) {
-  if (c.text.empty()) fail("[profile] calibration.source 'text' needs calibration.text");
-  const std::vector<int32_t> ids = tok.encode(read_file(c.text));
-  std::vector<std::vector<int32_t>> out;
-  // Consecutive windows of seq−1 text tokens, each led by BOS (as the training windows are).
-  const size_t w = static_cast<size_t>(c.seq - 1);
-  for (size_t p = 0; out.size() < static_cast<size_t>(c.n) && p + w <= ids.size(); p += w) {
-    std::vector<int32_t> s{bos};
-    s.insert(s.end(), ids.begin() + static_cast<std::ptrdiff_t>(p),
-             ids.begin() + static_cast<std::ptrdiff_t>(p + w));
-    out.push_back(std::move(s));
-  }
-  if (out.empty())
-    fail("[profile] {}: {} tokens make no calibration window of {}", c.text, ids.size(), c.seq);
-  return out;
-}
-
 void run(StageContext& ctx) {
   const CalibrationSection& c = ctx.cfg.calibration;
+  const CompressSection& cs = ctx.cfg.compress;
   auto m = load_base_model(ctx.cfg);
   auto tok = load_run_tokenizer(ctx.cfg, *m);
-  std::vector<std::vector<int32_t>> seqs;
+  CalibOptions co;
   if (c.source == "data-free") {
-    DataFreeCalibOptions o;
-    o.n = c.n;
-    o.seq = c.seq;
-    o.temperature = static_cast<float>(c.temperature);
-    o.seed = c.seed;
-    o.progress = [&](int64_t d, int64_t t) { ctx.progress("calibration sequences", d, t); };
-    seqs = data_free_calibration(*m, o);
+    co.source = "data-free";
   } else if (c.source == "text") {
-    seqs = text_calibration(c, *tok, m->config().bos_id);
+    if (c.text.empty()) fail("[profile] calibration.source 'text' needs calibration.text");
+    co.source = c.text;
   } else {
     fail("[profile] calibration.source '{}' unknown (data-free, text)", c.source);
   }
+  co.windows = c.n;
+  co.len = c.seq;
+  co.seed = c.seed;
+  co.temperature = static_cast<float>(c.temperature);
+  const Calibration cal = load_calibration(*m, tok.get(), co);
+  const std::vector<std::vector<int32_t>>& seqs = cal.windows;
   const std::string sample = tok->decode(seqs.front());
   nlohmann::json calib = {
       {"source", c.source},           {"n", seqs.size()},     {"seq", c.seq}, {"seed", c.seed},
@@ -79,13 +68,39 @@ void run(StageContext& ctx) {
   full["tokens"] = seqs;
   write_file_atomic(ctx.dir + "/calibration.json", full.dump() + "\n");
   ctx.log(fmt::format("{} calibration sequences of {} tokens ({})", seqs.size(), c.seq, c.source));
-  nlohmann::json prof = {
-      {"calibration", calib},
-      {"sensitivity", nullptr},
-      {"not_run",
-       {"per-layer sensitivity (s_quant, s_prune; the paper's Fig. 3): needs sensitivity "
-        "profiling over the layer taps, not merged yet"}}};
-  write_file_atomic(ctx.dir + "/profile.json", prof.dump(2) + "\n");
+
+  // Sensitivity at the bits and sparsities the policies read: the base bit-width B and its
+  // neighbours (luc gives a layer B−1..B+1), 8 bits, and the pruner at four sparsities.
+  ProfileOptions po;
+  po.bits.clear();
+  for (int b : {cs.bits - 1, cs.bits, cs.bits + 1, 8})
+    if (b >= 2 && b <= 8 && std::find(po.bits.begin(), po.bits.end(), b) == po.bits.end())
+      po.bits.push_back(b);
+  std::sort(po.bits.begin(), po.bits.end());
+  po.pruner =
+      cs.pruner == "none" ? Pruner::Magnitude : pruner_from_name(cs.pruner, "compress.pruner");
+  po.group = cs.group;
+  po.per_linear = false;
+  po.progress = [&](int l, int L) { ctx.progress("layers profiled", l + 1, L); };
+  SensitivityProfile prof = profile_sensitivity(*m, seqs, po);
+  prof.model = ctx.cfg.model.path;
+  prof.calibration = cal.provenance;
+  write_file_atomic(ctx.dir + "/sens.json", prof.to_json().dump(2) + "\n");
+  write_file_atomic(ctx.dir + "/sensitivity.svg", sensitivity_svg(prof));
+  const int B = cs.bits >= 2 && cs.bits <= 8 ? cs.bits : po.bits.back();
+  nlohmann::json out = {{"calibration", calib},
+                        {"sensitivity",
+                         {{"bits", B},
+                          {"s_quant", prof.s_quant(B)},
+                          {"s_prune", prof.s_prune()},
+                          {"profiled_bits", prof.bits},
+                          {"profiled_sparsity", prof.sparsity},
+                          {"pruner", prof.pruner}}},
+                        {"not_run", nlohmann::json::array()}};
+  write_file_atomic(ctx.dir + "/profile.json", out.dump(2) + "\n");
+  ctx.log(fmt::format("sensitivity of {} layers at bits {} and sparsity {} ({})", prof.n_layers(),
+                      nlohmann::json(prof.bits).dump(), nlohmann::json(prof.sparsity).dump(),
+                      prof.pruner));
 }
 
 }  // namespace
@@ -95,8 +110,12 @@ Stage profile_stage() {
   s.name = "profile";
   s.summary = "calibration data (data-free samples or text) and per-layer sensitivity";
   s.config = [](const PipelineConfig& c) {
-    return nlohmann::json{{"model", c.to_json()["model"]},
-                          {"calibration", c.to_json()["calibration"]}};
+    const nlohmann::json j = c.to_json();
+    return nlohmann::json{{"model", j["model"]},
+                          {"calibration", j["calibration"]},
+                          {"bits", c.compress.bits},
+                          {"pruner", c.compress.pruner},
+                          {"group", c.compress.group}};
   };
   s.inputs = [](const PipelineConfig& c) {
     auto v = model_inputs(c);

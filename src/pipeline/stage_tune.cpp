@@ -9,6 +9,7 @@
 
 #include "pipeline/stages.h"
 #include "pipeline/synthetic_task.h"
+#include "train/exits.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -64,12 +65,10 @@ MemoryPlan vanilla_plan(const Model& base, const TuneSection& t) {
 
 void run(StageContext& ctx) {
   const TuneSection& t = ctx.cfg.tune;
-  if (t.method == "alt")
-    fail(
-        "[tune] tune.method 'alt': adaptive layer tuning (exits, window) has not landed yet; use "
-        "'lora' (or 'full')");
-  if (!t.exits.empty() || t.window != 0)
-    fail("[tune] tune.exits / tune.window apply to method 'alt' only (not available yet)");
+  const bool alt = t.method == "alt", partial = t.method == "partial";
+  if (!alt && (!t.exits.empty() || t.window != 0))
+    fail("[tune] tune.exits / tune.window apply to method 'alt' only (tune.method is '{}')",
+         t.method);
   const TaskSplit split = task_split(ctx.cfg);
   std::filesystem::create_directories(ctx.dir + "/task");
   write_file_atomic(ctx.dir + "/task/train.jsonl", task_records_jsonl(split.train));
@@ -80,8 +79,30 @@ void run(StageContext& ctx) {
   const std::string mpath = tuned_base_path(ctx);
   std::shared_ptr<Model> m = mpath == ctx.cfg.model.path ? base : Model::load(mpath);
   TuneOptions o;
-  o.method = tune_method_from_name(t.method);
+  o.method = tune_method_from_name(partial ? "lora" : t.method);
   o.lora = lora_config(t);
+  const int L = m->config().n_layers;
+  if (partial) {
+    if (t.last < 1 || t.last > L)
+      fail("[tune] tune.last {}: must be within 1..{} (the model's layers)", t.last, L);
+    for (int l = L - t.last; l < L; ++l) o.lora.layers.push_back(l);
+  }
+  if (alt) {
+    if (t.n_exits < 1 || t.n_exits > L)
+      fail("[tune] tune.n_exits {}: must be within 1..{}", t.n_exits, L);
+    if (t.window < 0) fail("[tune] tune.window {}: must not be negative", t.window);
+    o.alt.exits = t.n_exits;
+    o.alt.exit_layers = t.exits;
+    if (!t.exits.empty()) {
+      std::string list;
+      for (int d : t.exits) list += (list.empty() ? "" : ",") + std::to_string(d);
+      o.alt.exit_layers = parse_exit_depths(list, L);
+    }
+    o.alt.window = t.window;
+    o.alt.schedule = parse_exit_schedule(t.exit_schedule);
+    o.alt.lora_mode = exit_lora_mode_from_name(t.lora_mode);
+    o.alt.head_mode = exit_head_mode_from_name(t.head_mode);
+  }
   o.steps = t.steps;
   o.seq = t.seq;
   o.batch = t.batch;
@@ -134,10 +155,24 @@ void run(StageContext& ctx) {
       {"peak_rss_bytes", peak},
       {"memory",
        {{"vanilla_lora", vanilla_plan(*base, t).to_json()}, {"this_run", tr.plan().to_json()}}},
-      {"exits", {{{"exit", m->config().n_layers}, {"head", "final"}}}},
-      {"not_run",
-       {"adaptive layer tuning (exits, window, per-exit loss curves): not "
-        "implemented yet; LoRA tuned every layer through the final head"}}};
+      {"exits", nlohmann::json::array()},
+      {"not_run", nlohmann::json::array()}};
+  if (ExitHeads* h = tr.exit_heads()) {
+    for (int i = 0; i < h->n_exits(); ++i)
+      j["exits"].push_back({{"exit", i},
+                            {"depth", h->depth(i)},
+                            {"head", h->own(i) ? t.head_mode : std::string("final")}});
+    const PrefixCacheStats& cs = tr.prefix_cache_stats();
+    j["alt"] = {{"exit_depths", h->config().depths},
+                {"window", h->config().window},
+                {"head_mode", exit_head_mode_name(h->config().head_mode)},
+                {"lora_mode", exit_lora_mode_name(h->config().lora_mode)},
+                {"schedule", h->config().schedule},
+                {"val_exit_loss", last.val_exit_loss},
+                {"prefix_cache", {{"hits", cs.hits}, {"misses", cs.misses}}}};
+  } else {
+    j["exits"].push_back({{"exit", 0}, {"depth", L}, {"head", "final"}});
+  }
   write_file_atomic(ctx.dir + "/tune.json", j.dump(2) + "\n");
 }
 

@@ -361,7 +361,10 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
         j["exit"] = log.exit;
         j["exit_depth"] = log.exit_depth;
       }
-      if (!log.val_exit_loss.empty()) j["val_exit_loss"] = log.val_exit_loss;
+      if (!log.val_exit_loss.empty()) {
+        j["val_exit_loss"] = log.val_exit_loss;
+        if (heads_) j["val_exit_depths"] = heads_->config().depths;
+      }
       *metrics << j.dump() << "\n";
       metrics->flush();
     }

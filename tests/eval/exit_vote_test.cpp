@@ -12,8 +12,10 @@
 #include "eval/mmlu.h"
 #include "eval/model_files.h"
 #include "eval/perplexity.h"
+#include "eval/task_eval.h"
 #include "kernels/threads.h"
 #include "test_util.h"
+#include "util/error.h"
 #include "util/rng.h"
 
 namespace edgellm {
@@ -154,6 +156,39 @@ TEST_F(ExitVoteModel, MmluScoreOfTheDeepestExitIsThePlainScore) {
     for (int l = 0; l < 4; ++l) EXPECT_NEAR(got[1][l], want[l], 1e-9) << rep << " " << l;
     EXPECT_NE(got[0], got[1]);
   }
+}
+
+// The pipeline's task evaluation through exits: the deepest exit and a one-exit vote are the
+// plain evaluation (same greedy answers, same response NLL); a shallow exit is worse.
+TEST_F(ExitVoteModel, TaskEvaluationAtTheDeepestExitAndOneExitVoteIsThePlainOne) {
+  const std::vector<PromptResponse> data = {{"Once upon a time", " there was a little girl.", "a"},
+                                            {"The dog ran", " to the park and played.", "b"},
+                                            {"Lily wanted to", " play with her ball.", "a"}};
+  TaskEvalOptions o;
+  o.max_new_tokens = 8;
+  const TaskEvalResult plain = evaluate_task(*m_, *tok_, data, o);
+  const ExitHeads three = heads({1, 3, 5}), one = heads({5});
+  o.exits = &three;
+  o.exit = 2;
+  const TaskEvalResult deepest = evaluate_task(*m_, *tok_, data, o);
+  o.exit = 0;
+  const TaskEvalResult shallow = evaluate_task(*m_, *tok_, data, o);
+  o.exits = &one;
+  o.exit = -1;
+  o.vote = true;
+  const TaskEvalResult voted = evaluate_task(*m_, *tok_, data, o);
+  for (const TaskEvalResult* r : {&deepest, &voted}) {
+    EXPECT_NEAR(r->overall.response_nll, plain.overall.response_nll, 1e-9);
+    EXPECT_EQ(r->overall.response_tokens, plain.overall.response_tokens);
+    ASSERT_EQ(r->samples.size(), plain.samples.size());
+    for (size_t i = 0; i < plain.samples.size(); ++i)
+      EXPECT_EQ(r->samples[i].got, plain.samples[i].got);
+  }
+  EXPECT_GT(shallow.overall.response_nll, plain.overall.response_nll);
+  o.exits = &three;
+  o.vote = false;
+  o.exit = 3;
+  EXPECT_THROW(evaluate_task(*m_, *tok_, data, o), Error);
 }
 
 }  // namespace

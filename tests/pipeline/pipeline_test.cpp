@@ -55,7 +55,12 @@ json tiny_config(const std::string& dir, const std::string& shape, int64_t steps
       {"calibration", {{"n", 2}, {"seq", 16}, {"seed", 5}}},
       {"compress", {{"bits", 4}}},
       {"tune",
-       {{"steps", steps}, {"seq", 192}, {"grad_accum", 1}, {"save_every", 2}, {"val_every", 4}}},
+       {{"steps", steps},
+        {"seq", 192},
+        {"grad_accum", 1},
+        {"save_every", 2},
+        {"val_every", 4},
+        {"n_exits", 2}}},
       {"evaluate", {{"max_new_tokens", 4}}},
       {"plan", {{"grid", 4}, {"samples", 2}}}};
 }
@@ -218,16 +223,33 @@ TEST(Pipeline, RunsEveryStageThenSkipsAllAndReportsConsistently) {
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no fetches
   EXPECT_EQ(html.find("<script"), std::string::npos);
   expect_md_equals_json(md, rep);
-  // The report says plainly what did not run, and shows the compression that did.
+  // The report says plainly what did not run (no perplexity text or MMLU data was given).
   EXPECT_NE(md.find("Not run in this pipeline"), std::string::npos);
-  EXPECT_NE(md.find("taps"), std::string::npos);
+  EXPECT_NE(md.find("no evaluate.ppl_text"), std::string::npos);
+  // Profile measured a sensitivity per layer; LUC allocated from it: bits within B±1, mean
+  // sparsity P; the compressed model is packed and reloads.
+  const json prof = json::parse(read_file(a.out + "/profile/profile.json"));
+  EXPECT_EQ(prof["sensitivity"]["s_quant"].size(), 2u);
+  EXPECT_TRUE(fs::exists(a.out + "/profile/sens.json"));
   const json alloc = json::parse(read_file(a.out + "/compress/allocation.json"));
   EXPECT_TRUE(alloc["compressed"].get<bool>());
-  EXPECT_EQ(alloc["bits"], json({4, 4}));
+  EXPECT_EQ(alloc["policy"], "luc");
+  for (int b : alloc["bits"].get<std::vector<int>>()) EXPECT_TRUE(b >= 3 && b <= 5) << b;
+  const auto sp = alloc["sparsity"].get<std::vector<double>>();
+  EXPECT_NEAR((sp[0] + sp[1]) / 2, 0.5, 1e-6);
+  EXPECT_LT(alloc["linear_bits_per_weight"].get<double>(), 16.0);
+  // Base and compressed: the model's own head; tuned (ALT, 2 exits): each exit and the vote.
   const json ev = json::parse(read_file(a.out + "/evaluate/evaluate.json"));
   ASSERT_EQ(ev["conditions"].size(), 3u);  // base, compressed, tuned
   EXPECT_EQ(ev["conditions"][0]["exits"][0]["exit"], 2);
   EXPECT_TRUE(ev["conditions"][0]["vote"].is_null());
+  ASSERT_EQ(ev["conditions"][2]["exits"].size(), 2u);
+  EXPECT_EQ(ev["conditions"][2]["exits"][0]["exit"], 1);
+  EXPECT_EQ(ev["conditions"][2]["exits"][1]["exit"], 2);
+  EXPECT_TRUE(ev["conditions"][2]["vote"].is_object());
+  const json tune = json::parse(read_file(a.out + "/tune/tune.json"));
+  EXPECT_EQ(tune["method"], "alt");
+  EXPECT_EQ(tune["alt"]["exit_depths"], json({1, 2}));
   fs::remove_all(dir);
 }
 
