@@ -5,6 +5,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/vexp.h"
+#include "simd/simd.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -44,19 +45,12 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
       const float* qh = q + h * HD;
       float* p = P + h * S;
       for (int64_t s = 0; s < S; ++s) {
-        const float* kr = k + s * ks + g * HD;
-        float d = 0;
-        for (int64_t i = 0; i < HD; ++i) d += qh[i] * kr[i];
-        p[s] = d * scale;
+        p[s] = simd::dot_f32(qh, k + s * ks + g * HD, HD) * scale;
       }
       softmax_prefix(p, S, S);
       float* o = out + h * HD;
       std::fill(o, o + HD, 0.f);
-      for (int64_t s = 0; s < S; ++s) {
-        const float* vr = v + s * ks + g * HD;
-        const float ps = p[s];
-        for (int64_t i = 0; i < HD; ++i) o[i] += ps * vr[i];
-      }
+      for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
     }
     return;
   }
