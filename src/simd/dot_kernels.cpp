@@ -28,10 +28,25 @@ using DF = hn::CappedTag<float, 16>;
 using DI = hn::RebindToSigned<DF>;
 using VF = hn::Vec<DF>;
 
+// Hardware fp16 -> fp32 (F16C on x86, FCVTL on aarch64); other targets convert in software.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM
+#define EDGELLM_HW_F16 1
+#else
+#define EDGELLM_HW_F16 0
+#endif
+
+// A block's fp16 scale: one conversion instruction where the target has one (the software
+// conversion's branches cost ~15% of a Q8_0 GEMV).
 inline float half_at(const uint8_t* p) {
+#if EDGELLM_HW_F16
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh;
+  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
+#else
   uint16_t h;
   std::memcpy(&h, p, 2);
   return half_to_float(h);
+#endif
 }
 
 inline float sum(DF d, VF v) { return hn::GetLane(hn::SumOfLanes(d, v)); }
@@ -88,13 +103,6 @@ void Dot4F32(const float* r0, const float* r1, const float* r2, const float* r3,
   out[2] = s2;
   out[3] = s3;
 }
-
-// Hardware fp16 -> fp32 (F16C on x86, FCVTL on aarch64); other targets convert in software.
-#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM
-#define EDGELLM_HW_F16 1
-#else
-#define EDGELLM_HW_F16 0
-#endif
 
 template <bool kBF16>
 inline VF half_lanes(DF d, const uint8_t* p) {

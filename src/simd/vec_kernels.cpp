@@ -280,7 +280,7 @@ void F32ToBF16(const float* src, void* dst, int64_t n) {
     // Unsigned compare through the signed type is safe: both sides are < 2^31.
     const hn::RebindToSigned<DF> di;
     const auto is_nan =
-        hn::RebindMask(du, hn::BitCast(di, hn::And(x, abs_mask)) > hn::BitCast(di, inf));
+        hn::RebindMask(du, hn::Gt(hn::BitCast(di, hn::And(x, abs_mask)), hn::BitCast(di, inf)));
     const auto h = hn::IfThenElse(is_nan, nan, rounded);
     hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, h)), d16, reinterpret_cast<uint16_t*>(p + 2 * i));
   }
