@@ -39,13 +39,14 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
   if (T == 1) {
     // Decode: one query row per head; too small for a GEMM call, parallel over heads once the
     // cache is long enough to be worth waking the pool.
+    const simd::DotF32Fn dot = simd::dot_f32_kernel();  // dispatch hoisted out of the loops
 #pragma omp parallel for schedule(static) if (NH * S * HD >= (1 << 15))
     for (int64_t h = 0; h < NH; ++h) {
       const int64_t g = h / group;
       const float* qh = q + h * HD;
       float* p = P + h * S;
       for (int64_t s = 0; s < S; ++s) {
-        p[s] = simd::dot_f32(qh, k + s * ks + g * HD, HD) * scale;
+        p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
       }
       softmax_prefix(p, S, S);
       float* o = out + h * HD;

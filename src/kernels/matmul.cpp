@@ -40,28 +40,34 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const int64_t N = w.rows, K = w.cols;
   const bool par = N * K >= kParallelMinWeights;
   if (w.dtype == DType::F32) {
+    const simd::Dot4Fn dot4 = simd::dot4_f32_kernel();  // dispatch hoisted out of the row loop
+    const simd::DotF32Fn dot1 = simd::dot_f32_kernel();
     const int64_t nblk = (N + 3) / 4;
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t b = 0; b < nblk; ++b) {
       int64_t r = b * 4;
       float out[4];
       if (r + 4 <= N) {
-        simd::dot4_f32(reinterpret_cast<const float*>(w.row(r)),
-                       reinterpret_cast<const float*>(w.row(r + 1)),
-                       reinterpret_cast<const float*>(w.row(r + 2)),
-                       reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
+        dot4(reinterpret_cast<const float*>(w.row(r)), reinterpret_cast<const float*>(w.row(r + 1)),
+             reinterpret_cast<const float*>(w.row(r + 2)),
+             reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
       } else {
         for (int64_t j = 0; j < N - r; ++j)
-          out[j] = simd::dot_f32(reinterpret_cast<const float*>(w.row(r + j)), x, K);
+          out[j] = dot1(reinterpret_cast<const float*>(w.row(r + j)), x, K);
       }
       for (int64_t j = 0; j < std::min<int64_t>(4, N - r); ++j)
         y[r + j] = accumulate ? y[r + j] + out[j] : out[j];
     }
     return;
   }
+  const DotRowFn dot = dot_row_kernel(w.dtype);
+  if (dot) {
+    const int64_t bs = dtype_block_size(w.dtype);
+    EDGELLM_CHECK(K % bs == 0, "gemv {}: K={} not a multiple of {}", dtype_name(w.dtype), K, bs);
+  }
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t r = 0; r < N; ++r) {
-    float v = dot_row(w.dtype, w.row(r), x, K);
+    float v = dot ? dot(w.row(r), x, K) : dot_row(w.dtype, w.row(r), x, K);
     y[r] = accumulate ? y[r] + v : v;
   }
 }

@@ -264,6 +264,17 @@ float DotQ6_K(const void* wv, const float* x, int64_t nb) {
   return sum(d, acc);
 }
 
+// One signature for every row type (n = values in the row), for dot_row_kernel().
+float RowF32(const void* w, const float* x, int64_t n) {
+  return DotF32(static_cast<const float*>(w), x, n);
+}
+float RowF16(const void* w, const float* x, int64_t n) { return DotF16(w, x, n); }
+float RowBF16(const void* w, const float* x, int64_t n) { return DotBF16(w, x, n); }
+float RowQ8_0(const void* w, const float* x, int64_t n) { return DotQ8_0(w, x, n / 32); }
+float RowQ4_0(const void* w, const float* x, int64_t n) { return DotQ4_0(w, x, n / 32); }
+float RowQ4_K(const void* w, const float* x, int64_t n) { return DotQ4_K(w, x, n / 256); }
+float RowQ6_K(const void* w, const float* x, int64_t n) { return DotQ6_K(w, x, n / 256); }
+
 #undef EDGELLM_HW_F16
 
 }  // namespace HWY_NAMESPACE
@@ -281,6 +292,50 @@ HWY_EXPORT(DotQ8_0);
 HWY_EXPORT(DotQ4_0);
 HWY_EXPORT(DotQ4_K);
 HWY_EXPORT(DotQ6_K);
+HWY_EXPORT(RowF32);
+HWY_EXPORT(RowF16);
+HWY_EXPORT(RowBF16);
+HWY_EXPORT(RowQ8_0);
+HWY_EXPORT(RowQ4_0);
+HWY_EXPORT(RowQ4_K);
+HWY_EXPORT(RowQ6_K);
+
+// The chosen target's entry of a dispatch table (ensure_init has run Update, so the index is a
+// real target, not the table's initialising trampoline).
+#define EDGELLM_CHOSEN(FN) HWY_DISPATCH_TABLE(FN)[hwy::GetChosenTarget().GetIndex()]
+
+DotRowFn dot_row_kernel(DotKind k) {
+  detail::ensure_init();
+  switch (k) {
+    case DotKind::F32:
+      return EDGELLM_CHOSEN(RowF32);
+    case DotKind::F16:
+      return EDGELLM_CHOSEN(RowF16);
+    case DotKind::BF16:
+      return EDGELLM_CHOSEN(RowBF16);
+    case DotKind::Q8_0:
+      return EDGELLM_CHOSEN(RowQ8_0);
+    case DotKind::Q4_0:
+      return EDGELLM_CHOSEN(RowQ4_0);
+    case DotKind::Q4_K:
+      return EDGELLM_CHOSEN(RowQ4_K);
+    case DotKind::Q6_K:
+      return EDGELLM_CHOSEN(RowQ6_K);
+  }
+  return nullptr;
+}
+
+Dot4Fn dot4_f32_kernel() {
+  detail::ensure_init();
+  return EDGELLM_CHOSEN(Dot4F32);
+}
+
+DotF32Fn dot_f32_kernel() {
+  detail::ensure_init();
+  return EDGELLM_CHOSEN(DotF32);
+}
+
+#undef EDGELLM_CHOSEN
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   detail::ensure_init();

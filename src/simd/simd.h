@@ -24,6 +24,19 @@ float dot_q4_0(const void* w, const float* x, int64_t nb);
 float dot_q4_k(const void* w, const float* x, int64_t nb);
 float dot_q6_k(const void* w, const float* x, int64_t nb);
 
+// Hoisted dispatch for loops over many rows (a GEMV calls the kernel ~10^5 times per token; the
+// per-call dispatch, a call into libhwy plus an indirect call, was ~5% of a Q8_0 decode): the
+// active target's kernel as a plain function pointer, fetched once per GEMV. Valid until
+// set_target() changes the target.
+enum class DotKind { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K };
+using DotRowFn = float (*)(const void* w, const float* x, int64_t n);  // n values (whole blocks)
+using Dot4Fn = void (*)(const float*, const float*, const float*, const float*, const float*,
+                        int64_t, float*);
+using DotF32Fn = float (*)(const float*, const float*, int64_t);
+DotRowFn dot_row_kernel(DotKind k);
+Dot4Fn dot4_f32_kernel();
+DotF32Fn dot_f32_kernel();
+
 // ---- exp / softmax / activations (kernels/vexp.h, activations*.cpp) --------------------------
 // y[i] = exp(x[i]); y may alias x. Relative error <= ~2 ulp on [-87, 88], 0 below -104, +inf
 // above 88.73.

@@ -30,6 +30,30 @@ float dot_row_ref(DType t, const void* row, const float* x, int64_t n) {
   return static_cast<float>(acc);
 }
 
+DotRowFn dot_row_kernel(DType t) {
+  switch (t) {
+    case DType::F32:
+      return simd::dot_row_kernel(simd::DotKind::F32);
+    case DType::F16:
+      return simd::dot_row_kernel(simd::DotKind::F16);
+    case DType::BF16:
+      return simd::dot_row_kernel(simd::DotKind::BF16);
+    case DType::Q8_0:
+      return simd::dot_row_kernel(simd::DotKind::Q8_0);
+    case DType::Q4_0:
+      return simd::dot_row_kernel(simd::DotKind::Q4_0);
+    case DType::Q4_K:
+      return simd::dot_row_kernel(simd::DotKind::Q4_K);
+    case DType::Q6_K:
+      return simd::dot_row_kernel(simd::DotKind::Q6_K);
+    case DType::I32:
+    case DType::U8:
+    case DType::Packed:
+      break;
+  }
+  return nullptr;
+}
+
 float dot_row(DType t, const void* row, const float* x, int64_t n) {
   const void* w = row;
   switch (t) {

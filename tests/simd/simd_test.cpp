@@ -148,9 +148,18 @@ TEST(SimdKernels, DotHalfTypesAndBlockFormatsMatchDecodeThenDot) {
             break;
         }
         EXPECT_NEAR(got, ref, tol) << dtype_name(t) << " n=" << n;
+        // The hoisted kernel pointer (gemv's path) is the same kernel of the same target.
+        EXPECT_EQ(dot_row_kernel(t)(mw.p, mx.p, n), got) << dtype_name(t) << " n=" << n;
       }
     }
   });
+}
+
+TEST(SimdTarget, HoistedKernelPointersFollowTheTarget) {
+  std::vector<simd::DotRowFn> seen;
+  for_each_target([&] { seen.push_back(simd::dot_row_kernel(simd::DotKind::Q8_0)); });
+  for (size_t i = 0; i < seen.size(); ++i)
+    for (size_t j = i + 1; j < seen.size(); ++j) EXPECT_NE(seen[i], seen[j]) << i << " " << j;
 }
 
 TEST(SimdKernels, ExpFamilyMatchesLibm) {
