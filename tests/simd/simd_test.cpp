@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -74,6 +75,10 @@ TEST(SimdTarget, NamesAndErrors) {
   const auto avail = simd::available_targets();
   const auto compiled = simd::compiled_targets();
   ASSERT_FALSE(avail.empty());
+  std::string list;
+  for (const auto& t : avail) list += " " + t;
+  std::printf("SIMD targets this machine executes (every kernel test runs on each):%s\n",
+              list.c_str());
   for (const auto& t : avail)
     EXPECT_NE(std::find(compiled.begin(), compiled.end(), t), compiled.end());
   simd::set_target("best");
