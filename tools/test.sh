@@ -15,4 +15,15 @@ cmake --build --preset ci-debug -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1 ctest --preset ci-debug -j"$JOBS" -E 'Slow' --timeout 600
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j"$JOBS"
+# The SIMD kernels under each forced x86 target below the best one (docs/simd.md): test_simd
+# already runs every kernel on every target; these run the kernel, storage and model-golden
+# suites end to end on each target this CPU has (seconds).
+for t in avx2 sse4 scalar; do
+  EDGELLM_TARGET=$t build/ci/edgellm info --system >/dev/null 2>&1 || continue
+  for s in kernels tensor model; do
+    EDGELLM_TARGET=$t build/ci/test_$s --gtest_brief=1 >/dev/null ||
+      { echo "test_$s failed with EDGELLM_TARGET=$t" >&2; exit 1; }
+  done
+  echo "EDGELLM_TARGET=$t: test_kernels test_tensor test_model passed"
+done
 ctest --preset ci -j"$JOBS" --timeout 900

@@ -5,17 +5,83 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "io/packed_tensors.h"
+#include "kernels/gemm_bf16.h"
 #include "model/model.h"
+#include "simd/target.h"
+#include "util/error.h"
 
 namespace edgellm::cli {
+
+namespace {
+
+// What this binary runs on this CPU: the features seen, the SIMD targets compiled in and
+// available, and which implementation each kernel family uses (docs/simd.md).
+nlohmann::json system_info() {
+  nlohmann::json j;
+#ifdef EDGELLM_NATIVE_BUILD
+  j["build"] = "native (-march=native: runs only on CPUs like the build machine)";
+#else
+  j["build"] = "portable (SIMD kernels dispatched at run time)";
+#endif
+  j["cpu_features"] = simd::cpu_features();
+  const char* forced = std::getenv("EDGELLM_TARGET");
+  j["EDGELLM_TARGET"] = forced ? forced : "";
+  j["simd_targets_compiled"] = simd::compiled_targets();
+  j["simd_targets_available"] = simd::available_targets();
+  const std::string t = simd::active_target();
+  j["simd_target"] = t;
+  nlohmann::json fam;
+  for (const char* f : {"dot (decode GEMV, dot_row: f32/f16/bf16/q8_0/q4_0/q4_k/q6_k)",
+                        "exp/softmax/cross-entropy/swiglu", "rmsnorm", "rope",
+                        "attention (decode dot/axpy)", "f16/bf16 conversion"})
+    fam[f] = t;
+  // Not yet on the dispatch layer: plain C++ vectorised by the compiler for the build's ISA.
+  fam["packed-weight GEMV (packed_dot_row)"] = "portable C++ (build baseline ISA, not dispatched)";
+  fam["sgemm (prefill, training)"] = "oneDNN, own dispatch: " + dnnl_isa_name();
+  fam["bf16 GEMM"] = bf16_gemm_path_name(bf16_gemm_path());
+  j["kernels"] = fam;
+  return j;
+}
+
+void print_system(bool json) {
+  const nlohmann::json j = system_info();
+  if (json) return print_json(j);
+  fmt::print("build: {}\n", j["build"].get<std::string>());
+  fmt::print("cpu features: {}\n", j["cpu_features"].get<std::string>());
+  auto list = [](const nlohmann::json& a) {
+    std::string s;
+    for (const auto& x : a) {
+      if (!s.empty()) s += ' ';
+      s += x.get<std::string>();
+    }
+    return s;
+  };
+  fmt::print("simd targets compiled: {}\n", list(j["simd_targets_compiled"]));
+  fmt::print("simd targets available on this CPU: {}\n", list(j["simd_targets_available"]));
+  fmt::print("simd target in use: {}{}\n", j["simd_target"].get<std::string>(),
+             j["EDGELLM_TARGET"].get<std::string>().empty() ? " (best available)"
+                                                            : " (forced by EDGELLM_TARGET)");
+  fmt::print("kernel families:\n");
+  for (const auto& [k, v] : j["kernels"].items())
+    fmt::print("  {:<62} {}\n", k, v.get<std::string>());
+}
+
+}  // namespace
 
 void register_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "print a checkpoint's configuration and tensors");
   auto a = std::make_shared<ModelArgs>();
   auto tensors = std::make_shared<bool>(false);
+  auto system = std::make_shared<bool>(false);
   add_model_args(cmd, *a, false);
+  cmd->get_option("--model")->required(false);
   cmd->add_flag("--tensors", *tensors, "list every tensor");
-  cmd->callback([a, tensors] {
+  cmd->add_flag("--system", *system,
+                "print the CPU features, SIMD targets and the implementation each kernel family "
+                "uses (no model needed)");
+  cmd->callback([a, tensors, system] {
+    if (*system) return print_system(a->json);
+    if (a->model.empty()) fail("[info] --model is required (or --system)");
     Model m(load_checkpoint(a->model));
     const Checkpoint& ck = m.checkpoint();
     const ModelConfig& c = ck.config;

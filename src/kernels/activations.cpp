@@ -7,20 +7,15 @@
 
 namespace edgellm {
 
+// Chunks of this many elements are the unit of parallel work (a multiple of every vector width).
+constexpr int64_t kChunk = 4096;
+
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
-  int64_t head = 0;  // elements done 16 at a time
-#if defined(__AVX512F__)
-  head = n / 16 * 16;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < head; i += 16) {
-    const __m512 g = _mm512_loadu_ps(gate + i);
-    _mm512_storeu_ps(out + i,
-                     _mm512_mul_ps(_mm512_mul_ps(g, sigmoid512(g)), _mm512_loadu_ps(up + i)));
-  }
-#endif
-  for (int64_t i = head; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.f + std::exp(-g)) * up[i];
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t i = c * kChunk;
+    simd::swiglu(out + i, gate + i, up + i, std::min(kChunk, n - i));
   }
 }
 

@@ -9,25 +9,14 @@ namespace edgellm {
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n) {
-  // d silu/dg = s + g·s·(1 − s), s = sigmoid(g)
-  int64_t head = 0;  // elements done 16 at a time
-#if defined(__AVX512F__)
-  head = n / 16 * 16;
+  // d silu/dg = s + g·s·(1 − s), s = sigmoid(g); in chunks (a multiple of every vector width)
+  // that are the unit of parallel work.
+  constexpr int64_t kChunk = 4096;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < head; i += 16) {
-    const __m512 g = _mm512_loadu_ps(gate + i), u = _mm512_loadu_ps(up + i);
-    const __m512 d = _mm512_loadu_ps(dout + i), sg = sigmoid512(g), one = _mm512_set1_ps(1.f);
-    const __m512 dsilu = _mm512_mul_ps(sg, _mm512_fmadd_ps(g, _mm512_sub_ps(one, sg), one));
-    _mm512_storeu_ps(dgate + i,
-                     _mm512_fmadd_ps(_mm512_mul_ps(d, u), dsilu, _mm512_loadu_ps(dgate + i)));
-    _mm512_storeu_ps(dup + i, _mm512_fmadd_ps(d, _mm512_mul_ps(g, sg), _mm512_loadu_ps(dup + i)));
-  }
-#endif
-  for (int64_t i = head; i < n; ++i) {
-    const float g = gate[i];
-    const float s = 1.f / (1.f + std::exp(-g));
-    dgate[i] += dout[i] * up[i] * s * (1.f + g * (1.f - s));
-    dup[i] += dout[i] * g * s;
+  for (int64_t c = 0; c < nchunks; ++c) {
+    const int64_t i = c * kChunk;
+    simd::swiglu_backward(dgate + i, dup + i, dout + i, gate + i, up + i, std::min(kChunk, n - i));
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/vexp.h"
+#include "simd/simd.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -38,25 +39,19 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
   if (T == 1) {
     // Decode: one query row per head; too small for a GEMM call, parallel over heads once the
     // cache is long enough to be worth waking the pool.
+    const simd::DotF32Fn dot = simd::dot_f32_kernel();  // dispatch hoisted out of the loops
 #pragma omp parallel for schedule(static) if (NH * S * HD >= (1 << 15))
     for (int64_t h = 0; h < NH; ++h) {
       const int64_t g = h / group;
       const float* qh = q + h * HD;
       float* p = P + h * S;
       for (int64_t s = 0; s < S; ++s) {
-        const float* kr = k + s * ks + g * HD;
-        float d = 0;
-        for (int64_t i = 0; i < HD; ++i) d += qh[i] * kr[i];
-        p[s] = d * scale;
+        p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
       }
       softmax_prefix(p, S, S);
       float* o = out + h * HD;
       std::fill(o, o + HD, 0.f);
-      for (int64_t s = 0; s < S; ++s) {
-        const float* vr = v + s * ks + g * HD;
-        const float ps = p[s];
-        for (int64_t i = 0; i < HD; ++i) o[i] += ps * vr[i];
-      }
+      for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
     }
     return;
   }

@@ -1,28 +1,24 @@
 #include "kernels/gemm_bf16.h"
 
-#include <immintrin.h>
-
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 #include <vector>
 
+#include "kernels/matmul.h"
+#include "simd/simd.h"
+#include "simd/target.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace edgellm {
 
-void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) {
-  int64_t i = 0;
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) {
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), reinterpret_cast<__m256i&>(h));
-  }
-#endif
-  for (; i < n; ++i) y[i] = f32_to_bf16(x[i]);
-}
+void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) { simd::f32_to_bf16_n(x, y, n); }
 
 namespace {
 
@@ -69,11 +65,103 @@ Bf16Gemm& state() {
   return s;
 }
 
+Bf16GemmPath choose_path() {
+  if (const char* e = std::getenv("EDGELLM_BF16_GEMM")) {
+    if (std::strcmp(e, "fp32") == 0) return Bf16GemmPath::Fp32;
+    if (std::strcmp(e, "dnnl") != 0 && *e)
+      fail("[gemm_bf16] EDGELLM_BF16_GEMM='{}': expected 'fp32' or 'dnnl'", e);
+  }
+  if (!simd::cpu_has_bf16_dot()) return Bf16GemmPath::Fp32;
+  const std::string t = simd::active_target();
+  if (t.rfind("avx512", 0) != 0) return Bf16GemmPath::Fp32;  // forced below AVX-512
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16 ? Bf16GemmPath::Dnnl : Bf16GemmPath::Fp32;
+}
+
+std::atomic<int> g_path{-1};
+
+// Rows of W widened per sgemm call: 64 rows of K fp32 stay in L2 for K up to ~2k.
+constexpr int64_t kTileRows = 64;
+
+void gemm_bf16_fp32(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
+                    bool trans_w, bool accumulate) {
+  // bf16(a): the same operand the bf16 path multiplies.
+  std::vector<uint16_t> a16(static_cast<size_t>(M * K));
+  std::vector<float> ar(static_cast<size_t>(M * K));
+  simd::f32_to_bf16_n(a, a16.data(), M * K);
+  simd::bf16_to_f32_n(a16.data(), ar.data(), M * K);
+  const float beta = accumulate ? 1.f : 0.f;
+  if (trans_w) {  // W [N, K]: a tile of output columns at a time
+    std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
+    for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
+      const int64_t nr = std::min(kTileRows, N - r0);
+      simd::bf16_to_f32_n(w + r0 * K, tile.data(), nr * K);
+      sgemm(false, true, M, nr, K, 1.f, ar.data(), K, tile.data(), K, beta, c + r0, N);
+    }
+    return;
+  }
+  // W [K, N]: a tile of the reduction dimension at a time, accumulating into c.
+  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, K) * N));
+  for (int64_t k0 = 0; k0 < K; k0 += kTileRows) {
+    const int64_t kr = std::min(kTileRows, K - k0);
+    simd::bf16_to_f32_n(w + k0 * N, tile.data(), kr * N);
+    sgemm(false, false, M, N, kr, 1.f, ar.data() + k0, K, tile.data(), N, k0 == 0 ? beta : 1.f, c,
+          N);
+  }
+}
+
 }  // namespace
+
+Bf16GemmPath bf16_gemm_path() {
+  int p = g_path.load(std::memory_order_acquire);
+  if (p < 0) {
+    p = static_cast<int>(choose_path());
+    g_path.store(p, std::memory_order_release);
+  }
+  return static_cast<Bf16GemmPath>(p);
+}
+
+void set_bf16_gemm_path(Bf16GemmPath p) {
+  g_path.store(static_cast<int>(p), std::memory_order_release);
+}
+
+const char* bf16_gemm_path_name(Bf16GemmPath p) {
+  return p == Bf16GemmPath::Dnnl ? "oneDNN bf16 matmul (AVX512_BF16)"
+                                 : "fp32 sgemm on bf16-rounded activations, weights widened";
+}
+
+std::string dnnl_isa_name() {
+  using isa = dnnl::cpu_isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case isa::sse41:
+      return "sse41";
+    case isa::avx:
+      return "avx";
+    case isa::avx2:
+      return "avx2";
+    case isa::avx512_core:
+      return "avx512_core";
+    case isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case isa::avx2_vnni:
+      return "avx2_vnni";
+    default:
+      return fmt::format("0x{:x}", static_cast<unsigned>(dnnl::get_effective_cpu_isa()));
+  }
+}
 
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate) {
   if (M == 0 || N == 0) return;
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
+    gemm_bf16_fp32(a, w, c, M, N, K, trans_w, accumulate);
+    return;
+  }
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   try {

@@ -3,9 +3,15 @@
 // sgemm rate on CPUs with AVX512_BF16, at the cost of rounding the activation operand to an 8-bit
 // mantissa — the precision every bf16 engine computes in. Used by matmul()/matmul_backward()
 // for T > 1 whenever the weights are stored as BF16.
+//
+// On CPUs without a bf16 dot-product instruction set (no AVX512_BF16: AVX2 laptops, most ARM
+// boards) oneDNN has no bf16 matmul, so the same contract is computed by the fp32 path: the
+// activations are rounded to bf16 all the same (identical numerics up to summation order), the
+// weights are widened to fp32 a tile of rows at a time and multiplied by the fp32 sgemm.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace edgellm {
 
@@ -15,7 +21,17 @@ namespace edgellm {
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate);
 
-// Round-to-nearest-even fp32 -> bf16 of n values (AVX512_BF16 when available).
+// Round-to-nearest-even fp32 -> bf16 of n values (simd::f32_to_bf16_n).
 void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n);
+
+// Which implementation gemm_bf16 uses. Chosen once: Dnnl when the CPU has AVX512_BF16 (cpuid),
+// oneDNN's effective ISA includes it, and neither EDGELLM_TARGET forces a SIMD target below
+// AVX-512 (which stands in for a CPU without it) nor EDGELLM_BF16_GEMM=fp32 is set; else Fp32.
+enum class Bf16GemmPath { Dnnl, Fp32 };
+Bf16GemmPath bf16_gemm_path();
+void set_bf16_gemm_path(Bf16GemmPath p);  // tests: force either path
+const char* bf16_gemm_path_name(Bf16GemmPath p);
+// oneDNN's effective CPU ISA, as a name ("avx512_core_bf16", "avx2", ...).
+std::string dnnl_isa_name();
 
 }  // namespace edgellm

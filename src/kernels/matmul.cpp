@@ -1,13 +1,13 @@
 #include "kernels/matmul.h"
 
 #include <dnnl.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
 #include "kernels/packed_matmul.h"
+#include "simd/simd.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -33,51 +33,6 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 namespace {
 
-// 4 fp32 rows · x at once: x is loaded once per 4 rows, 4 independent accumulator chains hide FMA
-// latency. Returns the 4 dot products in out[0..3].
-inline void dot4_f32(const float* r0, const float* r1, const float* r2, const float* r3,
-                     const float* x, int64_t n, float* out) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-         a3 = _mm512_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    __m512 xv = _mm512_loadu_ps(x + i);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0 + i), xv, a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1 + i), xv, a1);
-    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2 + i), xv, a2);
-    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3 + i), xv, a3);
-  }
-  float s0 = _mm512_reduce_add_ps(a0), s1 = _mm512_reduce_add_ps(a1), s2 = _mm512_reduce_add_ps(a2),
-        s3 = _mm512_reduce_add_ps(a3);
-#else
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#endif
-  for (; i < n; ++i) {
-    s0 += r0[i] * x[i];
-    s1 += r1[i] * x[i];
-    s2 += r2[i] * x[i];
-    s3 += r3[i] * x[i];
-  }
-  out[0] = s0;
-  out[1] = s1;
-  out[2] = s2;
-  out[3] = s3;
-}
-
-inline float dot1_f32(const float* r, const float* x, int64_t n) {
-  int64_t i = 0;
-  float s = 0;
-#if defined(__AVX512F__)
-  __m512 a = _mm512_setzero_ps();
-  for (; i + 16 <= n; i += 16)
-    a = _mm512_fmadd_ps(_mm512_loadu_ps(r + i), _mm512_loadu_ps(x + i), a);
-  s = _mm512_reduce_add_ps(a);
-#endif
-  for (; i < n; ++i) s += r[i] * x[i];
-  return s;
-}
-
 // Below this many weights a GEMV is done by one thread: waking the pool costs more than it saves.
 constexpr int64_t kParallelMinWeights = 1 << 16;
 
@@ -85,28 +40,34 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const int64_t N = w.rows, K = w.cols;
   const bool par = N * K >= kParallelMinWeights;
   if (w.dtype == DType::F32) {
+    const simd::Dot4Fn dot4 = simd::dot4_f32_kernel();  // dispatch hoisted out of the row loop
+    const simd::DotF32Fn dot1 = simd::dot_f32_kernel();
     const int64_t nblk = (N + 3) / 4;
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t b = 0; b < nblk; ++b) {
       int64_t r = b * 4;
       float out[4];
       if (r + 4 <= N) {
-        dot4_f32(reinterpret_cast<const float*>(w.row(r)),
-                 reinterpret_cast<const float*>(w.row(r + 1)),
-                 reinterpret_cast<const float*>(w.row(r + 2)),
-                 reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
+        dot4(reinterpret_cast<const float*>(w.row(r)), reinterpret_cast<const float*>(w.row(r + 1)),
+             reinterpret_cast<const float*>(w.row(r + 2)),
+             reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
       } else {
         for (int64_t j = 0; j < N - r; ++j)
-          out[j] = dot1_f32(reinterpret_cast<const float*>(w.row(r + j)), x, K);
+          out[j] = dot1(reinterpret_cast<const float*>(w.row(r + j)), x, K);
       }
       for (int64_t j = 0; j < std::min<int64_t>(4, N - r); ++j)
         y[r + j] = accumulate ? y[r + j] + out[j] : out[j];
     }
     return;
   }
+  const DotRowFn dot = dot_row_kernel(w.dtype);
+  if (dot) {
+    const int64_t bs = dtype_block_size(w.dtype);
+    EDGELLM_CHECK(K % bs == 0, "gemv {}: K={} not a multiple of {}", dtype_name(w.dtype), K, bs);
+  }
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t r = 0; r < N; ++r) {
-    float v = dot_row(w.dtype, w.row(r), x, K);
+    float v = dot ? dot(w.row(r), x, K) : dot_row(w.dtype, w.row(r), x, K);
     y[r] = accumulate ? y[r] + v : v;
   }
 }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "simd/simd.h"
+
 namespace edgellm {
 
 void rmsnorm_forward(float* out, float* inv_rms, const float* x, const float* w, int64_t T,
@@ -11,11 +13,10 @@ void rmsnorm_forward(float* out, float* inv_rms, const float* x, const float* w,
     const float* xr = x + t * C;
     float* o = out + t * C;
     // Accumulate in double: C can be 8k and the mean of squares is the only reduction here.
-    double ss = 0;
-    for (int64_t i = 0; i < C; ++i) ss += double(xr[i]) * xr[i];
+    const double ss = simd::sum_squares(xr, C);
     const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(C) + eps));
     if (inv_rms) inv_rms[t] = inv;
-    for (int64_t i = 0; i < C; ++i) o[i] = xr[i] * inv * w[i];
+    simd::scale_mul(o, xr, inv, w, C);
   }
 }
 

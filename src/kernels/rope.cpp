@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "simd/simd.h"
+
 namespace edgellm {
 
 std::vector<double> rope_frequencies(int head_dim, float theta, const RopeScaling& sc) {
@@ -54,12 +56,7 @@ void rope_forward(float* x, const RopeTable& table, int64_t T, int64_t H, int64_
     const float* c = table.cos_at(pos0 + t);
     const float* s = table.sin_at(pos0 + t);
     for (int64_t h = 0; h < H; ++h) {
-      float* p = x + (t * H + h) * HD;
-      for (int64_t i = 0; i < half; ++i) {
-        const float x0 = p[2 * i], x1 = p[2 * i + 1];
-        p[2 * i] = x0 * c[i] - x1 * s[i];
-        p[2 * i + 1] = x0 * s[i] + x1 * c[i];
-      }
+      simd::rope_pairs(x + (t * H + h) * HD, c, s, half);
     }
   }
 }

@@ -9,12 +9,10 @@
 #include <cstddef>
 #include <cstring>
 
+#include "simd/half.h"
+#include "simd/simd.h"
 #include "tensor/quant_blocks.h"
 #include "util/error.h"
-
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
 
 namespace edgellm {
 
@@ -105,66 +103,15 @@ bool dtype_is_quantized(DType t) { return t == DType::Packed || dtype_block_size
 
 // ---- fp16 / bf16 ------------------------------------------------------------------------------
 
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  uint32_t u;
-  if (exp == 0x1f) {
-    u = sign | 0x7f800000u | (mant << 13);  // inf / NaN (payload kept)
-  } else if (exp != 0) {
-    u = sign | ((exp + 112) << 23) | (mant << 13);  // rebias 15 -> 127
-  } else if (mant == 0) {
-    u = sign;
-  } else {
-    // Subnormal: mant * 2^-24, exact in f32.
-    float f = static_cast<float>(mant) * 0x1p-24f;
-    std::memcpy(&u, &f, 4);
-    u |= sign;
-  }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
-  x &= 0x7fffffffu;
-  if (x >= 0x7f800000u)  // inf or NaN; NaN stays a quiet NaN
-    return sign | (x > 0x7f800000u ? static_cast<uint16_t>(0x7e00 | ((x >> 13) & 0x3ff)) : 0x7c00);
-  if (x >= 0x477ff000u) return sign | 0x7c00;  // >= 65520 rounds (to even) past 65504: inf
-  if (x < 0x38800000u) {
-    // Below the smallest normal 2^-14: the f16 is round(|f| * 2^24) (scaling by 2^24 is exact and
-    // nearbyint rounds to nearest even); 1024 lands exactly on the smallest normal's encoding.
-    float a;
-    std::memcpy(&a, &x, 4);
-    return sign | static_cast<uint16_t>(std::nearbyint(a * 0x1p24f));
-  }
-  // Normal: round the 23-bit mantissa to 10 bits, to nearest even, then rebias the exponent; a
-  // mantissa carry correctly bumps the exponent.
-  x += 0xfffu + ((x >> 13) & 1u);
-  return sign | static_cast<uint16_t>((x - 0x38000000u) >> 13);
-}
-
-uint16_t f32_to_bf16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // quiet NaN
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(x >> 16);
-}
+// The scalar conversions live in simd/half.h, shared with the SIMD kernels' tails and targets
+// without hardware conversion.
+float f16_to_f32(uint16_t h) { return simd::half_to_float(h); }
+uint16_t f32_to_f16(float f) { return simd::float_to_half(f); }
+uint16_t f32_to_bf16(float f) { return simd::float_to_bfloat(f); }
 
 // ---- decode -----------------------------------------------------------------------------------
 
 namespace {
-
-inline uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
 
 void decode_q8_0(const BlockQ8_0* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
@@ -287,19 +234,11 @@ void decode_row(DType t, const void* src, float* dst, int64_t n) {
     case DType::F32:
       std::memcpy(dst, p, static_cast<size_t>(n) * 4);
       return;
-    case DType::F16: {
-      int64_t i = 0;
-#if defined(__AVX512F__)
-      for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(
-            dst + i,
-            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * i))));
-#endif
-      for (; i < n; ++i) dst[i] = f16_to_f32(load_u16(p + 2 * i));
+    case DType::F16:
+      simd::f16_to_f32_n(p, dst, n);
       return;
-    }
     case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_u16(p + 2 * i));
+      simd::bf16_to_f32_n(p, dst, n);
       return;
     case DType::I32:
       for (int64_t i = 0; i < n; ++i) {
@@ -534,24 +473,11 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
     case DType::F32:
       std::memcpy(p, src, static_cast<size_t>(n) * 4);
       return;
-    case DType::F16: {
-      int64_t i = 0;
-#if defined(__AVX512F__)
-      for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 2 * i),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-#endif
-      for (; i < n; ++i) {
-        const uint16_t h = f32_to_f16(src[i]);
-        std::memcpy(p + 2 * i, &h, 2);
-      }
+    case DType::F16:
+      simd::f32_to_f16_n(src, p, n);
       return;
-    }
     case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(src[i]);
-        std::memcpy(p + 2 * i, &h, 2);
-      }
+      simd::f32_to_bf16_n(src, p, n);
       return;
     case DType::I32:
       for (int64_t i = 0; i < n; ++i) {

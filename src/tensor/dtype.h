@@ -65,6 +65,11 @@ void encode_row(DType t, const float* src, void* dst, int64_t n);
 void encode_row_with_scales(DType t, const float* src, const uint16_t* d, void* dst, int64_t n);
 // dot(decode(row), x) without materialising the row; the decode-GEMV inner loop.
 float dot_row(DType t, const void* row, const float* x, int64_t n);
+// dot_row's kernel for type t on the active SIMD target as a plain function pointer (n values,
+// a multiple of the block size), fetched once by loops over many rows; nullptr for types
+// without one (use dot_row).
+using DotRowFn = float (*)(const void* row, const float* x, int64_t n);
+DotRowFn dot_row_kernel(DType t);
 // The portable reference of dot_row (decode a block at a time, accumulate in double); the SIMD
 // kernels are tested against it, and it serves types/CPUs without a kernel.
 float dot_row_ref(DType t, const void* row, const float* x, int64_t n);

@@ -93,7 +93,9 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
   }
 }
 
-TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
+// Both implementations of gemm_bf16 (gemm_bf16.h): the oneDNN bf16 matmul where the CPU has
+// AVX512_BF16, and the fp32 fallback every other CPU gets (forced here whatever this CPU has).
+void check_gemm_bf16() {
   for (auto [M, N, K] : std::vector<Shape>{{2, 3, 5}, {17, 33, 64}, {70, 129, 257}}) {
     auto a = randn(M * K, 20), w = randn(N * K, 21), c0 = randn(M * N, 22);
     std::vector<uint16_t> w16(N * K);
@@ -113,6 +115,18 @@ TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
       EXPECT_LT(rel_err(c, ref), 1e-5) << M << "x" << N << "x" << K << " trans " << trans;
     }
   }
+}
+
+TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
+  const Bf16GemmPath chosen = bf16_gemm_path();
+  std::vector<Bf16GemmPath> paths = {Bf16GemmPath::Fp32};
+  if (chosen == Bf16GemmPath::Dnnl) paths.push_back(Bf16GemmPath::Dnnl);
+  for (Bf16GemmPath p : paths) {
+    SCOPED_TRACE(bf16_gemm_path_name(p));
+    set_bf16_gemm_path(p);
+    check_gemm_bf16();
+  }
+  set_bf16_gemm_path(chosen);
 }
 
 TEST(Vexp, MatchesLibmAcrossTheRangeAndAtTheEnds) {

@@ -1,0 +1,70 @@
+// The SIMD kernels: written once with Highway (hwy/highway.h) in the *_kernels.cpp files of this
+// folder, compiled there for every target of the build (x86: scalar, SSE4, AVX2+FMA+F16C,
+// AVX-512; aarch64: NEON, SVE) and chosen at run time by one dispatch decision (simd/target.h).
+// Nothing outside src/simd includes an ISA-specific header (tests/simd checks it); callers see only
+// these plain functions. Every one has a scalar reference in its caller's module or in
+// tests/simd that the per-target tests compare against. Pointers need no alignment; n may be any
+// size (tails run lane by lane).
+#pragma once
+
+#include <cstdint>
+
+namespace edgellm::simd {
+
+// ---- dot: decode GEMV inner loops (tensor/dot_row.cpp, kernels/matmul.cpp gemv) -------------
+float dot_f32(const float* a, const float* b, int64_t n);
+// out[j] = r_j · x for four rows at once (x loaded once per four rows).
+void dot4_f32(const float* r0, const float* r1, const float* r2, const float* r3, const float* x,
+              int64_t n, float* out);
+float dot_f16(const void* w, const float* x, int64_t n);   // w: n fp16 values
+float dot_bf16(const void* w, const float* x, int64_t n);  // w: n bf16 values
+// Block formats of tensor/dtype.h (GGUF byte layouts); nb = number of blocks.
+float dot_q8_0(const void* w, const float* x, int64_t nb);
+float dot_q4_0(const void* w, const float* x, int64_t nb);
+float dot_q4_k(const void* w, const float* x, int64_t nb);
+float dot_q6_k(const void* w, const float* x, int64_t nb);
+
+// Hoisted dispatch for loops over many rows (a GEMV calls the kernel ~10^5 times per token; the
+// per-call dispatch, a call into libhwy plus an indirect call, was ~5% of a Q8_0 decode): the
+// active target's kernel as a plain function pointer, fetched once per GEMV. Valid until
+// set_target() changes the target.
+enum class DotKind { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K };
+using DotRowFn = float (*)(const void* w, const float* x, int64_t n);  // n values (whole blocks)
+using Dot4Fn = void (*)(const float*, const float*, const float*, const float*, const float*,
+                        int64_t, float*);
+using DotF32Fn = float (*)(const float*, const float*, int64_t);
+DotRowFn dot_row_kernel(DotKind k);
+Dot4Fn dot4_f32_kernel();
+DotF32Fn dot_f32_kernel();
+
+// ---- exp / softmax / activations (kernels/vexp.h, activations*.cpp) --------------------------
+// y[i] = exp(x[i]); y may alias x. Relative error <= ~2 ulp on [-87, 88], 0 below -104, +inf
+// above 88.73.
+void exp_n(const float* x, float* y, int64_t n);
+// sum exp(x[i] - shift), partial sums of at most a few hundred terms added in double.
+double sum_exp_shifted(const float* x, int64_t n, float shift);
+// d[i] += scale * exp(x[i] - shift)
+void axpy_exp_shifted(float* d, const float* x, int64_t n, float shift, float scale);
+// out[i] = silu(gate[i]) * up[i]
+void swiglu(float* out, const float* gate, const float* up, int64_t n);
+// dgate += dout*up*silu'(gate), dup += dout*silu(gate)
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t n);
+
+// ---- RMSNorm row pieces ------------------------------------------------------------------------
+double sum_squares(const float* x, int64_t n);                                   // in double
+void scale_mul(float* out, const float* x, float s, const float* w, int64_t n);  // x*s*w
+
+// ---- RoPE: rotate interleaved pairs (p[2i], p[2i+1]) by angles with cos c[i], sin s[i] --------
+void rope_pairs(float* p, const float* c, const float* s, int64_t half);
+
+// ---- attention inner loops -------------------------------------------------------------------
+void axpy(float* y, float a, const float* x, int64_t n);  // y += a*x
+
+// ---- fp16 / bf16 conversion (round to nearest even) -------------------------------------------
+void f16_to_f32_n(const void* src, float* dst, int64_t n);
+void f32_to_f16_n(const float* src, void* dst, int64_t n);
+void bf16_to_f32_n(const void* src, float* dst, int64_t n);
+void f32_to_bf16_n(const float* src, void* dst, int64_t n);
+
+}  // namespace edgellm::simd

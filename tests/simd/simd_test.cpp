@@ -1,0 +1,340 @@
+// Every dispatched SIMD kernel (simd/simd.h) against a scalar reference, on every target this
+// machine can execute (simd::set_target), with odd sizes and misaligned pointers; the target
+// selection itself; and the rule that only src/simd includes ISA-specific headers.
+#include "simd/simd.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "simd/half.h"
+#include "simd/target.h"
+#include "tensor/dtype.h"
+#include "util/error.h"
+
+namespace edgellm {
+namespace {
+
+const int64_t kSizes[] = {0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 257, 1000};
+
+std::vector<float> randn(int64_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// A copy of v starting `off` bytes past a 64-byte boundary: kernels must not assume alignment.
+template <typename T>
+struct Misaligned {
+  std::vector<uint8_t> buf;
+  T* p;
+  Misaligned(const T* src, size_t n, size_t off) : buf(n * sizeof(T) + 64 + off + 64) {
+    uint8_t* base = buf.data();
+    base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
+    p = reinterpret_cast<T*>(base + off);
+    if (n) std::memcpy(p, src, n * sizeof(T));
+  }
+};
+
+// Runs body once per target the machine can execute, then restores the best one.
+template <typename F>
+void for_each_target(F&& body) {
+  const auto targets = simd::available_targets();
+  ASSERT_FALSE(targets.empty());
+  for (const auto& t : targets) {
+    simd::set_target(t);
+    ASSERT_EQ(simd::active_target(), t);
+    SCOPED_TRACE("target " + t);
+    body();
+  }
+  simd::set_target("best");
+}
+
+double dot_ref(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * b[i];
+  return s;
+}
+double abs_dot(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::abs(double(a[i]) * b[i]);
+  return s;
+}
+
+TEST(SimdTarget, NamesAndErrors) {
+  const auto avail = simd::available_targets();
+  const auto compiled = simd::compiled_targets();
+  ASSERT_FALSE(avail.empty());
+  std::string list;
+  for (const auto& t : avail) list += " " + t;
+  std::printf("SIMD targets this machine executes (every kernel test runs on each):%s\n",
+              list.c_str());
+  for (const auto& t : avail)
+    EXPECT_NE(std::find(compiled.begin(), compiled.end(), t), compiled.end());
+  simd::set_target("best");
+  EXPECT_EQ(simd::active_target(), avail.front());
+  EXPECT_THROW(simd::set_target("avx1024"), Error);
+  // A compiled target this CPU lacks is refused with the list of available ones.
+  for (const auto& t : compiled)
+    if (std::find(avail.begin(), avail.end(), t) == avail.end()) {
+      try {
+        simd::set_target(t);
+        FAIL() << "accepted " << t;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot execute"), std::string::npos) << e.what();
+      }
+    }
+  EXPECT_EQ(simd::active_target(), avail.front());
+}
+
+TEST(SimdKernels, DotF32AndDot4) {
+  for_each_target([] {
+    for (int64_t n : kSizes) {
+      const auto a = randn(n, 1), b = randn(n, 2), c = randn(n, 3), d = randn(n, 4),
+                 x = randn(n, 5);
+      Misaligned<float> ma(a.data(), n, 4), mx(x.data(), n, 8);
+      const double tol = 1e-5 * abs_dot(a.data(), x.data(), n) + 1e-6;
+      EXPECT_NEAR(simd::dot_f32(ma.p, mx.p, n), dot_ref(a.data(), x.data(), n), tol) << n;
+      float out[4];
+      simd::dot4_f32(ma.p, b.data(), c.data(), d.data(), mx.p, n, out);
+      const float* rows[4] = {a.data(), b.data(), c.data(), d.data()};
+      for (int j = 0; j < 4; ++j)
+        EXPECT_NEAR(out[j], dot_ref(rows[j], x.data(), n),
+                    1e-5 * abs_dot(rows[j], x.data(), n) + 1e-6)
+            << n << " row " << j;
+    }
+  });
+}
+
+TEST(SimdKernels, DotHalfTypesAndBlockFormatsMatchDecodeThenDot) {
+  for_each_target([] {
+    for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+      const int64_t bs = dtype_block_size(t);
+      for (int64_t nb : {1, 2, 3, 5}) {
+        const int64_t n = bs == 1 ? 33 * nb : bs * nb;
+        const auto w = randn(n, 10 + static_cast<uint32_t>(nb)), x = randn(n, 20);
+        std::vector<uint8_t> enc(dtype_row_bytes(t, n));
+        encode_row(t, w.data(), enc.data(), n);
+        std::vector<float> dec(static_cast<size_t>(n));
+        decode_row(t, enc.data(), dec.data(), n);
+        const double ref = dot_ref(dec.data(), x.data(), n);
+        const double tol = 2e-5 * abs_dot(dec.data(), x.data(), n) + 1e-6;
+        Misaligned<uint8_t> mw(enc.data(), enc.size(), 1);  // odd byte address
+        Misaligned<float> mx(x.data(), n, 4);
+        float got = 0;
+        switch (t) {
+          case DType::F16:
+            got = simd::dot_f16(mw.p, mx.p, n);
+            break;
+          case DType::BF16:
+            got = simd::dot_bf16(mw.p, mx.p, n);
+            break;
+          case DType::Q8_0:
+            got = simd::dot_q8_0(mw.p, mx.p, n / 32);
+            break;
+          case DType::Q4_0:
+            got = simd::dot_q4_0(mw.p, mx.p, n / 32);
+            break;
+          case DType::Q4_K:
+            got = simd::dot_q4_k(mw.p, mx.p, n / 256);
+            break;
+          default:
+            got = simd::dot_q6_k(mw.p, mx.p, n / 256);
+            break;
+        }
+        EXPECT_NEAR(got, ref, tol) << dtype_name(t) << " n=" << n;
+        // The hoisted kernel pointer (gemv's path) is the same kernel of the same target.
+        EXPECT_EQ(dot_row_kernel(t)(mw.p, mx.p, n), got) << dtype_name(t) << " n=" << n;
+      }
+    }
+  });
+}
+
+TEST(SimdTarget, HoistedKernelPointersFollowTheTarget) {
+  std::vector<simd::DotRowFn> seen;
+  for_each_target([&] { seen.push_back(simd::dot_row_kernel(simd::DotKind::Q8_0)); });
+  for (size_t i = 0; i < seen.size(); ++i)
+    for (size_t j = i + 1; j < seen.size(); ++j) EXPECT_NE(seen[i], seen[j]) << i << " " << j;
+}
+
+TEST(SimdKernels, ExpFamilyMatchesLibm) {
+  for_each_target([] {
+    for (int64_t n : kSizes) {
+      std::vector<float> x(static_cast<size_t>(n));
+      std::mt19937 rng(7);
+      std::uniform_real_distribution<float> u(-87.f, 88.f);
+      for (auto& v : x) v = u(rng);
+      Misaligned<float> mx(x.data(), n, 4);
+      std::vector<float> y(static_cast<size_t>(n) + 1, -1.f);
+      simd::exp_n(mx.p, y.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double r = std::exp(double(x[i]));
+        ASSERT_NEAR(y[i], r, 3e-7 * r) << "exp(" << x[i] << ") n=" << n;
+      }
+      EXPECT_EQ(y[n], -1.f) << "wrote past the end";
+      const float shift = 80.f;
+      double ref = 0;
+      for (float v : x) ref += std::exp(double(v) - shift);
+      EXPECT_NEAR(simd::sum_exp_shifted(mx.p, n, shift), ref, 1e-6 * ref + 1e-30) << n;
+      std::vector<float> dd = randn(n, 8);
+      auto want = dd;
+      for (int64_t i = 0; i < n; ++i) want[i] += 0.5f * float(std::exp(double(x[i]) - shift));
+      simd::axpy_exp_shifted(dd.data(), mx.p, n, shift, 0.5f);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(dd[i], want[i], 1e-6 * (1 + std::abs(want[i])));
+    }
+    // The ends: underflow to 0, overflow to +inf, exactly 1 at 0.
+    const float ends[5] = {-200.f, -104.f, 0.f, 89.f, 200.f};
+    float e[5];
+    simd::exp_n(ends, e, 5);
+    EXPECT_EQ(e[0], 0.f);
+    EXPECT_EQ(e[1], 0.f);
+    EXPECT_EQ(e[2], 1.f);
+    EXPECT_TRUE(std::isinf(e[3]) && std::isinf(e[4]));
+  });
+}
+
+TEST(SimdKernels, SwigluForwardAndBackward) {
+  for_each_target([] {
+    for (int64_t n : kSizes) {
+      const auto g = randn(n, 1, 3.f), u = randn(n, 2), dy = randn(n, 3);
+      Misaligned<float> mg(g.data(), n, 4);
+      std::vector<float> out(static_cast<size_t>(n)), dg = randn(n, 4), du = randn(n, 5);
+      auto dg0 = dg, du0 = du;
+      simd::swiglu(out.data(), mg.p, u.data(), n);
+      simd::swiglu_backward(dg.data(), du.data(), dy.data(), mg.p, u.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double s = 1 / (1 + std::exp(-double(g[i])));
+        ASSERT_NEAR(out[i], g[i] * s * u[i], 1e-5 * (1 + std::abs(g[i] * u[i])));
+        ASSERT_NEAR(dg[i], dg0[i] + dy[i] * u[i] * s * (1 + g[i] * (1 - s)),
+                    1e-5 * (1 + std::abs(dy[i] * u[i])));
+        ASSERT_NEAR(du[i], du0[i] + dy[i] * g[i] * s, 1e-5 * (1 + std::abs(dy[i] * g[i])));
+      }
+    }
+  });
+}
+
+TEST(SimdKernels, RmsNormPiecesRopeAndAxpy) {
+  for_each_target([] {
+    for (int64_t n : kSizes) {
+      const auto x = randn(n, 1), w = randn(n, 2), c = randn(n, 3), s = randn(n, 4);
+      Misaligned<float> mx(x.data(), n, 4);
+      double ss = 0;
+      for (float v : x) ss += double(v) * v;
+      EXPECT_NEAR(simd::sum_squares(mx.p, n), ss, 1e-12 * (1 + ss)) << n;
+      std::vector<float> o(static_cast<size_t>(n));
+      simd::scale_mul(o.data(), mx.p, 0.7f, w.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(o[i], x[i] * 0.7f * w[i], 1e-6 * (1 + std::abs(x[i] * w[i])));
+      // RoPE on n pairs.
+      const auto p0 = randn(2 * n, 5);
+      Misaligned<float> mp(p0.data(), 2 * n, 4);
+      simd::rope_pairs(mp.p, c.data(), s.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double a = p0[2 * i], b = p0[2 * i + 1];
+        ASSERT_NEAR(mp.p[2 * i], a * c[i] - b * s[i], 1e-5);
+        ASSERT_NEAR(mp.p[2 * i + 1], a * s[i] + b * c[i], 1e-5);
+      }
+      auto y = randn(n, 6);
+      auto want = y;
+      for (int64_t i = 0; i < n; ++i) want[i] += -1.5f * x[i];
+      simd::axpy(y.data(), -1.5f, mx.p, n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], want[i], 1e-6 * (1 + std::abs(want[i])));
+    }
+  });
+}
+
+TEST(SimdKernels, HalfConversionsAreExactRoundToNearestEven) {
+  // Every fp16 / bf16 bit pattern one way, random and special fp32 values the other way.
+  std::vector<uint16_t> all(65536);
+  for (uint32_t h = 0; h < 65536; ++h) all[h] = static_cast<uint16_t>(h);
+  std::vector<float> f(20000);
+  std::mt19937 rng(3);
+  for (auto& v : f) {
+    const uint32_t u = rng();
+    std::memcpy(&v, &u, 4);
+  }
+  const float special[] = {0.f,      -0.f,      65504.f,  65519.f,
+                           65520.f,  1e-8f,     5.96e-8f, 2.98e-8f,
+                           INFINITY, -INFINITY, NAN,      1.f + std::ldexp(1.f, -11)};
+  f.insert(f.begin() + 1, std::begin(special), std::end(special));  // odd offset
+  const int64_t nf = static_cast<int64_t>(f.size()) - 1;
+  for_each_target([&] {
+    std::vector<float> dec(all.size());
+    Misaligned<uint16_t> ma(all.data(), all.size(), 1);
+    simd::f16_to_f32_n(ma.p, dec.data(), 65536);
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const float r = simd::half_to_float(static_cast<uint16_t>(h));
+      if (std::isnan(r)) {
+        ASSERT_TRUE(std::isnan(dec[h])) << h;
+      } else {
+        ASSERT_EQ(dec[h], r) << "f16 " << h;
+      }
+    }
+    simd::bf16_to_f32_n(ma.p, dec.data(), 65536);
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const float r = simd::bfloat_to_float(static_cast<uint16_t>(h));
+      if (std::isnan(r)) {
+        ASSERT_TRUE(std::isnan(dec[h])) << h;
+      } else {
+        ASSERT_EQ(dec[h], r) << "bf16 " << h;
+      }
+    }
+    std::vector<uint16_t> enc(f.size());
+    simd::f32_to_f16_n(f.data() + 1, enc.data(), nf);
+    for (int64_t i = 0; i < nf; ++i) {
+      const float v = f[i + 1];
+      if (std::isnan(v)) {
+        ASSERT_TRUE(std::isnan(simd::half_to_float(enc[i])));
+      } else {
+        ASSERT_EQ(enc[i], simd::float_to_half(v)) << v;
+      }
+    }
+    simd::f32_to_bf16_n(f.data() + 1, enc.data(), nf);
+    for (int64_t i = 0; i < nf; ++i) ASSERT_EQ(enc[i], simd::float_to_bfloat(f[i + 1])) << f[i + 1];
+  });
+}
+
+// The dispatch layer is the only place that may include ISA-specific headers: intrinsics
+// headers (<immintrin.h>, <arm_neon.h>, <arm_sve.h>, ...) and Highway's headers (whose ops are
+// per-target). Anything else that needs SIMD calls simd/simd.h.
+TEST(SimdLayer, NoIsaHeadersOutsideSrcSimd) {
+  namespace fs = std::filesystem;
+  const fs::path src = fs::path(EDGELLM_SOURCE_DIR) / "src";
+  const std::regex isa(
+      R"(^\s*#\s*include\s*[<"]((\w*intrin\.h)|(arm_neon\.h)|(arm_sve\.h)|(arm_fp16\.h)|(arm_bf16\.h)|(hwy/.*))[>"])");
+  int scanned = 0, in_simd = 0;
+  for (const auto& e : fs::recursive_directory_iterator(src)) {
+    if (!e.is_regular_file()) continue;
+    const auto ext = e.path().extension();
+    if (ext != ".cpp" && ext != ".h" && ext != ".cc" && ext != ".hpp") continue;
+    const bool simd = fs::relative(e.path(), src).begin()->string() == "simd";
+    std::ifstream in(e.path());
+    std::string line;
+    int ln = 0;
+    while (std::getline(in, line)) {
+      ++ln;
+      if (!std::regex_search(line, isa)) continue;
+      if (simd)
+        ++in_simd;
+      else
+        ADD_FAILURE() << e.path() << ":" << ln << " includes an ISA-specific header outside "
+                      << "src/simd: " << line;
+    }
+    ++scanned;
+  }
+  EXPECT_GT(scanned, 50);
+  EXPECT_GT(in_simd, 0) << "the regex no longer recognises the dispatch layer's own includes";
+}
+
+}  // namespace
+}  // namespace edgellm
