@@ -385,17 +385,21 @@ json build_report(const StageContext& ctx) {
   add_not_run(rep["notes"], alloc["notes"]);
   if (!rep.contains("notes")) rep["notes"] = alloc["notes"];
 
-  // The summary: the final exit of each condition, and the simulated speedup.
+  // The summary: the final exit of each condition (and the exit vote where there is one), and
+  // the simulated speedup.
   json sum = json::array();
-  for (const auto& c : ev["conditions"]) {
-    const json& e = c["exits"].back();
-    sum.push_back({{"condition", c["label"]},
+  auto row = [&](const std::string& label, const json& e) {
+    sum.push_back({{"condition", label},
                    {"exact_match", e["task"]["exact_match"]},
                    {"correct", e["task"]["correct"]},
                    {"n", e["task"]["n"]},
                    {"response_nll", e["task"]["response_nll"]},
                    {"ppl", e["ppl"].is_object() ? e["ppl"]["ppl"] : json(nullptr)},
                    {"mmlu", e["mmlu"].is_object() ? e["mmlu"]["micro"] : json(nullptr)}});
+  };
+  for (const auto& c : ev["conditions"]) {
+    row(c["label"].get<std::string>(), c["exits"].back());
+    if (c["vote"].is_object()) row(c["label"].get<std::string>() + ", vote", c["vote"]);
   }
   rep["summary"] = {{"conditions", sum},
                     {"simulated_speedup", plan["runs"].back()["speedup"]},
@@ -508,10 +512,10 @@ std::string report_html(const json& rep) {
 
 std::string summary_text(const json& rep) {
   const json& sm = rep["summary"];
-  std::string s = fmt::format("{:<28} {:>12} {:>13} {:>10} {:>8}\n", "condition", "exact match",
+  std::string s = fmt::format("{:<34} {:>12} {:>13} {:>10} {:>8}\n", "condition", "exact match",
                               "response NLL", "ppl", "MMLU");
   for (const auto& c : sm["conditions"])
-    s += fmt::format("{:<28} {:>5.3f} ({:>3}/{:<3}) {:>13.4f} {:>10} {:>8}\n",
+    s += fmt::format("{:<34} {:>5.3f} ({:>3}/{:<3}) {:>13.4f} {:>10} {:>8}\n",
                      c["condition"].get<std::string>(), c["exact_match"].get<double>(),
                      c["correct"].get<int64_t>(), c["n"].get<int64_t>(),
                      c["response_nll"].get<double>(), cell_text(c["ppl"]), cell_text(c["mmlu"]));

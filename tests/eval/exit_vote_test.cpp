@@ -116,7 +116,9 @@ TEST_F(ExitVoteModel, PerplexityOfTheDeepestExitIsThePlainOneAndOneExitVotesAsIt
   const PplResult plain = perplexity(*m_, ids, po);
   const PplExitsResult all = perplexity_exits(*m_, heads({1, 3, 5}), nullptr, ids, 24);
   ASSERT_EQ(all.exit_ppl.size(), 3u);
-  EXPECT_NEAR(all.exit_ppl[2], plain.ppl, 1e-9 * plain.ppl);
+  // The same weights through the exit path (exit_logits) and the plain one (logits): equal up to
+  // fp32 rounding — the two paths' SIMD reductions may sum in a different order.
+  EXPECT_NEAR(all.exit_ppl[2], plain.ppl, 1e-6 * plain.ppl);
   EXPECT_EQ(all.predictions, plain.predictions);
   EXPECT_GT(all.exit_ppl[0], all.exit_ppl[2]);  // a 1-layer exit predicts worse
   const PplExitsResult one = perplexity_exits(*m_, heads({5}), nullptr, ids, 24);
