@@ -12,6 +12,7 @@
 #include "hwsim/paper.h"
 #include "hwsim/search.h"
 #include "util/error.h"
+#include "util/json_field.h"
 #include "util/mapped_file.h"
 
 namespace edgellm::cli {
@@ -150,6 +151,106 @@ void run_search(const TuneArgs& a) {
   if (a.json) print_json(out);
 }
 
+// `sim --from-run DIR`: the iteration a tuning run did on this CPU, estimated on an edge
+// accelerator. The trainer leaves DIR/run.json (method, exits, window, seq, batch, rank, the
+// measured seconds per step and peak RSS) and DIR/base_config.json (the base model's shape with
+// its per-layer bits and sparsity); ALT's estimate is the mean over its exits, each step
+// training one of them.
+void run_from_run(const TuneArgs& a, const std::string& dir) {
+  const std::string rp = dir + "/run.json";
+  nlohmann::json r;
+  try {
+    r = nlohmann::json::parse(read_file(rp));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("[sim] {}: not valid JSON: {}", rp, e.what());
+  }
+  if (!r.is_object()) fail("[sim] {}: not a JSON object", rp);
+  const ModelConfig m = load_model_shape(dir + "/base_config.json");
+  auto field = [&](const char* k) -> const nlohmann::json& {
+    if (!r.contains(k)) fail("[sim] {}: field '{}' is missing", rp, k);
+    return r[k];
+  };
+  auto integer = [&](const char* k, int64_t lo, int64_t hi) {
+    return json_int(field(k), JsonWhere{"sim", rp, k}, lo, hi);
+  };
+  const nlohmann::json& mj = field("method");
+  if (!mj.is_string()) fail("[sim] {}: field 'method' is not a string: {}", rp, mj.dump());
+  const std::string method = mj.get<std::string>();
+  TuneConfig t;
+  t.seq = static_cast<int>(integer("seq", 1, 1 << 20));
+  t.batch = static_cast<int>(integer("batch", 1, 1 << 16));
+  t.lora_rank = static_cast<int>(integer("rank", 1, 1 << 16));
+  const int64_t accum = integer("grad_accum", 1, 1 << 20);
+  std::vector<int> depths;
+  if (method == "alt") {
+    t.method = Method::Alt;
+    t.window = static_cast<int>(integer("window", 1, m.n_layers));
+    const nlohmann::json& d = field("exit_depths");
+    if (!d.is_array() || d.empty()) fail("[sim] {}: field 'exit_depths' is not a list", rp);
+    for (size_t i = 0; i < d.size(); ++i)
+      depths.push_back(static_cast<int>(
+          json_int(d[i], JsonWhere{"sim", rp, fmt::format("exit_depths[{}]", i)}, 1, m.n_layers)));
+  } else if (method == "lora") {
+    // LoRA on a suffix of the layers only is partial tuning (backward stops below it).
+    const nlohmann::json& ll = field("lora_layers");
+    if (!ll.is_array()) fail("[sim] {}: field 'lora_layers' is not a list", rp);
+    const int k = static_cast<int>(ll.size());
+    bool suffix = k > 0 && k < m.n_layers;
+    for (int i = 0; suffix && i < k; ++i) suffix = ll[static_cast<size_t>(i)] == m.n_layers - k + i;
+    t.method = suffix ? Method::Partial : Method::Lora;
+    if (suffix) t.window = k;
+  } else {
+    fail("[sim] {}: method '{}' is not modelled by the simulator (lora, partial, alt)", rp, method);
+  }
+  const Device dev = Device::load(a.device);
+  Workload wl;
+  wl.samples_per_iteration = static_cast<int>(t.batch * accum);
+  SearchSpace sp;
+  sp.overlap = parse_overlap(a.overlap == "all" ? "paper" : a.overlap);
+  sp.grid = a.grid;
+  nlohmann::json per_exit = nlohmann::json::array();
+  double est = 0, tuning_bytes = 0;
+  bool found = true;
+  for (int d : depths.empty() ? std::vector<int>{0} : depths) {
+    TuneConfig x = t;
+    if (d > 0) x.exit_layer = d, x.window = std::min(t.window, d);
+    const SearchResult res = search(m, x, {}, dev, wl, sp);
+    found = found && res.found;
+    est += res.seconds;
+    tuning_bytes = std::max(tuning_bytes, res.tuning_bytes);
+    if (d > 0) per_exit.push_back({{"exit", d}, {"seconds", res.seconds}, {"found", res.found}});
+  }
+  est /= double(std::max<size_t>(1, depths.size()));
+  const double measured = r.value("seconds_per_step", 0.0);
+  const double rss = r.value("peak_rss_bytes", 0.0);
+  nlohmann::json out = {{"run", dir},
+                        {"method", method_name(t.method)},
+                        {"model_shape", m.shape_spec()},
+                        {"device", dev.name},
+                        {"seq", t.seq},
+                        {"samples_per_iteration", wl.samples_per_iteration},
+                        {"exit_depths", depths},
+                        {"window", t.window},
+                        {"estimated_seconds_per_iteration", found ? nlohmann::json(est) : nullptr},
+                        {"estimated_per_exit", per_exit},
+                        {"estimated_tuning_bytes", tuning_bytes},
+                        {"measured_cpu_seconds_per_step", measured},
+                        {"measured_cpu_peak_rss_bytes", rss}};
+  if (a.json) return print_json(out);
+  fmt::print("run {}: {} on {}, seq {}, {} sequences per step{}\n", dir, method_name(t.method),
+             m.shape_spec(), t.seq, wl.samples_per_iteration,
+             depths.empty()
+                 ? std::string()
+                 : fmt::format(", exits {}, window {}", nlohmann::json(depths).dump(), t.window));
+  fmt::print("  measured on this CPU:  {:.4f} s/step, peak RSS {:.1f} MiB\n", measured,
+             rss / 1048576.0);
+  if (!found) return fmt::print("  estimated on '{}': no feasible schedule\n", dev.name);
+  fmt::print("  estimated on '{}': {:.4f} s/iteration{} (hwsim model), tuning memory {:.1f} MB\n",
+             dev.name, est, depths.empty() ? "" : " (mean over exits)", tuning_bytes / 1e6);
+  for (const auto& e : per_exit)
+    fmt::print("    exit {:>3}: {:.4f} s\n", e["exit"].get<int>(), e["seconds"].get<double>());
+}
+
 std::vector<double> parse_fractions(const std::string& s, const char* what) {
   std::vector<double> v = parse_layer_sparsity(s, 3);
   if (v.size() != 3) fail("[hwsim] --{}: give sram,dram,ssd fractions", what);
@@ -165,6 +266,11 @@ void register_sim(CLI::App& app) {
   auto want_trace = std::make_shared<bool>(false);
   add_tune_args(sim, *base);
   sim->add_flag("--trace", *want_trace, "print the op trace of one iteration (JSON)");
+  auto from_run = std::make_shared<std::string>();
+  sim->add_option("--from-run", *from_run,
+                  "a `tune` output directory: estimate its iteration (shape, bits, sparsity, "
+                  "method, exits, window, seq, batch from run.json / base_config.json) on "
+                  "--device, next to the measured CPU figures");
 
   // sim gemm
   auto* gemm =
@@ -363,8 +469,9 @@ void register_sim(CLI::App& app) {
   });
 
   // `edgellm sim [--trace] --model-config ... --device ...` without a subcommand.
-  sim->callback([sim, base, want_trace] {
+  sim->callback([sim, base, want_trace, from_run] {
     if (!sim->get_subcommands().empty()) return;
+    if (!from_run->empty()) return run_from_run(*base, *from_run);
     if (*want_trace) return run_trace(*base, false);
     run_search(*base);
   });

@@ -476,6 +476,47 @@ void Trainer::save_outputs() {
   if (lora_) lora_->save(o_.out, o_.base_model);
   if (heads_) heads_->save(o_.out);
   if (full_) save_hf_dir(full_->checkpoint(), o_.out);
+  write_run_record();
+}
+
+// OUT/run.json: what this run trained and what it cost here, and OUT/base_config.json: the base
+// model's shape with its per-layer bits and sparsity. `edgellm sim --from-run OUT` reads both to
+// estimate the same iteration on an edge accelerator (docs/alt.md).
+void Trainer::write_run_record() {
+  const ModelConfig& c = base_.config();
+  write_file_atomic(o_.out + "/base_config.json", c.to_hf_json().dump(2) + "\n");
+  const char* method = o_.method == TuneMethod::Full  ? "full"
+                       : o_.method == TuneMethod::Alt ? "alt"
+                                                      : "lora";
+  nlohmann::json lora_layers = nlohmann::json::array();
+  if (lora_)
+    for (int l = 0; l < c.n_layers; ++l)
+      for (int t = 0; t < kLoraTargets; ++t)
+        if (lora_->has(l, static_cast<LoraTarget>(t))) {
+          lora_layers.push_back(l);
+          break;
+        }
+  nlohmann::json j = {{"method", method},
+                      {"base_model", o_.base_model},
+                      {"n_layers", c.n_layers},
+                      {"seq", o_.seq},
+                      {"batch", o_.batch},
+                      {"grad_accum", o_.grad_accum},
+                      {"rank", o_.lora.rank},
+                      {"lora_layers", lora_layers},
+                      {"steps", step_},
+                      {"seconds", elapsed_},
+                      {"seconds_per_step", step_ > 0 ? elapsed_ / double(step_) : 0.0},
+                      {"peak_rss_bytes", peak_rss_bytes()},
+                      {"memory_plan", plan_.to_json()}};
+  if (heads_) {
+    j["exit_depths"] = heads_->config().depths;
+    j["window"] = heads_->config().window;
+    j["lora_mode"] = exit_lora_mode_name(heads_->config().lora_mode);
+    j["head_mode"] = exit_head_mode_name(heads_->config().head_mode);
+    j["schedule"] = heads_->config().schedule;
+  }
+  write_file_atomic(o_.out + "/run.json", j.dump(2) + "\n");
 }
 
 void merge_adapter(const Model& base, const LoraAdapters& a, const std::string& out_dir) {

@@ -119,6 +119,7 @@ class Trainer {
 
   void save_checkpoint();
   bool load_checkpoint();  // false if none
+  void write_run_record();
   void save_outputs();
 
  private:
