@@ -61,6 +61,13 @@ inline VF i8_to_f(DF d, const uint8_t* p) {
   return hn::ConvertTo(d, hn::PromoteTo(DI(), hn::LoadU(d8, reinterpret_cast<const int8_t*>(p))));
 }
 
+// An fp32 value at any byte address (memcpy: no alignment assumed).
+inline float load_f32(const float* p) {
+  float v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 float DotF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -74,7 +81,9 @@ float DotF32(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n
   }
   for (; i + N <= n; i += N) a0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), a0);
   float s = sum(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)));
-  for (; i < n; ++i) s += a[i] * b[i];
+  // Rows of a mapped file may sit at any byte offset (safetensors does not align its data):
+  // the scalar tail loads like LoadU does.
+  for (; i < n; ++i) s += load_f32(a + i) * load_f32(b + i);
   return s;
 }
 
@@ -93,10 +102,11 @@ void Dot4F32(const float* r0, const float* r1, const float* r2, const float* r3,
   }
   float s0 = sum(d, a0), s1 = sum(d, a1), s2 = sum(d, a2), s3 = sum(d, a3);
   for (; i < n; ++i) {
-    s0 += r0[i] * x[i];
-    s1 += r1[i] * x[i];
-    s2 += r2[i] * x[i];
-    s3 += r3[i] * x[i];
+    const float xi = load_f32(x + i);
+    s0 += load_f32(r0 + i) * xi;
+    s1 += load_f32(r1 + i) * xi;
+    s2 += load_f32(r2 + i) * xi;
+    s3 += load_f32(r3 + i) * xi;
   }
   out[0] = s0;
   out[1] = s1;
@@ -301,8 +311,14 @@ HWY_EXPORT(RowQ4_K);
 HWY_EXPORT(RowQ6_K);
 
 // The chosen target's entry of a dispatch table (ensure_init has run Update, so the index is a
-// real target, not the table's initialising trampoline).
+// real target, not the table's initialising trampoline). A build for one target only (the
+// `native` preset: -march=native leaves Highway a single attainable target) has a one-entry
+// table and static dispatch: the target index would read past it.
+#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
+#define EDGELLM_CHOSEN(FN) (&HWY_STATIC_DISPATCH(FN))
+#else
 #define EDGELLM_CHOSEN(FN) HWY_DISPATCH_TABLE(FN)[hwy::GetChosenTarget().GetIndex()]
+#endif
 
 DotRowFn dot_row_kernel(DotKind k) {
   detail::ensure_init();
