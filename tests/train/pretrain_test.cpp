@@ -216,8 +216,11 @@ TEST_F(PretrainTest, TwoLayerModelLearnsFarBelowUnigramEntropy) {
   double tail = 0;
   for (size_t i = l.size() - 20; i < l.size(); ++i) tail += l[i] / 20;
   EXPECT_NEAR(l.front(), std::log(512.0), 0.3);  // starts at chance
-  // 0.6 nats: a perplexity 1.8x below the best context-free model (measured: 0.78).
-  EXPECT_LT(tail, h - 0.6) << "unigram entropy " << h;
+  // 0.4 nats: a perplexity 1.5x below the best context-free model. Measured 0.78 (native
+  // build), 0.57 (portable AVX-512 and AVX2 kernels): the runs agree to 1e-8 for 40 steps, then
+  // fp32 rounding differences grow through the plateau near 4.7 nats and the model leaves it
+  // some tens of steps earlier or later, so the margin must not depend on when.
+  EXPECT_LT(tail, h - 0.4) << "unigram entropy " << h;
   EXPECT_GT(r.last.val_loss, 0);
   EXPECT_LT(r.last.val_loss, h);
   // The trained model is a loadable checkpoint of the requested shape.
