@@ -21,6 +21,7 @@
 #include "io/packed_tensors.h"
 #include "util/atomic_dir.h"
 #include "util/error.h"
+#include "util/json_field.h"
 #include "util/mapped_file.h"
 
 namespace edgellm::cli {
@@ -167,8 +168,8 @@ void register_compress(CLI::App& app) {
     std::optional<SensitivityProfile> prof;
     std::string prof_source;
     if (needs_profile && !a->sensitivity.empty()) {
-      prof = SensitivityProfile::from_json(nlohmann::json::parse(read_file(a->sensitivity)),
-                                           a->sensitivity);
+      prof =
+          SensitivityProfile::from_json(read_json_file(a->sensitivity, "compress"), a->sensitivity);
       prof_source = a->sensitivity;
     } else if (needs_profile) {
       ProfileOptions po;
@@ -205,7 +206,7 @@ void register_compress(CLI::App& app) {
     ao.base = spec;
     if (policy == "file") {
       if (a->allocation.empty()) fail("[compress] --policy file needs --allocation FILE");
-      ao.file = nlohmann::json::parse(read_file(a->allocation));
+      ao.file = read_json_file(a->allocation, "compress");
     }
     std::optional<LayerAllocation> alloc;
     LinearPlan plan;

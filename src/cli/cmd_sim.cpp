@@ -161,7 +161,7 @@ void run_from_run(const TuneArgs& a, const std::string& dir) {
   nlohmann::json r;
   try {
     r = nlohmann::json::parse(read_file(rp));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range (number overflow)
     fail("[sim] {}: not valid JSON: {}", rp, e.what());
   }
   if (!r.is_object()) fail("[sim] {}: not a JSON object", rp);

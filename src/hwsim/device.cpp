@@ -160,7 +160,7 @@ Device Device::load(const std::string& name_or_path) {
   json j;
   try {
     j = json::parse(read_file(name_or_path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, out_of_range (number overflow)
     fail("[hwsim] {}: not valid JSON: {}", name_or_path, e.what());
   }
   return from_json(j, name_or_path);

@@ -425,7 +425,7 @@ ModelConfig load_model_shape(const std::string& name_or_path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(name_or_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range (number overflow)
     fail("[hwsim] {}: not valid JSON: {}", name_or_path, e.what());
   }
   return ModelConfig::from_hf_json(j, name_or_path);

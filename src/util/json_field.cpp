@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -51,6 +52,15 @@ bool json_bool(const nlohmann::json& v, const JsonWhere& w) {
   if (!v.is_boolean())
     fail("[{}] {}: field '{}' must be true or false, got {}", w.tag, w.source, w.field, shown(v));
   return v.get<bool>();
+}
+
+nlohmann::json read_json_file(const std::string& path, const char* tag) {
+  const std::string text = read_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("[{}] {}: not valid JSON: {}", tag, path, e.what());
+  }
 }
 
 }  // namespace edgellm

@@ -25,4 +25,8 @@ double json_number(const nlohmann::json& v, const JsonWhere& w, double lo, doubl
 // A boolean (JSON true/false only).
 bool json_bool(const nlohmann::json& v, const JsonWhere& w);
 
+// A whole JSON file. Every failure — unreadable, not JSON, a number the parser cannot hold
+// (1e999999 throws out_of_range, not parse_error) — is an Error "[tag] path: ...".
+nlohmann::json read_json_file(const std::string& path, const char* tag);
+
 }  // namespace edgellm

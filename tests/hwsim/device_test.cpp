@@ -8,6 +8,7 @@
 
 #include "test_util.h"
 #include "util/error.h"
+#include "util/json_field.h"
 #include "util/mapped_file.h"
 
 namespace edgellm::hwsim {
@@ -99,6 +100,28 @@ TEST(Device, UnknownNameAndBadFile) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Fuzzer finding (fuzz_device_preset): a number the JSON parser cannot hold throws out_of_range,
+// not parse_error, and escaped as a raw library exception. Now an Error naming the file, here
+// and in every whole-file JSON reader (util/json_field.h read_json_file).
+TEST(Device, NumberOverflowIsAnErrorNamingTheFile) {
+  const std::string dir = testing::temp_dir("hwsim_dev_overflow");
+  const std::string bad = dir + "/overflow.json";
+  std::ofstream(bad) << "{\n  \"name\":3333333333e33333333333l\",\n}\n";
+  for (int reader = 0; reader < 2; ++reader) {
+    try {
+      if (reader == 0)
+        Device::load(bad);
+      else
+        read_json_file(bad, "test");
+      FAIL() << reader;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad + ": not valid JSON"), std::string::npos)
+          << e.what();
+    }
   }
   std::filesystem::remove_all(dir);
 }
