@@ -1,5 +1,6 @@
 #include "hwsim/device.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,9 @@ double number(const json& s, const char* sec, const char* key, const std::string
 
 int integer(const json& s, const char* sec, const char* key, const std::string& source) {
   double v = number(s, sec, key, source);
-  if (v != static_cast<double>(static_cast<int64_t>(v)) || v > 1e9)
+  // Range first: converting a double beyond int64 to an integer is undefined behaviour (a
+  // fuzzer finding: cols = 5.6e77).
+  if (v > 1e9 || v != std::floor(v))
     fail("[hwsim] {}: field '{}.{}' must be an integer, got {}", source, sec, key,
          s.at(key).dump());
   return static_cast<int>(v);
@@ -59,9 +62,17 @@ std::string source_of(const json& s, const char* sec, const std::string& source)
 Device Device::from_json(const json& j, const std::string& source) {
   if (!j.is_object()) fail("[hwsim] {}: a device must be a JSON object", source);
   Device d;
-  d.name = j.value("name", std::string());
+  // json::value() throws a raw type_error for a present non-string (a fuzzer finding).
+  auto text = [&](const char* key) {
+    auto it = j.find(key);
+    if (it == j.end()) return std::string();
+    if (!it->is_string())
+      fail("[hwsim] {}: field '{}' must be a string, got {}", source, key, it->dump());
+    return it->get<std::string>();
+  };
+  d.name = text("name");
   if (d.name.empty()) fail("[hwsim] {}: field 'name' is missing", source);
-  d.description = j.value("description", std::string());
+  d.description = text("description");
 
   const json& a = section(j, "array", source);
   d.array_rows = integer(a, "array", "rows", source);

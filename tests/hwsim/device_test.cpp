@@ -126,5 +126,29 @@ TEST(Device, NumberOverflowIsAnErrorNamingTheFile) {
   std::filesystem::remove_all(dir);
 }
 
+// Fuzzer findings (fuzz_device_preset): an integer field far beyond int64 was converted to an
+// integer before its range check (UBSan); a non-string name threw a raw library exception. Now
+// both are refused with the field and the value.
+TEST(Device, HugeIntegerFieldIsRefusedBeforeConversion) {
+  nlohmann::json j = nlohmann::json::parse(Device::preset_json("orin-nano"));
+  j["array"]["cols"] = 5.555e77;
+  try {
+    Device::from_json(j, "huge.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("array.cols"), std::string::npos) << e.what();
+  }
+  // And a name that is not a string (json::value threw a raw type_error).
+  j = nlohmann::json::parse(Device::preset_json("orin-nano"));
+  j["name"] = {{"bytes", 1}};
+  try {
+    Device::from_json(j, "name.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("field 'name' must be a string"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace edgellm::hwsim
