@@ -92,12 +92,8 @@ void run(StageContext& ctx) {
       fail("[tune] tune.n_exits {}: must be within 1..{}", t.n_exits, L);
     if (t.window < 0) fail("[tune] tune.window {}: must not be negative", t.window);
     o.alt.exits = t.n_exits;
+    if (!t.exits.empty()) check_exit_depths(t.exits, L, "tune.exits");
     o.alt.exit_layers = t.exits;
-    if (!t.exits.empty()) {
-      std::string list;
-      for (int d : t.exits) list += (list.empty() ? "" : ",") + std::to_string(d);
-      o.alt.exit_layers = parse_exit_depths(list, L);
-    }
     o.alt.window = t.window;
     o.alt.schedule = parse_exit_schedule(t.exit_schedule);
     o.alt.lora_mode = exit_lora_mode_from_name(t.lora_mode);

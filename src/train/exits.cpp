@@ -37,13 +37,20 @@ std::vector<int> parse_exit_depths(const std::string& s, int L) {
     }
     if (item.empty() || used != item.size())
       fail("[alt] --exit-layers: '{}' in '{}' is not a layer number", item, s);
-    if (v < 1 || v > L) fail("[alt] --exit-layers: {} outside 1..{} (the model's layers)", v, L);
-    if (!d.empty() && v <= d.back())
-      fail("[alt] --exit-layers: '{}' must be strictly increasing ({} after {})", s, v, d.back());
     d.push_back(v);
   }
-  if (d.empty()) fail("[alt] --exit-layers: empty list '{}'", s);
+  check_exit_depths(d, L, "--exit-layers");
   return d;
+}
+
+void check_exit_depths(const std::vector<int>& d, int L, const std::string& what) {
+  if (d.empty()) fail("[alt] {}: empty list", what);
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d[i] < 1 || d[i] > L)
+      fail("[alt] {}: {} outside 1..{} (the model's layers)", what, d[i], L);
+    if (i > 0 && d[i] <= d[i - 1])
+      fail("[alt] {}: must be strictly increasing ({} after {})", what, d[i], d[i - 1]);
+  }
 }
 
 ExitSchedule parse_exit_schedule(const std::string& s) {

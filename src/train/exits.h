@@ -19,6 +19,8 @@ std::vector<int> exit_depths(int L, int T);
 // "3,6,9,12" -> depths, validated strictly increasing within 1..L (errors name the flag and
 // the value).
 std::vector<int> parse_exit_depths(const std::string& s, int L);
+// The same checks on depths given as numbers (e.g. a config file's list); `what` names the source.
+void check_exit_depths(const std::vector<int>& d, int L, const std::string& what);
 // Window size m = ceil(L / T) for T exits: the layers one step back-propagates through.
 int exit_window(int L, int T);
 
