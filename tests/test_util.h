@@ -16,6 +16,11 @@ inline std::string data_dir() {
 }
 inline std::string data_path(const std::string& rel) { return data_dir() + "/" + rel; }
 inline std::string cli_path() { return EDGELLM_CLI; }
+// The CLI as the start of a shell command: under a cross build, prefixed with its emulator.
+inline std::string cli_command() {
+  const std::string launcher = EDGELLM_CLI_LAUNCHER;
+  return launcher.empty() ? cli_path() : launcher + " " + cli_path();
+}
 
 // A fresh temporary directory per call, removed by the caller if wanted.
 inline std::string temp_dir(const std::string& tag) {

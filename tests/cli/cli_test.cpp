@@ -20,7 +20,7 @@ struct CliRun {
 };
 
 CliRun run(const std::string& args) {
-  const std::string cmd = testing::cli_path() + " " + args + " 2>&1";
+  const std::string cmd = testing::cli_command() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   EXPECT_NE(p, nullptr);
   std::string out;

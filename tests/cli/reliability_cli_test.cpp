@@ -22,7 +22,7 @@ struct CliResult {
 };
 
 CliResult run(const std::string& env, const std::string& args) {
-  const std::string cmd = env + " " + testing::cli_path() + " " + args + " 2>&1";
+  const std::string cmd = env + " " + testing::cli_command() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   EXPECT_NE(p, nullptr);
   std::string out;

@@ -285,7 +285,7 @@ TEST(CalibratedCompress, Stories260KReloadsToTheSamePerplexity) {
   const std::string text = dir + "/calib.txt";
   write_file_atomic(text, read_file(val).substr(20000, 30000));
   const std::string out = dir + "/s4";
-  const std::string cmd = testing::cli_path() + " compress --threads 1 --model " + bin +
+  const std::string cmd = testing::cli_command() + " compress --threads 1 --model " + bin +
                           " --calib " + text +
                           " --calib-windows 8 --calib-len 128 --quantizer gptq --pruner "
                           "sparsegpt --bits 4 --sparsity 0.3 --policy luc --out " +
@@ -334,7 +334,7 @@ TEST(CalibratedCompress, Stories260KReloadsToTheSamePerplexity) {
 TEST(ProfileCli, WritesSensJsonAndPlot) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   const std::string dir = testing::temp_dir("profile");
-  const std::string cmd = testing::cli_path() + " profile --threads 1 --model " +
+  const std::string cmd = testing::cli_command() + " profile --threads 1 --model " +
                           testing::data_path("models/stories260K/stories260K.bin") +
                           " --calib data-free --calib-windows 2 --calib-len 32 --bits 3,8 "
                           "--sparsity 0.2,0.6 --pruner wanda --out " +

@@ -12,7 +12,7 @@ namespace {
 
 std::string run(const std::string& args, int* rc) {
   std::string out;
-  FILE* p = popen((edgellm::testing::cli_path() + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = popen((edgellm::testing::cli_command() + " " + args + " 2>&1").c_str(), "r");
   std::array<char, 4096> buf;
   while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
   *rc = pclose(p);

@@ -165,7 +165,7 @@ TEST_F(PackedModel, InfoCountsEveryStoredByte) {
       lin(64, 64) + 2 * lin(32, 64) + lin(64, 64) + 2 * lin(172, 64) + lin(64, 172);
   const int64_t norms = (5 * 2 + 1) * 64 * 4, emb = 512 * 64 * 4;
   const int64_t want = 5 * per_layer + norms + emb;
-  FILE* p = popen((testing::cli_path() + " info --json --model " + d + "/m").c_str(), "r");
+  FILE* p = popen((testing::cli_command() + " info --json --model " + d + "/m").c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
   char buf[4096];

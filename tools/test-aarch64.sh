@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The aarch64 stage of CI (docs/simd.md "aarch64"): cross-builds the test suites with Debian's
+# g++-aarch64-linux-gnu against Debian's arm64 libraries and runs them under qemu-aarch64
+# (qemu-user): the SIMD kernels on every aarch64 target qemu offers (SVE2, SVE, NEON), then the
+# kernel, storage-format, tokenizer, model-golden and training-gradient suites.
+#   tools/test-aarch64.sh        (installs its packages through tools/aarch64-deps.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${EDGELLM_DATA:-../shared/data}"
+[ -d "$DATA" ] || { echo "error: EDGELLM_DATA directory '$DATA' not found" >&2; exit 1; }
+export EDGELLM_DATA="$(cd "$DATA" && pwd)"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+tools/aarch64-deps.sh
+SUITES=(simd kernels tensor packed io tokenizer model train)
+targets=(edgellm)
+for s in "${SUITES[@]}"; do targets+=("test_$s"); done
+cmake --preset aarch64 -DEDGELLM_WERROR=ON >/dev/null
+cmake --build --preset aarch64 -j"$(nproc)" --target "${targets[@]}"
+b=build/aarch64
+run() {  # qemu-cpu suite [gtest filter]
+  local t0=$SECONDS
+  qemu-aarch64 -cpu "$1" "$b/test_$2" --gtest_brief=1 --gtest_filter="${3:-*}" >"$b/test_$2.$1.log" 2>&1 ||
+    { cat "$b/test_$2.$1.log"; echo "aarch64 test_$2 (qemu -cpu $1) failed" >&2; exit 1; }
+  echo "aarch64 test_$2 (qemu -cpu $1): $(grep -c '^\[       OK' "$b/test_$2.$1.log" || true) passed," \
+    "$(grep -o '[0-9]* tests\?, listed below' "$b/test_$2.$1.log" | head -1 || true) $((SECONDS - t0)) s"
+}
+# Every SIMD kernel against its scalar reference on each target: -cpu max has SVE2, SVE and NEON;
+# cortex-a57 is a NEON-only core (the Raspberry Pi 3/4 class).
+run max simd
+run cortex-a57 simd
+for s in kernels tensor packed io tokenizer; do run max "$s"; done
+run max model "${AARCH64_MODEL_FILTER:-*}"
+run max train "${AARCH64_TRAIN_FILTER:-*}"
+echo "aarch64: all suites passed under qemu-aarch64"
