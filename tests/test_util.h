@@ -33,9 +33,9 @@ inline std::string temp_dir(const std::string& tag) {
 
 }  // namespace edgellm::testing
 
-#define EDGELLM_REQUIRE_DATA(rel)                                                  \
-  do {                                                                             \
-    if (!std::filesystem::exists(::edgellm::testing::data_path(rel)))              \
-      GTEST_SKIP() << "data file missing: " << ::edgellm::testing::data_path(rel)  \
-                   << " (set EDGELLM_DATA)";                                       \
+#define EDGELLM_REQUIRE_DATA(rel)                                                 \
+  do {                                                                            \
+    if (!std::filesystem::exists(::edgellm::testing::data_path(rel)))             \
+      GTEST_SKIP() << "data file missing: " << ::edgellm::testing::data_path(rel) \
+                   << " (set EDGELLM_DATA)";                                      \
   } while (0)

@@ -24,21 +24,45 @@ namespace {
 
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // M, N, K, trans_w, accumulate
 
+// Shapes whose primitive stays cached. Each primitive holds JIT-compiled code (tens to hundreds
+// of KB); the row count M is the token count of the call, so evaluating or generating over many
+// different sequence lengths would otherwise grow memory without bound. A training run uses a
+// handful of shapes; 64 covers them with room to spare, and a miss costs one JIT (~1 ms).
+constexpr size_t kMaxCachedShapes = 64;
+
 struct Bf16Gemm {
+  struct Entry {
+    dnnl::matmul prim;
+    size_t scratch_bytes;
+    uint64_t last_use;
+  };
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{eng};
-  std::map<Key, std::pair<dnnl::matmul, size_t>> cache;  // primitive + its scratchpad bytes;
-                                                         // creation JITs code: once per shape
-  std::vector<uint16_t> a16;                             // activation operand rounded to bf16
+  std::map<Key, Entry> cache;  // creation JITs code: once per shape while it stays cached
+  uint64_t tick = 0;
+  std::vector<uint16_t> a16;  // activation operand rounded to bf16
   // One scratchpad shared by every primitive (they run one at a time). With oneDNN's default
   // per-primitive scratchpads each cached shape kept its own reordered copy of its operand,
   // ~200 MB of RSS for the 134M training step.
   std::vector<uint8_t> scratch;
   std::mutex mu;
 
-  std::pair<dnnl::matmul, size_t>& get(const Key& k) {
+  // oneDNN keeps its own process-wide cache of primitives (1024 by default) behind ours; with
+  // only this code creating primitives, it need not hold more than ours does.
+  Bf16Gemm() { dnnl::set_primitive_cache_capacity(static_cast<int>(kMaxCachedShapes)); }
+
+  Entry& get(const Key& k) {
     auto it = cache.find(k);
-    if (it != cache.end()) return it->second;
+    if (it != cache.end()) {
+      it->second.last_use = ++tick;
+      return it->second;
+    }
+    if (cache.size() >= kMaxCachedShapes) {  // evict the least recently used shape
+      auto lru = cache.begin();
+      for (auto e = cache.begin(); e != cache.end(); ++e)
+        if (e->second.last_use < lru->second.last_use) lru = e;
+      cache.erase(lru);
+    }
     const auto [M, N, K, trans_w, acc] = k;
     using md = dnnl::memory::desc;
     using dt = dnnl::memory::data_type;
@@ -55,7 +79,7 @@ struct Bf16Gemm {
       attr.set_post_ops(po);
     }
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, eng);
-    return cache.emplace(k, std::make_pair(dnnl::matmul(pd), pd.scratchpad_desc().get_size()))
+    return cache.emplace(k, Entry{dnnl::matmul(pd), pd.scratchpad_desc().get_size(), ++tick})
         .first->second;
   }
 };
@@ -126,6 +150,14 @@ void set_bf16_gemm_path(Bf16GemmPath p) {
   g_path.store(static_cast<int>(p), std::memory_order_release);
 }
 
+size_t bf16_gemm_cached_shapes() {
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.cache.size();
+}
+
+size_t bf16_gemm_max_cached_shapes() { return kMaxCachedShapes; }
+
 const char* bf16_gemm_path_name(Bf16GemmPath p) {
   return p == Bf16GemmPath::Dnnl ? "oneDNN bf16 matmul (AVX512_BF16)"
                                  : "fp32 sgemm on bf16-rounded activations, weights widened";
@@ -165,8 +197,8 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   try {
-    auto& [prim, scratch_bytes] = s.get({M, N, K, trans_w, accumulate});
-    if (s.scratch.size() < scratch_bytes) s.scratch.resize(scratch_bytes);
+    Bf16Gemm::Entry& e = s.get({M, N, K, trans_w, accumulate});
+    if (s.scratch.size() < e.scratch_bytes) s.scratch.resize(e.scratch_bytes);
     s.a16.resize(static_cast<size_t>(M * K));
     f32_to_bf16_n(a, s.a16.data(), M * K);
     using dt = dnnl::memory::data_type;
@@ -179,10 +211,10 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
                      dnnl::memory::data_type::u8,
                      dnnl::memory::dims{1}},
                     s.eng, s.scratch.data());
-    prim.execute(s.stream, {{DNNL_ARG_SRC, am},
-                            {DNNL_ARG_WEIGHTS, bm},
-                            {DNNL_ARG_DST, cm},
-                            {DNNL_ARG_SCRATCHPAD, sm}});
+    e.prim.execute(s.stream, {{DNNL_ARG_SRC, am},
+                              {DNNL_ARG_WEIGHTS, bm},
+                              {DNNL_ARG_DST, cm},
+                              {DNNL_ARG_SCRATCHPAD, sm}});
     s.stream.wait();
   } catch (const dnnl::error& e) {
     fail("[gemm_bf16] oneDNN matmul failed for M={} N={} K={}: {}", M, N, K, e.what());

@@ -10,6 +10,7 @@
 // weights are widened to fp32 a tile of rows at a time and multiplied by the fp32 sgemm.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -31,6 +32,10 @@ enum class Bf16GemmPath { Dnnl, Fp32 };
 Bf16GemmPath bf16_gemm_path();
 void set_bf16_gemm_path(Bf16GemmPath p);  // tests: force either path
 const char* bf16_gemm_path_name(Bf16GemmPath p);
+// The oneDNN path caches one JIT-compiled primitive per shape (M, N, K, layout), least recently
+// used first out beyond a fixed bound, so many different sequence lengths cannot grow memory.
+size_t bf16_gemm_cached_shapes();
+size_t bf16_gemm_max_cached_shapes();
 // oneDNN's effective CPU ISA, as a name ("avx512_core_bf16", "avx2", ...).
 std::string dnnl_isa_name();
 

@@ -3,12 +3,15 @@
 // is a fixed golden string, so an accidental change to the weights, the loader, the tokenizer or
 // the forward is caught.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <regex>
+#include <vector>
 
 #include "eval/model_files.h"
+#include "kernels/gemm_bf16.h"
 #include "model/forward.h"
 #include "model/sampler.h"
 #include "test_util.h"
@@ -55,6 +58,44 @@ TEST(EdgellmTiny, LoadsWithItsShapeAndGreedyGenerationIsGolden) {
   EXPECT_EQ(tok->decode(out),
             ", and the other, and the other, and the other, and the other, and the other, and "
             "the other");
+}
+
+// Evaluation over many different sequence lengths (issue 11, bounded caches): every length is a
+// new GEMM shape for the bf16 weights, and memory must level off once the per-shape cache is
+// full. Resident memory is compared after 30 lengths and after 79 more.
+TEST(EdgellmTiny, ManySequenceLengthsDoNotGrowMemory) {
+  auto rss = [] {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (f && std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    if (f) std::fclose(f);
+    return int64_t(resident) * ::sysconf(_SC_PAGESIZE);
+  };
+  auto m = Model::load(model_dir());
+  const int64_t max_T = 111;
+  InferenceState st(*m, max_T);
+  std::vector<int32_t> tokens(max_T);
+  for (int64_t i = 0; i < max_T; ++i) tokens[i] = int32_t(1 + (i * 37) % 4000);
+  auto sweep = [&](int64_t t0, int64_t t1) {
+    for (int64_t T = t0; T < t1; ++T) {
+      st.truncate(0);
+      st.forward(tokens.data(), T);
+    }
+  };
+  sweep(2, 32);
+  const int64_t r1 = rss();
+  sweep(32, max_T);
+  const int64_t r2 = rss();
+  ASSERT_GT(r1, 0);
+  std::printf("RSS after 30 lengths %.1f MB, after 79 more %.1f MB\n", r1 / 1048576.0,
+              r2 / 1048576.0);
+  // The weights are bf16, so the lengths went through the cached oneDNN primitives where the
+  // CPU has AVX512_BF16 (elsewhere the fp32 path caches nothing).
+  if (bf16_gemm_path() == Bf16GemmPath::Dnnl) {
+    EXPECT_GT(bf16_gemm_cached_shapes(), 0u);
+  }
+  // Unbounded, the primitives of the new shapes kept 23 MB more (measured).
+  EXPECT_LT(r2 - r1, int64_t(8) << 20);
 }
 
 }  // namespace
