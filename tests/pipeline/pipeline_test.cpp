@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "kill_util.h"
 #include "pipeline/report.h"
 #include "pipeline/stage.h"
 #include "test_util.h"
@@ -323,6 +324,55 @@ TEST(Pipeline, KilledDuringTuningResumesToTheSameMetrics) {
     EXPECT_EQ(a["response_nll"], b["response_nll"]);
     EXPECT_EQ(a["samples"], b["samples"]);
   }
+  fs::remove_all(dir);
+}
+
+// The whole pipeline SIGKILLed at random moments, again and again — in profiling, compression,
+// tuning, evaluation, planning and the report alike — and re-run with the same config until a
+// run completes: every stage's result equals the uninterrupted run's, and nothing temporary is
+// left in the output directory.
+TEST(Pipeline, KilledAtRandomMomentsEndsWithTheSameResults) {
+  EDGELLM_REQUIRE_DATA(kTok);
+  const std::string dir = testing::temp_dir("pipeline_kills");
+  const std::string shape = "dim=48,layers=2,heads=4,kv_heads=2,ff=96,vocab=512,ctx=256,tied=1";
+  json ref = tiny_config(dir, shape, 60);
+  ref["out"] = dir + "/ref";
+  const auto [code, span] =
+      testing::run_to_end({"pipeline", "--config", write_config(dir, ref)}, dir + "/ref.log");
+  ASSERT_EQ(code, 0) << read_file(dir + "/ref.log");
+  json cut = ref;
+  cut["out"] = dir + "/cut";
+  const std::string cfg = dir + "/cut.json";
+  std::ofstream(cfg) << cut.dump(2);
+  const testing::Trials t =
+      // Kill moments over a quarter of the uninterrupted time: a re-run skips the stages already
+      // done, so with the whole span most re-runs would finish before their kill.
+      testing::kill_until_done({"pipeline", "--config", cfg}, span / 4, 12, 7, dir + "/cut.log");
+  std::printf("uninterrupted run %.2f s; %d runs killed, %d finished\n", span, t.killed,
+              t.finished);
+  EXPECT_GE(t.killed, 4);
+  for (const char* f : {"compress/model/model.safetensors", "tune/adapter_model.safetensors",
+                        "tune/exit_heads.safetensors"}) {
+    EXPECT_TRUE(read_file(dir + "/cut/" + f) == read_file(dir + "/ref/" + f)) << f;
+  }
+  const json tr = json::parse(read_file(dir + "/ref/tune/tune.json"));
+  const json tc = json::parse(read_file(dir + "/cut/tune/tune.json"));
+  EXPECT_EQ(tc["loss"], tr["loss"]);
+  EXPECT_EQ(lines_in(dir + "/cut/tune/metrics.jsonl"), lines_in(dir + "/ref/tune/metrics.jsonl"));
+  const json er = json::parse(read_file(dir + "/ref/evaluate/evaluate.json"));
+  const json ec = json::parse(read_file(dir + "/cut/evaluate/evaluate.json"));
+  ASSERT_EQ(er["conditions"].size(), ec["conditions"].size());
+  for (size_t i = 0; i < er["conditions"].size(); ++i) {
+    const json& xr = er["conditions"][i]["exits"];
+    const json& xc = ec["conditions"][i]["exits"];
+    ASSERT_EQ(xr.size(), xc.size());
+    for (size_t e = 0; e < xr.size(); ++e) {  // everything but the timings
+      EXPECT_EQ(xc[e]["task"]["response_nll"], xr[e]["task"]["response_nll"]) << i << "/" << e;
+      EXPECT_EQ(xc[e]["task"]["exact_match"], xr[e]["task"]["exact_match"]) << i << "/" << e;
+    }
+  }
+  EXPECT_TRUE(fs::exists(dir + "/cut/report/report.md"));
+  EXPECT_EQ(testing::leftovers(dir + "/cut"), std::vector<std::string>{});
   fs::remove_all(dir);
 }
 
