@@ -85,7 +85,8 @@ void register_tune(CLI::App& app) {
                   "lora | full | partial (LoRA on the last --last layers) | alt (adaptive layer "
                   "tuning through early exits)");
   cmd->add_option("--last", a->last, "partial: number of last layers carrying adapters");
-  cmd->add_option("--exits", a->o.alt.exits, "alt: exits T, after layers ceil((i+1)L/T)");
+  CLI::Option* exits_opt =
+      cmd->add_option("--exits", a->o.alt.exits, "alt: exits T, after layers ceil((i+1)L/T)");
   cmd->add_option("--exit-layers", a->exit_layers, "alt: exit depths, e.g. 3,6,9,12");
   cmd->add_option("--exit-schedule", a->exit_schedule,
                   "alt: random | curriculum | round-robin | weighted");
@@ -95,8 +96,9 @@ void register_tune(CLI::App& app) {
                   "base below the window, as the official code)");
   cmd->add_option("--head-mode", a->head_mode,
                   "alt: shared (frozen head, per-exit norm gain) | cloned (full head per exit)");
-  cmd->add_option("--prefix-cache-mb", a->o.alt.prefix_cache_mb,
-                  "alt, branch mode: MiB of cached frozen-prefix hidden states (0: off)");
+  CLI::Option* cache_opt =
+      cmd->add_option("--prefix-cache-mb", a->o.alt.prefix_cache_mb,
+                      "alt, branch mode: MiB of cached frozen-prefix hidden states (0: off)");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -120,9 +122,11 @@ void register_tune(CLI::App& app) {
   cmd->add_flag("--resume", a->o.resume, "continue from OUT/checkpoint if present");
   cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations,
                 "keep only layer inputs; recompute each layer in the backward");
-  cmd->add_option("--mem-budget", a->budget, "refuse to start if the plan exceeds this (e.g. 4G)");
+  cmd->add_option("--mem-budget", a->budget,
+                  "memory budget (e.g. 4G): alt picks window, checkpointing, logit rows and exits "
+                  "to fit it; every method refuses to start if the plan exceeds it");
   cmd->add_option("--log-every", a->log_every, "steps between progress lines");
-  cmd->callback([a] {
+  cmd->callback([a, exits_opt, cache_opt] {
     apply_threads(*a);
     TuneOptions o = a->o;
     check_finite("--lr", o.lr, 0, 10, true);
@@ -161,6 +165,8 @@ void register_tune(CLI::App& app) {
       o.alt.schedule = parse_exit_schedule(a->exit_schedule);
       o.alt.lora_mode = exit_lora_mode_from_name(a->lora_mode);
       o.alt.head_mode = exit_head_mode_from_name(a->head_mode);
+      o.alt.exits_set = exits_opt->count() > 0;
+      o.alt.prefix_cache_set = cache_opt->count() > 0;
     }
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
@@ -176,6 +182,8 @@ void register_tune(CLI::App& app) {
     }
     auto tok = load_tokenizer_for(*m, a->tokenizer);
     const Dataset data = load_dataset(a->data, *tok, o.seq, a->val_frac, o.seed);
+    // Resident before the trainer exists: what the run adds is measured from here (docs/alt.md).
+    const RssMark mark = start_rss_measurement();
     Trainer tr(*m, data, o);
     const MemoryPlan& p = tr.plan();
     std::fprintf(stderr,
@@ -183,9 +191,23 @@ void register_tune(CLI::App& app) {
                  "plan:\n%s",
                  a->method.c_str(), a->data.c_str(), data.train.size(), data.val.size(),
                  data.kind.c_str(), static_cast<long long>(data.truncated), p.table().c_str());
+    const TuneOptions& in_force = tr.options();
+    if (const AltPlanChoice* ch = tr.alt_plan_choice())
+      std::fprintf(stderr,
+                   "[tune] --mem-budget %.1f MiB: %s\n[tune]   why: %s\n[tune]   batch %d x "
+                   "accumulation %d: one sequence per forward/backward, the peak does not depend "
+                   "on them\n",
+                   o.mem_budget / 1048576.0, ch->knobs.describe().c_str(), ch->reason.c_str(),
+                   o.batch, o.grad_accum);
+    else if (alt)
+      std::fprintf(stderr, "[tune] alt: %scheckpointing, logit rows %lld\n",
+                   in_force.checkpoint_activations ? "" : "no ",
+                   static_cast<long long>(in_force.head_rows));
     StepLog last;
+    size_t step_hwm = 0;  // peak RSS up to the last step (before the final save)
     tr.run([&](const StepLog& s) {
       last = s;
+      step_hwm = hwm_rss_bytes();
       if (a->json) return;
       if (s.step % a->log_every == 0 || s.step == o.steps || s.val_loss >= 0)
         print_step_line(s, o.steps);
@@ -228,9 +250,21 @@ void register_tune(CLI::App& app) {
                   {"val_loss", last.val_loss},
                   {"tokens_per_s", last.tokens_per_s},
                   {"peak_rss_bytes", last.peak_rss},
-                  {"memory_plan", p.to_json()}});
-    else
+                  {"rss_before_trainer_bytes", mark.rss},
+                  {"peak_rss_steps_bytes", mark.reset ? step_hwm : 0},
+                  {"memory_plan", p.to_json()},
+                  {"memory", tr.plan_json()}});
+    else {
+      if (mark.reset && step_hwm > 0)
+        std::fprintf(stderr,
+                     "[tune] peak RSS over the steps %.1f MiB: %.1f MiB above the %.1f MiB "
+                     "resident before the trainer (plan %.1f MiB, of which weights %.1f MiB were "
+                     "loaded before)\n",
+                     step_hwm / 1048576.0, (double(step_hwm) - double(mark.rss)) / 1048576.0,
+                     mark.rss / 1048576.0, p.total() / 1048576.0,
+                     p[MemCategory::Weights] / 1048576.0);
       std::fprintf(stderr, "[tune] wrote %s\n", o.out.c_str());
+    }
   });
 }
 

@@ -51,6 +51,10 @@ struct Bf16Gemm {
   // only this code creating primitives, it need not hold more than ours does.
   Bf16Gemm() { dnnl::set_primitive_cache_capacity(static_cast<int>(kMaxCachedShapes)); }
 
+  // Scratchpad sizes of shapes planned but maybe never run (gemm_bf16_workspace): a descriptor
+  // costs far less than a primitive, but planning tries many configurations of the same shapes.
+  std::map<Key, size_t> scratch_sizes;
+
   Entry& get(const Key& k) {
     auto it = cache.find(k);
     if (it != cache.end()) {
@@ -63,6 +67,22 @@ struct Bf16Gemm {
         if (e->second.last_use < lru->second.last_use) lru = e;
       cache.erase(lru);
     }
+    dnnl::matmul::primitive_desc pd = desc(k);
+    return cache.emplace(k, Entry{dnnl::matmul(pd), pd.scratchpad_desc().get_size(), ++tick})
+        .first->second;
+  }
+
+  size_t scratch_size(const Key& k) {
+    if (auto it = cache.find(k); it != cache.end()) return it->second.scratch_bytes;
+    if (auto it = scratch_sizes.find(k); it != scratch_sizes.end()) return it->second;
+    if (scratch_sizes.size() >= 4 * kMaxCachedShapes) scratch_sizes.clear();  // bounded
+    const size_t n = desc(k).scratchpad_desc().get_size();
+    scratch_sizes.emplace(k, n);
+    return n;
+  }
+
+  // The one primitive descriptor of a shape: what runs and what is planned cannot differ.
+  dnnl::matmul::primitive_desc desc(const Key& k) {
     const auto [M, N, K, trans_w, acc] = k;
     using md = dnnl::memory::desc;
     using dt = dnnl::memory::data_type;
@@ -78,9 +98,7 @@ struct Bf16Gemm {
       po.append_sum(1.f);
       attr.set_post_ops(po);
     }
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, eng);
-    return cache.emplace(k, Entry{dnnl::matmul(pd), pd.scratchpad_desc().get_size(), ++tick})
-        .first->second;
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, eng);
   }
 };
 
@@ -185,6 +203,53 @@ std::string dnnl_isa_name() {
     default:
       return fmt::format("0x{:x}", static_cast<unsigned>(dnnl::get_effective_cpu_isa()));
   }
+}
+
+void GemmWorkspace::merge(const GemmWorkspace& o) {
+  operand = std::max(operand, o.operand);
+  scratchpad = std::max(scratchpad, o.scratchpad);
+  transient = std::max(transient, o.transient);
+}
+
+GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate) {
+  GemmWorkspace w;
+  if (M == 0 || N == 0) return w;
+  const size_t mk = static_cast<size_t>(M * K);
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
+    // gemm_bf16_fp32: a16 and ar, and one tile of widened weights.
+    const int64_t tile = trans_w ? std::min(kTileRows, N) * K : std::min(kTileRows, K) * N;
+    w.transient = mk * (sizeof(uint16_t) + sizeof(float)) + static_cast<size_t>(tile) * 4;
+    return w;
+  }
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  w.operand = mk * sizeof(uint16_t);
+  try {
+    w.scratchpad = s.scratch_size({M, N, K, trans_w, accumulate});
+  } catch (const dnnl::error& e) {
+    fail("[gemm_bf16] oneDNN matmul descriptor failed for M={} N={} K={}: {}", M, N, K, e.what());
+  }
+  return w;
+}
+
+void gemm_bf16_reserve(const GemmWorkspace& w) {
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.a16.reserve(w.operand / sizeof(uint16_t));
+  s.scratch.reserve(w.scratchpad);
+}
+
+size_t gemm_bf16_held_bytes() {
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.a16.capacity() * sizeof(uint16_t) + s.scratch.capacity();
+}
+
+void gemm_bf16_release_held() {
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::vector<uint16_t>().swap(s.a16);
+  std::vector<uint8_t>().swap(s.scratch);
 }
 
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,

@@ -22,6 +22,31 @@ namespace edgellm {
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate);
 
+// Memory a GEMM call needs beside its operands, for planning a training run (train/memory.h).
+// `operand` and `scratchpad` are held by gemm_bf16 between calls (the bf16 copy of the
+// activation operand and oneDNN's scratchpad, each the largest any call has needed), so what a
+// run needs of them is the maximum over its calls; `transient` is allocated and freed inside the
+// call (decoded weight tiles, the fp32 path's rounded copies), so it too counts at its maximum.
+// Not included: oneDNN sgemm's own packing buffers (allocated and freed inside dnnl_sgemm,
+// bounded by its blocking, not by the shapes) and the JIT code of cached primitives.
+struct GemmWorkspace {
+  size_t operand = 0;
+  size_t scratchpad = 0;
+  size_t transient = 0;
+  void merge(const GemmWorkspace& o);  // element-wise maximum
+  size_t total() const { return operand + scratchpad + transient; }
+};
+// What gemm_bf16(M, N, K, trans_w, accumulate) needs on the path it will take (the oneDNN path
+// creates the primitive descriptor, not the primitive, to read its scratchpad size).
+GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate);
+// Grows the held buffers to at least w's operand and scratchpad sizes now (before a training
+// run's first step), so no later call of the planned shapes allocates.
+void gemm_bf16_reserve(const GemmWorkspace& w);
+// Bytes gemm_bf16 holds between calls (capacity of its operand copy and scratchpad).
+size_t gemm_bf16_held_bytes();
+// Frees them (tests measure a run's reservation from zero).
+void gemm_bf16_release_held();
+
 // Round-to-nearest-even fp32 -> bf16 of n values (simd::f32_to_bf16_n).
 void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n);
 

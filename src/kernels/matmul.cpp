@@ -78,6 +78,18 @@ constexpr int64_t kTileRows = 64;
 
 }  // namespace
 
+GemmWorkspace matmul_workspace(const WeightView& w, int64_t T) {
+  GemmWorkspace ws;
+  if (w.dtype == DType::Packed) {
+    if (T > 1) ws.transient = packed_matmul_tile_bytes(w.packed, T);
+    return ws;
+  }
+  if (T == 1 || w.dtype == DType::F32) return ws;  // GEMV / sgemm on the stored rows
+  if (w.dtype == DType::BF16) return gemm_bf16_workspace(T, w.rows, w.cols, true, false);
+  ws.transient = static_cast<size_t>(kTileRows * w.cols) * sizeof(float);  // the tile below
+  return ws;
+}
+
 void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accumulate) {
   if (w.dtype == DType::Packed) {
     packed_matmul(x, w.packed, y, T, accumulate);

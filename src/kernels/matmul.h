@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/gemm_bf16.h"  // GemmWorkspace
 #include "packed/packed_weight.h"
 #include "tensor/dtype.h"
 
@@ -46,5 +47,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // dx == nullptr skips the input gradient (e.g. the first layer of a frozen stack).
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
                      int64_t T);
+
+// Workspace beside the operands that matmul(x, w, y, T) and matmul_backward's dx through w
+// need (gemm_bf16.h GemmWorkspace), on the paths they take: what a training run plans.
+GemmWorkspace matmul_workspace(const WeightView& w, int64_t T);
+GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T);
 
 }  // namespace edgellm

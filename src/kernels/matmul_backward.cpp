@@ -16,6 +16,19 @@ namespace {
 constexpr int64_t kTileRows = 64;
 }  // namespace
 
+GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T) {
+  GemmWorkspace ws;
+  if (w.dtype == DType::Packed) {
+    ws.transient = packed_matmul_tile_bytes(w.packed, T);
+    return ws;
+  }
+  if (w.dtype == DType::F32) return ws;
+  // As the dx path below: the BF16 GEMM accumulating dY·W, else one decoded tile.
+  if (w.dtype == DType::BF16) return gemm_bf16_workspace(T, w.cols, w.rows, false, true);
+  ws.transient = static_cast<size_t>(std::min(kTileRows, w.rows) * w.cols) * sizeof(float);
+  return ws;
+}
+
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
                      int64_t T) {
   if (w.dtype == DType::Packed) {  // a compressed base is frozen: only dx flows through it

@@ -36,6 +36,12 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, boo
   }
 }
 
+size_t packed_matmul_tile_bytes(const PackedView& w, int64_t T) {
+  // The backward always tiles; the forward only for T > 1 (a training step's T is > 1 anyway).
+  (void)T;
+  return static_cast<size_t>(std::min(kTileRows, w.rows) * w.cols) * sizeof(float);
+}
+
 void packed_matmul_backward(float* dx, const float* dy, const PackedView& w, int64_t T) {
   const int64_t N = w.rows, K = w.cols;
   std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));

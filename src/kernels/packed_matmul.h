@@ -7,6 +7,7 @@
 // packed/packed_ref.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "packed/packed_weight.h"
@@ -18,5 +19,7 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T,
                    bool accumulate = false);
 // dx[T, K] += dy[T, N]·W   (accumulates; the caller zeroes)
 void packed_matmul_backward(float* dx, const float* dy, const PackedView& w, int64_t T);
+// Bytes of the decoded tile either call allocates for T > 1 (freed at return).
+size_t packed_matmul_tile_bytes(const PackedView& w, int64_t T);
 
 }  // namespace edgellm

@@ -3,6 +3,7 @@
 // Llama-3's frequency-dependent rule (rope_scaling.rope_type = "llama3").
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,10 @@ class RopeTable {
   const float* cos_at(int64_t pos) const { return cos_.data() + pos * (head_dim_ / 2); }
   const float* sin_at(int64_t pos) const { return sin_.data() + pos * (head_dim_ / 2); }
   const std::vector<double>& freqs() const { return freq_; }
+  // Bytes of the tables as allocated now (a training run's plan counts them).
+  size_t bytes() const {
+    return (cos_.capacity() + sin_.capacity()) * sizeof(float) + freq_.capacity() * sizeof(double);
+  }
   int head_dim() const { return head_dim_; }
 
  private:

@@ -48,17 +48,22 @@ ExitHeads::ExitHeads(const ModelConfig& model, ExitConfig cfg)
   }
   if (cfg_.window < 0 || cfg_.window > L)
     fail("[exits] window {} outside 0..{} (the model's layers)", cfg_.window, L);
-  const size_t C = static_cast<size_t>(model_.dim), V = static_cast<size_t>(model_.vocab_size);
+  params_.assign(layout(model_, cfg_, &norm_off_, &head_off_), 0.f);
+}
+
+size_t ExitHeads::layout(const ModelConfig& model, const ExitConfig& cfg,
+                         std::vector<size_t>* norm_off, std::vector<size_t>* head_off) {
+  const size_t C = static_cast<size_t>(model.dim), V = static_cast<size_t>(model.vocab_size);
   size_t off = 0;
-  for (int i = 0; i < n_exits(); ++i) {
-    norm_off_.push_back(off);
-    head_off_.push_back(off);
-    if (!own(i)) continue;
+  for (const int d : cfg.depths) {
+    if (norm_off) norm_off->push_back(off);
+    if (head_off) head_off->push_back(off);
+    if (d >= model.n_layers) continue;  // the model's own head
     off += C;
-    head_off_.back() = off;
-    if (cfg_.head_mode == ExitHeadMode::Cloned) off += V * C;
+    if (head_off) head_off->back() = off;
+    if (cfg.head_mode == ExitHeadMode::Cloned) off += V * C;
   }
-  params_.assign(off, 0.f);
+  return off;
 }
 
 size_t ExitHeads::params_of(int i) const {

@@ -63,6 +63,10 @@ class ExitHeads {
   size_t norm_offset(int i) const { return norm_off_[i]; }
   size_t head_offset(int i) const { return head_off_[i]; }
   size_t params_of(int i) const;  // values exit i owns (0 for the model's head)
+  // Values params() holds for this configuration, without allocating them (memory planning).
+  static size_t count_params(const ModelConfig& model, const ExitConfig& cfg) {
+    return layout(model, cfg, nullptr, nullptr);
+  }
 
   // Writes dir/exit_heads.safetensors and dir/edgellm_exits.json (atomically, dir created).
   void save(const std::string& dir) const;
@@ -73,6 +77,11 @@ class ExitHeads {
   static ExitHeads load(const std::string& dir, const ModelConfig& model);
 
  private:
+  // Offsets of every exit's gain and head in params(); returns the total. The constructor and
+  // count_params share it.
+  static size_t layout(const ModelConfig& model, const ExitConfig& cfg,
+                       std::vector<size_t>* norm_off, std::vector<size_t>* head_off);
+
   ModelConfig model_;
   ExitConfig cfg_;
   std::vector<float> params_;

@@ -128,8 +128,8 @@ json memory_figure(const json& tune, const json& alloc) {
   std::vector<std::string> groups;
   std::vector<double> a, b;
   // The trainer's categories in their own order (train/memory.h), then the total.
-  for (const char* k :
-       {"weights", "adapters", "gradients", "optimizer", "activations", "scratch", "total"}) {
+  for (const char* k : {"weights", "adapters", "gradients", "optimizer", "activations", "scratch",
+                        "workspace", "prefix_cache", "total"}) {
     if (!v.contains(k)) continue;
     groups.push_back(k);
     a.push_back(v[k].get<double>() / 1048576.0);

@@ -58,7 +58,8 @@ MemoryPlan vanilla_plan(const Model& base, const TuneSection& t) {
   p[MemCategory::Optimizer] = 2 * p[MemCategory::Adapters];
   TrainEngine e(base, &a, nullptr, EngineOptions{t.seq, false, 128});
   const MemoryPlan ep = e.plan();
-  for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch})
+  for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch,
+                        MemCategory::Workspace})
     p[k] = ep[k];
   return p;
 }

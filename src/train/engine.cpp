@@ -41,6 +41,29 @@ TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
   window_ = o_.max_window > 0 ? std::min(o_.max_window, c_.n_layers) : c_.n_layers;
   o_.head_rows = std::min(o_.head_rows, o_.max_T);
   carve();  // measuring pass: sizes only
+  plan_workspace();
+}
+
+// Every linear of every layer, forward and dx (the window may sit anywhere, and the layers below
+// it run the same GEMMs), at the longest sequence; the head's GEMMs at a chunk of head_rows rows
+// and at the last, shorter chunk. Shorter sequences (Alpaca records) need smaller operands; the
+// scratchpad oneDNN asks for is taken to grow with the row count too.
+void TrainEngine::plan_workspace() {
+  GemmWorkspace ws;
+  const int64_t T = o_.max_T, R = o_.head_rows;
+  for (int l = 0; l < c_.n_layers; ++l)
+    for (int t = 0; t < kLinears; ++t) {
+      const WeightView& w = m_->layer(l).linear(static_cast<LinearId>(t));
+      ws.merge(matmul_workspace(w, T));
+      ws.merge(matmul_backward_workspace(w, T));
+    }
+  const WeightView& h = m_->head().lm_head;
+  for (const int64_t rows : {R, T % R}) {
+    if (rows == 0) continue;
+    ws.merge(matmul_workspace(h, rows));
+    ws.merge(matmul_backward_workspace(h, rows));
+  }
+  gemm_ws_ = ws;
 }
 
 size_t TrainEngine::lora_size() const { return lora_ ? lora_->params().size() : 0; }
@@ -128,6 +151,17 @@ MemoryPlan TrainEngine::plan() const {
   p[MemCategory::Activations] =
       acts_.bytes() + slots_.size() * static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T) * 4;
   p[MemCategory::Scratch] = scratch_.bytes();
+  p[MemCategory::Workspace] = gemm_ws_.total() + rope_.bytes();
+  return p;
+}
+
+MemoryPlan TrainEngine::allocated() const {
+  MemoryPlan p;
+  p[MemCategory::Gradients] = grads_.bytes();
+  p[MemCategory::Activations] = acts_.bytes();
+  for (const LayerActs& a : slots_) p[MemCategory::Activations] += a.attn.scores.capacity() * 4;
+  p[MemCategory::Scratch] = scratch_.bytes();
+  p[MemCategory::Workspace] = gemm_bf16_held_bytes() + rope_.bytes();
   return p;
 }
 
@@ -136,6 +170,7 @@ void TrainEngine::allocate() {
   acts_.allocate();
   scratch_.allocate();
   carve();
+  gemm_bf16_reserve(gemm_ws_);
   for (LayerActs& a : slots_)
     a.attn.scores.reserve(static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T));
 }

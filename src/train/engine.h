@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/rope.h"
 #include "model/layer.h"
 #include "model/lora.h"
@@ -58,10 +59,18 @@ class TrainEngine {
   // Measures the buffers (plan()) without allocating; call allocate() before the first step.
   TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full, const EngineOptions& o);
 
-  // Gradients, activations and scratch of this engine (weights/adapters/optimizer are the
-  // trainer's): exact sizes of what allocate() will reserve.
+  // Gradients, activations, scratch and workspace of this engine (weights/adapters/optimizer
+  // are the trainer's): exact sizes of what allocate() will reserve, and of the kernels'
+  // workspace its steps need (Workspace: the GEMM workspace, reserved by allocate(), plus the
+  // RoPE table).
   MemoryPlan plan() const;
+  // The GEMM workspace part of Workspace (kernels/gemm_bf16.h).
+  const GemmWorkspace& gemm_workspace() const { return gemm_ws_; }
   void allocate();
+  // What is allocated now, measured on the buffers themselves (arenas, attention buffers by
+  // capacity; Workspace: the GEMM buffers gemm_bf16 holds plus the RoPE table; transient kernel
+  // buffers exist only inside calls): the check that planned = allocated.
+  MemoryPlan allocated() const;
 
   // Forward (+ backward) of one sequence. targets[t] is the id to predict after tokens[t]
   // (< 0: masked). Each unmasked token's loss gradient is scaled by loss_scale (1 / tokens in
@@ -117,6 +126,7 @@ class TrainEngine {
   };
 
   void carve();
+  void plan_workspace();
   // The shared layer forward (model/layer.h) writing into slot a.
   void layer_forward(int l, const float* x, float* out, LayerActs& a, int64_t T, bool train,
                      LayerTaps* taps);
@@ -136,6 +146,7 @@ class TrainEngine {
   ModelConfig c_;
   RopeTable rope_;
   Arena grads_, acts_, scratch_;
+  GemmWorkspace gemm_ws_;
   uint64_t dseed_ = 0;
   LayerTaps* taps_ = nullptr;
   HeadWeights exit_hw_;

@@ -1,9 +1,12 @@
 #include "train/memory.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -12,7 +15,8 @@ namespace edgellm {
 
 const char* mem_category_name(MemCategory c) {
   static const char* names[kMemCategories] = {"weights",   "adapters",    "gradients",
-                                              "optimizer", "activations", "scratch"};
+                                              "optimizer", "activations", "scratch",
+                                              "workspace", "prefix_cache"};
   return names[static_cast<int>(c)];
 }
 
@@ -84,6 +88,39 @@ size_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<size_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+size_t current_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<size_t>(resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+RssMark start_rss_measurement() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  RssMark m;
+  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    m.reset = std::fputs("5", f) >= 0;
+    m.reset = (std::fclose(f) == 0) && m.reset;
+  }
+  m.rss = current_rss_bytes();
+  return m;
+}
+
+size_t hwm_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return static_cast<size_t>(kb) * 1024;
 }
 
 }  // namespace edgellm

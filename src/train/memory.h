@@ -21,8 +21,13 @@ enum class MemCategory : uint8_t {
   Optimizer,    // AdamW first and second moments
   Activations,  // values saved by the forward for the backward
   Scratch,      // per-step temporaries (logit chunks, backward buffers)
+  // Buffers outside the arenas that a step needs: the kernels' workspaces (the bf16 GEMM's
+  // activation copy and oneDNN scratchpad, decoded weight tiles; kernels/gemm_bf16.h
+  // GemmWorkspace), the RoPE table, the step's token buffers when drawn from a corpus.
+  Workspace,
+  PrefixCache,  // ALT branch mode: cached frozen-prefix hidden states, at their cap
 };
-constexpr int kMemCategories = 6;
+constexpr int kMemCategories = 8;
 const char* mem_category_name(MemCategory c);
 
 struct MemoryPlan {
@@ -55,5 +60,18 @@ class Arena {
 int64_t parse_bytes(const std::string& s, const std::string& what);
 // Peak resident set size of this process (getrusage ru_maxrss).
 size_t peak_rss_bytes();
+// Resident set size now (/proc/self/statm; 0 where unavailable).
+size_t current_rss_bytes();
+// Start of a measurement of what comes next: returns the heap's free pages to the kernel (glibc
+// keeps freed memory resident until a later free trims it, which would hide or fake growth) and
+// restarts the kernel's peak-RSS mark (/proc/self/clear_refs 5). `rss` is the RSS after that;
+// `reset` whether the mark could be restarted (else the peak includes what came before).
+struct RssMark {
+  size_t rss = 0;
+  bool reset = false;
+};
+RssMark start_rss_measurement();
+// The kernel's peak-RSS mark (VmHWM of /proc/self/status; 0 where unavailable).
+size_t hwm_rss_bytes();
 
 }  // namespace edgellm

@@ -82,57 +82,118 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       fail("[train] {}: a sequence of {} tokens exceeds --seq {}", data.source, e.tokens.size(),
            o_.seq);
   // Plan the weights first: a full fine-tuning copy that cannot fit is refused before it is made.
+  MemoryPlan fixed;  // weights, adapters and optimizer of the adapters or the copy
   if (o_.method == TuneMethod::Full) {
-    plan_[MemCategory::Weights] = static_cast<size_t>(full_numel(base)) * sizeof(float);
-    plan_[MemCategory::Optimizer] = 2 * plan_[MemCategory::Weights];
-    check_budget(plan_, o_.mem_budget, "weights and optimizer alone");
+    fixed[MemCategory::Weights] = static_cast<size_t>(full_numel(base)) * sizeof(float);
+    fixed[MemCategory::Optimizer] = 2 * fixed[MemCategory::Weights];
+    check_budget(fixed, o_.mem_budget, "weights and optimizer alone");
     full_ = std::make_unique<FullParams>(base);
   } else {
-    plan_[MemCategory::Weights] = base.weight_bytes();
+    fixed[MemCategory::Weights] = base.weight_bytes();
     lora_ = std::make_unique<LoraAdapters>(c, o_.lora);
     lora_->init_peft(o_.seed);
-    plan_[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
-    plan_[MemCategory::Optimizer] = 2 * plan_[MemCategory::Adapters];
+    fixed[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
+    fixed[MemCategory::Optimizer] = 2 * fixed[MemCategory::Adapters];
   }
-  if (o_.method == TuneMethod::Alt) {
-    const int L = c.n_layers;
-    if (!o_.lora.layers.empty())
-      fail("[train] --method alt puts adapters in every layer; --lora-layers is not for it");
-    ExitConfig ec;
-    ec.depths = o_.alt.exit_layers.empty() ? exit_depths(L, o_.alt.exits) : o_.alt.exit_layers;
-    const int T = static_cast<int>(ec.depths.size());
-    window_ = o_.alt.window > 0 ? o_.alt.window : exit_window(L, T);
-    if (window_ > L) fail("[train] --window {} exceeds the model's {} layers", window_, L);
-    ec.window = window_;
-    ec.head_mode = o_.alt.head_mode;
-    ec.lora_mode = o_.alt.lora_mode;
-    ec.schedule = exit_schedule_name(o_.alt.schedule);
-    heads_ = std::make_unique<ExitHeads>(c, ec);
-    heads_->init_from(base);
-    head_grad_.assign(heads_->params().size(), 0.f);
-    plan_[MemCategory::Adapters] += heads_->params().size() * sizeof(float);
-    plan_[MemCategory::Optimizer] += 2 * heads_->params().size() * sizeof(float);
-    picker_.schedule = o_.alt.schedule;
-    picker_.seed = o_.seed;
-    picker_.total_steps = o_.steps;
-    picker_.weights = o_.alt.exit_weights;
-    picker_.depths = ec.depths;
-    picker_.pick(0);  // validates the weights before anything runs
-  }
+  // The step's token buffers (run()): filled from the corpus when the data are windows over it,
+  // else the examples are read where the dataset holds them.
+  const size_t step_buffers = data.train_windows
+                                  ? static_cast<size_t>(o_.batch * o_.grad_accum + 1) *
+                                        static_cast<size_t>(o_.seq) * 2 * sizeof(int32_t)
+                                  : 0;
+  // The plan of a run with engine e, exit heads of head_values values and a prefix cache of
+  // cache_mb MiB: the one composition both the planner's candidates and this run go through.
+  auto compose = [&](const TrainEngine& e, size_t head_values, int64_t cache_mb) {
+    MemoryPlan p = fixed;
+    const MemoryPlan ep = e.plan();
+    for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch,
+                          MemCategory::Workspace})
+      p[k] = ep[k];
+    p[MemCategory::Adapters] += head_values * sizeof(float);
+    p[MemCategory::Optimizer] += 2 * head_values * sizeof(float);
+    p[MemCategory::Gradients] += head_values * sizeof(float);  // head_grad_
+    p[MemCategory::Workspace] += step_buffers;
+    p[MemCategory::PrefixCache] = static_cast<size_t>(cache_mb) << 20;
+    return p;
+  };
+  auto engine_options = [&](bool ckpt, int64_t head_rows, int window) {
+    EngineOptions eo{o_.seq, ckpt, head_rows};
+    eo.max_window = window;
+    return eo;
+  };
   // Adapters on some layers only (--lora-layers, partial tuning): nothing below the lowest one
   // is trained, so the backward stops there and activations are saved from there up only.
   // The gradients are exactly those of a backward down to layer 0 (tests/train/window_test).
   l0_ = 0;
   if (lora_ && !o_.lora.layers.empty())
     l0_ = *std::min_element(o_.lora.layers.begin(), o_.lora.layers.end());
-  EngineOptions eo{o_.seq, o_.checkpoint_activations, 128};
-  // Alt: activations for the window of m layers, whatever the depth.
-  eo.max_window = heads_ ? window_ : c.n_layers - l0_;
-  engine_ = std::make_unique<TrainEngine>(base, lora_.get(), full_.get(), eo);
-  const MemoryPlan e = engine_->plan();
-  for (MemCategory k : {MemCategory::Gradients, MemCategory::Activations, MemCategory::Scratch})
-    plan_[k] = e[k];
-  plan_[MemCategory::Gradients] += head_grad_.size() * sizeof(float);
+  int max_window = c.n_layers - l0_;
+  if (o_.method == TuneMethod::Alt) {
+    const int L = c.n_layers;
+    if (!o_.lora.layers.empty())
+      fail("[train] --method alt puts adapters in every layer; --lora-layers is not for it");
+    ExitConfig ec;
+    ec.head_mode = o_.alt.head_mode;
+    ec.lora_mode = o_.alt.lora_mode;
+    ec.schedule = exit_schedule_name(o_.alt.schedule);
+    const bool branch = o_.alt.lora_mode == ExitLoraMode::Branch;
+    AltKnobs k;
+    k.depths = o_.alt.exit_layers.empty() ? exit_depths(L, o_.alt.exits) : o_.alt.exit_layers;
+    k.window =
+        o_.alt.window > 0 ? o_.alt.window : exit_window(L, static_cast<int>(k.depths.size()));
+    if (k.window > L) fail("[train] --window {} exceeds the model's {} layers", k.window, L);
+    k.checkpoint = o_.checkpoint_activations;
+    k.head_rows = o_.head_rows;
+    k.prefix_cache_mb = branch ? o_.alt.prefix_cache_mb : 0;  // cumulative mode never caches
+    if (o_.mem_budget > 0) {
+      AltPlanRequest r;
+      r.n_layers = L;
+      r.start = k;
+      r.exits_fixed = o_.alt.exits_set || !o_.alt.exit_layers.empty();
+      r.window_fixed = o_.alt.window > 0;
+      r.checkpoint_fixed = o_.checkpoint_activations;
+      r.prefix_cache_used = branch && k.prefix_cache_mb > 0;
+      r.prefix_cache_fixed = o_.alt.prefix_cache_set;
+      r.budget = o_.mem_budget;
+      // Each candidate priced by a measuring engine of its options: nothing is allocated.
+      auto evaluate = [&](const AltKnobs& x) {
+        ExitConfig xc = ec;
+        xc.depths = x.depths;
+        xc.window = x.window;
+        const TrainEngine e(base, lora_.get(), nullptr,
+                            engine_options(x.checkpoint, x.head_rows, x.window));
+        return compose(e, ExitHeads::count_params(c, xc), x.prefix_cache_mb);
+      };
+      alt_choice_ = std::make_unique<AltPlanChoice>(choose_alt_plan(r, evaluate));
+      k = alt_choice_->knobs;
+    }
+    // The knobs in force from here on (and recorded in run.json).
+    o_.checkpoint_activations = k.checkpoint;
+    o_.head_rows = k.head_rows;
+    if (branch) o_.alt.prefix_cache_mb = k.prefix_cache_mb;
+    window_ = k.window;
+    ec.depths = k.depths;
+    ec.window = window_;
+    heads_ = std::make_unique<ExitHeads>(c, ec);
+    heads_->init_from(base);
+    head_grad_.assign(heads_->params().size(), 0.f);
+    picker_.schedule = o_.alt.schedule;
+    picker_.seed = o_.seed;
+    picker_.total_steps = o_.steps;
+    picker_.weights = o_.alt.exit_weights;
+    picker_.depths = ec.depths;
+    picker_.pick(0);       // validates the weights before anything runs
+    max_window = window_;  // activations for the window of m layers, whatever the depth
+  }
+  engine_ = std::make_unique<TrainEngine>(
+      base, lora_.get(), full_.get(),
+      engine_options(o_.checkpoint_activations, o_.head_rows, max_window));
+  plan_ = compose(
+      *engine_, head_grad_.size(),
+      heads_ && heads_->config().lora_mode == ExitLoraMode::Branch ? o_.alt.prefix_cache_mb : 0);
+  if (alt_choice_)  // planned = allocated: the chosen candidate's plan is this engine's
+    EDGELLM_CHECK(plan_.bytes == alt_choice_->plan.bytes, "planner's plan {} != run's plan {}",
+                  alt_choice_->plan.total(), plan_.total());
   check_budget(plan_, o_.mem_budget, "before the first step");
   engine_->allocate();
   std::vector<ParamSpan> spans;
@@ -508,7 +569,8 @@ void Trainer::write_run_record() {
                       {"seconds", elapsed_},
                       {"seconds_per_step", step_ > 0 ? elapsed_ / double(step_) : 0.0},
                       {"peak_rss_bytes", peak_rss_bytes()},
-                      {"memory_plan", plan_.to_json()}};
+                      {"memory_plan", plan_.to_json()},
+                      {"memory", plan_json()}};
   if (heads_) {
     j["exit_depths"] = heads_->config().depths;
     j["window"] = heads_->config().window;
@@ -517,6 +579,44 @@ void Trainer::write_run_record() {
     j["schedule"] = heads_->config().schedule;
   }
   write_file_atomic(o_.out + "/run.json", j.dump(2) + "\n");
+}
+
+MemoryPlan Trainer::allocated() const {
+  MemoryPlan p = engine_->allocated();
+  p[MemCategory::Weights] =
+      full_ ? full_->params().capacity() * sizeof(float) : base_.weight_bytes();
+  const size_t heads = heads_ ? heads_->params().capacity() * sizeof(float) : 0;
+  p[MemCategory::Adapters] = (lora_ ? lora_->params().capacity() * sizeof(float) : 0) + heads;
+  p[MemCategory::Optimizer] = opt_->state().capacity() * sizeof(float);
+  p[MemCategory::Gradients] += head_grad_.capacity() * sizeof(float);
+  p[MemCategory::Workspace] += step_buffers_;
+  p[MemCategory::PrefixCache] = cache_stats_.bytes;
+  return p;
+}
+
+nlohmann::json Trainer::plan_json() const {
+  nlohmann::json j = {{"plan", plan_.to_json()},
+                      {"budget", o_.mem_budget},
+                      {"checkpoint_activations", o_.checkpoint_activations},
+                      {"head_rows", o_.head_rows},
+                      // One sequence per forward/backward: batch and accumulation add gradients,
+                      // they do not change the peak.
+                      {"sequences_per_pass", 1}};
+  if (heads_) {
+    j["window"] = window_;
+    j["exit_depths"] = heads_->config().depths;
+    j["prefix_cache_mb"] =
+        heads_->config().lora_mode == ExitLoraMode::Branch ? o_.alt.prefix_cache_mb : 0;
+  }
+  if (alt_choice_) {
+    nlohmann::json tried = nlohmann::json::array();
+    for (const auto& [k, total] : alt_choice_->tried)
+      tried.push_back({{"knobs", k.describe()}, {"total", total}});
+    j["planner"] = {{"chosen", alt_choice_->knobs.describe()},
+                    {"reason", alt_choice_->reason},
+                    {"tried", tried}};
+  }
+  return j;
 }
 
 void merge_adapter(const Model& base, const LoraAdapters& a, const std::string& out_dir) {

@@ -16,6 +16,7 @@
 #include "model/exit_heads.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "train/alt_planner.h"
 #include "train/data.h"
 #include "train/engine.h"
 #include "train/exits.h"
@@ -35,7 +36,10 @@ TuneMethod tune_method_from_name(const std::string& name);
 // exit's head; adapters sit in every layer and each is trained when its layer is in the window
 // of a picked exit.
 struct AltOptions {
-  int exits = 4;                 // T: exits after layers ceil((i+1)·L/T)
+  int exits = 4;  // T: exits after layers ceil((i+1)·L/T)
+  // Whether the user gave --exits / --prefix-cache-mb (the --mem-budget planner keeps what the
+  // user fixed and chooses the rest; alt_planner.h).
+  bool exits_set = false, prefix_cache_set = false;
   std::vector<int> exit_layers;  // explicit depths (overrides exits)
   ExitSchedule schedule = ExitSchedule::Random;
   std::vector<double> exit_weights;  // weighted schedule (empty: the depths)
@@ -64,7 +68,10 @@ struct TuneOptions {
   int64_t val_every = 0;  // steps between validation losses (0: only at the end)
   int64_t val_max = 64;   // validation sequences evaluated (the first ones of the split)
   bool checkpoint_activations = false;
-  int64_t mem_budget = 0;  // bytes; 0 = unchecked
+  int64_t head_rows = 128;  // logits computed this many rows at a time (EngineOptions)
+  // bytes; 0 = unchecked. Alt: the planner chooses window, checkpointing, logit rows and exits
+  // to fit it (alt_planner.h); other methods: a plan over it is refused before step 1.
+  int64_t mem_budget = 0;
   std::string out;         // output directory ("" = write nothing)
   int64_t save_every = 0;  // steps between checkpoints (0: only at the end)
   bool resume = false;     // continue from out/checkpoint if present
@@ -100,6 +107,17 @@ class Trainer {
   ~Trainer();
 
   const MemoryPlan& plan() const { return plan_; }
+  // Alt with --mem-budget: the planner's choice (null otherwise).
+  const AltPlanChoice* alt_plan_choice() const { return alt_choice_.get(); }
+  // What is allocated now, measured on the containers (TrainEngine::allocated, adapters, exit
+  // heads, optimizer state, head gradients, the step's token buffers as planned, the prefix
+  // cache's bytes so far): tests check it against plan().
+  MemoryPlan allocated() const;
+  // The options in force: the planner's choices applied (window, checkpointing, logit rows,
+  // prefix cache).
+  const TuneOptions& options() const { return o_; }
+  // The chosen knobs and the planner's reasoning as JSON (run.json and tune --json).
+  nlohmann::json plan_json() const;
   // Runs until opt.steps (or, for tests, `stop_after` steps have been done in this call).
   // Writes metrics/checkpoints/outputs under opt.out.
   void run(const std::function<void(const StepLog&)>& on_step = nullptr, int64_t stop_after = -1);
@@ -133,6 +151,8 @@ class Trainer {
   std::unique_ptr<DataOrder> order_;
   Rng rng_;
   MemoryPlan plan_;
+  size_t step_buffers_ = 0;
+  std::unique_ptr<AltPlanChoice> alt_choice_;
   int64_t step_ = 0;
   double elapsed_ = 0;
   int l0_ = 0;  // lowest layer with adapters: the backward stops at its input
