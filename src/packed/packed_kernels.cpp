@@ -5,7 +5,6 @@
 
 #include "packed/bits.h"
 #include "simd/simd.h"
-#include "tensor/dtype.h"
 
 namespace edgellm {
 
@@ -34,9 +33,10 @@ bool whole_row_simd(const WeightFormat& f, int64_t cols) {
 
 simd::PackedRowQ row_q(const PackedView& w, int64_t r) {
   const int64_t ng = w.fmt.n_groups(w.cols);
+  const auto crb = static_cast<int64_t>(code_row_bytes(w.fmt, w.cols));
   simd::PackedRowQ q;
-  q.code_bytes = static_cast<int64_t>(code_row_bytes(w.fmt, w.cols));
-  q.codes = w.codes + r * q.code_bytes;
+  q.codes = w.codes + r * crb;
+  q.readable = (w.rows - r) * crb;  // this row and the ones after it
   q.scales = w.scales + r * ng;
   q.zeros = w.fmt.scheme == QuantScheme::Asym ? w.zeros + r * ng : nullptr;
   q.cols = w.cols;
@@ -72,6 +72,11 @@ void code_tiles(const PackedView& w, int64_t r, F&& f) {
   const int64_t ng = fmt.n_groups(w.cols), gc = fmt.group_cols(w.cols);
   const int sym_off = q ? (1 << (b - 1)) - 1 : 0;
   uint16_t code[kColTile];
+  // Scales of groups sc0 .. sc0 + kScaleBlock − 1 as fp32 (one conversion call per block, not a
+  // software fp16 conversion per tile: no F16C in the portable baseline).
+  constexpr int64_t kScaleBlock = 64;
+  float sc[kScaleBlock];
+  int64_t sc0 = -kScaleBlock;
   // Bitmask: the kept codes of a tile; N:M: its slots' codes and positions.
   uint16_t kept[2 * kColTile], pos[2 * kColTile];
   const uint8_t* mask = nullptr;
@@ -117,7 +122,11 @@ void code_tiles(const PackedView& w, int64_t r, F&& f) {
         }
       }
     }
-    f(c0, n, code, off, q ? f16_to_f32(w.scales[r * ng + g]) : 1.f);
+    if (q && g >= sc0 + kScaleBlock) {  // the next block of the row's scales, as fp32
+      sc0 = g;
+      simd::f16_to_f32_n(w.scales + r * ng + g, sc, std::min(kScaleBlock, ng - g));
+    }
+    f(c0, n, code, off, q ? sc[g - sc0] : 1.f);
     c0 += n;
   }
 }

@@ -41,10 +41,12 @@ DotF32Fn dot_f32_kernel();
 // One dense quantized row: column c's `bits`-bit code (2..8) at bit c·bits of `codes`, LSB first;
 // its value is scale_g·(code − off_g) for group g = c / group, with scale_g the fp16 scales[g] and
 // off_g = zeros ? zeros[g] : sym_off. Every group must start on a byte (group·bits a multiple of
-// 8, or group >= cols). Only codes[0, code_bytes) is read.
+// 8, or group >= cols). Only codes[0, readable) is read; readable >= (cols·bits + 7) / 8, and
+// more (the rows that follow in the same buffer) lets the kernel use whole 16-byte loads up to
+// the row's end instead of copying its last bytes.
 struct PackedRowQ {
   const uint8_t* codes = nullptr;
-  int64_t code_bytes = 0;
+  int64_t readable = 0;
   const uint16_t* scales = nullptr;
   const uint8_t* zeros = nullptr;
   int64_t cols = 0, group = 0;

@@ -134,11 +134,11 @@ inline void for_group_codes(const PackedRowQ& r, int64_t c0, int64_t n, int off,
       const uint64_t byte = (start + uint64_t(j) * b) / 8;
       hn::Vec<decltype(d8)> bytes;
       const int64_t m = n - j < 16 ? n - j : 16;
-      if (byte + 16 <= uint64_t(r.code_bytes)) {
+      if (byte + 16 <= uint64_t(r.readable)) {
         bytes = hn::LoadDup128(d8, base + byte);
       } else {  // the row's last bytes: copy only what is inside it
         alignas(16) uint8_t buf[16] = {};
-        std::memcpy(buf, base + byte, static_cast<size_t>(r.code_bytes) - byte);
+        std::memcpy(buf, base + byte, static_cast<size_t>(r.readable) - byte);
         bytes = hn::LoadDup128(d8, buf);
       }
       for (size_t v = 0; v * N < size_t(m); ++v) {
@@ -167,27 +167,107 @@ inline void group_range(const PackedRowQ& r, int64_t g, int64_t* c0, int64_t* n)
   *n = r.cols - *c0 < r.group ? r.cols - *c0 : r.group;
 }
 
+// fp16 scales[0..n) (n <= 16) as fp32 in out[0..n).
+inline void scales_f32(const uint16_t* scales, int64_t n, float* out) {
+#if EDGELLM_HW_F16
+  const DF d;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const auto* h = reinterpret_cast<const hwy::float16_t*>(scales);
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, h + i)), d, out + i);
+  for (; i < n; ++i) out[i] = half_at(scales + i);
+#else
+  for (int64_t i = 0; i < n; ++i) out[i] = half_at(scales + i);
+#endif
+}
+
+#if HWY_TARGET != HWY_SCALAR
+// The hot loop of PackedDotQ: groups 0 .. g_fast − 1, each a whole number (kChunks, or group/16
+// when 0) of 16-code chunks whose 16-byte loads stay inside the row. Unrolled per group size so
+// a g32 group (two chunks on AVX-512) costs a few instructions beyond its arithmetic; scales are
+// converted 16 at a time.
+template <int kChunks, bool kAsym>
+void DotFullGroups(const PackedRowQ& r, const float* x, int64_t g_fast, VF& acc0, VF& acc1) {
+  const DF d;
+  const DU du;
+  const hn::Repartition<uint8_t, DU> d8;
+  const size_t N = hn::Lanes(d);
+  const int b = r.bits;
+  const auto& t = detail::kUnpack[b];
+  const auto mask = hn::Set(du, (1u << b) - 1);
+  const int64_t chunks = kChunks ? kChunks : r.group / 16;
+  const int64_t gbytes = r.group / 8 * b;
+  VI voff = hn::Set(DI(), r.sym_off);
+  for (int64_t g0 = 0; g0 < g_fast; g0 += 16) {
+    const int64_t ng = g_fast - g0 < 16 ? g_fast - g0 : 16;
+    HWY_ALIGN float sc[16];
+    scales_f32(r.scales + g0, ng, sc);
+    for (int64_t k = 0; k < ng; ++k) {
+      const int64_t g = g0 + k;
+      const uint8_t* p = r.codes + g * gbytes;
+      const float* xg = x + g * r.group;
+      if constexpr (kAsym) voff = hn::Set(DI(), r.zeros[g]);
+      VF s = hn::Zero(d);
+      for (int64_t c = 0; c < chunks; ++c) {
+        const auto bytes = hn::LoadDup128(d8, p + c * 2 * b);
+        for (size_t v = 0; v < 16 / N; ++v)
+          s = hn::MulAdd(hn::ConvertTo(d, chunk_codes(bytes, t, v, mask, voff)),
+                         hn::LoadU(d, xg + 16 * c + int64_t(v * N)), s);
+      }
+      // Two accumulators (even / odd groups): the next group does not wait on this MulAdd.
+      if (k & 1)
+        acc1 = hn::MulAdd(hn::Set(d, sc[k]), s, acc1);
+      else
+        acc0 = hn::MulAdd(hn::Set(d, sc[k]), s, acc0);
+    }
+  }
+}
+
+template <bool kAsym>
+void DotFullGroupsAny(const PackedRowQ& r, const float* x, int64_t g_fast, VF& acc0, VF& acc1) {
+  switch (r.group) {
+    case 16:
+      return DotFullGroups<1, kAsym>(r, x, g_fast, acc0, acc1);
+    case 32:
+      return DotFullGroups<2, kAsym>(r, x, g_fast, acc0, acc1);
+    case 64:
+      return DotFullGroups<4, kAsym>(r, x, g_fast, acc0, acc1);
+    case 128:
+      return DotFullGroups<8, kAsym>(r, x, g_fast, acc0, acc1);
+    default:
+      return DotFullGroups<0, kAsym>(r, x, g_fast, acc0, acc1);
+  }
+}
+#endif
+
 float PackedDotQ(const PackedRowQ& r, const float* x) {
   const DF d;
   const int64_t ng = (r.cols + r.group - 1) / r.group;
-  // Two accumulators (even / odd groups): a group is only a few vectors, so one accumulator's
-  // MulAdd chain would bound the loop.
   VF acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  for (int64_t g = 0; g < ng; ++g) {
+  int64_t g = 0;
+#if HWY_TARGET != HWY_SCALAR
+  if (r.group % 16 == 0) {
+    // Full groups whose last chunk's 16-byte load ends inside the row.
+    int64_t g_fast = r.cols / r.group;
+    while (g_fast > 0 && (g_fast * r.group - 16) / 8 * r.bits + 16 > r.readable) --g_fast;
+    if (r.zeros)
+      DotFullGroupsAny<true>(r, x, g_fast, acc0, acc1);
+    else
+      DotFullGroupsAny<false>(r, x, g_fast, acc0, acc1);
+    g = g_fast;
+  }
+#endif
+  // The rest (a row's last groups, group sizes that are not a multiple of 16, a whole-row group):
+  // padded chunks where a load would leave the row, or one lane at a time (HWY_SCALAR).
+  for (; g < ng; ++g) {
     int64_t c0, n;
     group_range(r, g, &c0, &n);
-    const int off = r.zeros ? r.zeros[g] : r.sym_off;
-    VF s0 = hn::Zero(d), s1 = hn::Zero(d);
-    bool odd = false;
-    for_group_codes(r, c0, n, off, [&](int64_t c, int64_t valid, VF q) {
-      (odd ? s1 : s0) = hn::MulAdd(q, load_x(d, x + c, valid), odd ? s1 : s0);
-      odd = !odd;
-    });
-    const VF s = hn::Set(d, half_at(r.scales + g));
-    if (g & 1)
-      acc1 = hn::MulAdd(s, hn::Add(s0, s1), acc1);
-    else
-      acc0 = hn::MulAdd(s, hn::Add(s0, s1), acc0);
+    VF s = hn::Zero(d);
+    for_group_codes(
+        r, c0, n, r.zeros ? r.zeros[g] : r.sym_off,
+        [&](int64_t c, int64_t valid, VF q) { s = hn::MulAdd(q, load_x(d, x + c, valid), s); });
+    acc0 = hn::MulAdd(hn::Set(d, half_at(r.scales + g)), s, acc0);
   }
   return sum(d, hn::Add(acc0, acc1));
 }

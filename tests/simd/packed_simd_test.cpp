@@ -36,10 +36,11 @@ struct Row {
   int bits = 4;
   int64_t cols = 0, group = 0;
   bool asym = false;
-  std::vector<uint16_t> code;    // [cols], unpacked
-  std::vector<uint16_t> scales;  // fp16 [ng]
-  std::vector<uint8_t> zeros;    // [ng], asym
-  std::vector<uint8_t> storage;  // 1 + code_bytes: the packed row at an odd address
+  std::vector<uint16_t> code;     // [cols], unpacked
+  std::vector<uint16_t> scales;   // fp16 [ng]
+  std::vector<uint8_t> zeros;     // [ng], asym
+  std::vector<uint8_t> storage;   // 1 + code_bytes: the packed row at an odd address
+  std::vector<uint8_t> followed;  // the same, then 16 bytes of another row (0xa5)
   int64_t code_bytes = 0;
 
   Row(int b, int64_t n, int64_t g, bool a, std::mt19937& rng)
@@ -59,16 +60,19 @@ struct Row {
         const int64_t bit = c * b + i;
         if ((code[c] >> i) & 1) storage[1 + bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
       }
+    followed = storage;
+    followed.resize(storage.size() + 16, 0xa5);
   }
   int off(int64_t g) const { return asym ? zeros[g] : (1 << (bits - 1)) - 1; }
   double value(int64_t c) const {
     const int64_t g = c / group;
     return double(f16_to_f32(scales[g])) * (int(code[c]) - off(g));
   }
-  simd::PackedRowQ view() const {
+  // more = 16: the row is followed by readable bytes of the next one (whole-row loads to its end).
+  simd::PackedRowQ view(int more) const {
     simd::PackedRowQ q;
-    q.codes = storage.data() + 1;
-    q.code_bytes = code_bytes;
+    q.codes = (more ? followed : storage).data() + 1;
+    q.readable = code_bytes + more;
     q.scales = scales.data();
     q.zeros = asym ? zeros.data() : nullptr;
     q.cols = cols;
@@ -111,14 +115,18 @@ TEST(SimdPacked, DenseRowDotAndDecodeMatchTheScalarReference) {
               ref += row.value(c) * x[c];
               mag += std::abs(row.value(c) * x[c]);
             }
-            const simd::PackedRowQ v = row.view();
+            const simd::PackedRowQ v = row.view(0);
             ASSERT_NEAR(dot(v, x), ref, 1e-5 * mag + 1e-30);
+            ASSERT_NEAR(dot(row.view(16), x), ref, 1e-5 * mag + 1e-30);
             ASSERT_NEAR(simd::packed_dot_q(v, x), ref, 1e-5 * mag + 1e-30);
             // Decoding is one product of exact values (fp16 scale × small integer): exact.
             std::vector<float> dst(static_cast<size_t>(cols) + 2, 12345.f);
             decode(v, dst.data() + 1);
             ASSERT_EQ(dst[0], 12345.f);
             ASSERT_EQ(dst[cols + 1], 12345.f);  // nothing written past the row
+            for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(dst[c + 1], float(row.value(c))) << c;
+            decode(row.view(16), dst.data() + 1);
+            ASSERT_EQ(dst[cols + 1], 12345.f);
             for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(dst[c + 1], float(row.value(c))) << c;
             ++cases;
           }
