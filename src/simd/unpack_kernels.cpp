@@ -208,13 +208,23 @@ void DotFullGroups(const PackedRowQ& r, const float* x, int64_t g_fast, VF& acc0
       const uint8_t* p = r.codes + g * gbytes;
       const float* xg = x + g * r.group;
       if constexpr (kAsym) voff = hn::Set(DI(), r.zeros[g]);
-      VF s = hn::Zero(d);
-      for (int64_t c = 0; c < chunks; ++c) {
+      const auto chunk = [&](int64_t c, VF s) {
         const auto bytes = hn::LoadDup128(d8, p + c * 2 * b);
         for (size_t v = 0; v < 16 / N; ++v)
           s = hn::MulAdd(hn::ConvertTo(d, chunk_codes(bytes, t, v, mask, voff)),
                          hn::LoadU(d, xg + 16 * c + int64_t(v * N)), s);
+        return s;
+      };
+      // Even and odd chunks into separate sums: a whole-row group is a chain of up to
+      // cols/16 MulAdds otherwise (per-row b8 rows ran 21% slower than the native build).
+      VF s = hn::Zero(d), s1 = hn::Zero(d);
+      int64_t c = 0;
+      for (; c + 2 <= chunks; c += 2) {
+        s = chunk(c, s);
+        s1 = chunk(c + 1, s1);
       }
+      if (c < chunks) s = chunk(c, s);
+      s = hn::Add(s, s1);
       // Two accumulators (even / odd groups): the next group does not wait on this MulAdd.
       if (k & 1)
         acc1 = hn::MulAdd(hn::Set(d, sc[k]), s, acc1);
