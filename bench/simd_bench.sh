@@ -5,7 +5,9 @@
 #   prefill ms/token = (cpu(pp PP, tg 1) − cpu(pp 1, tg 1)) / ((REPS+1)·(PP − 1))
 #   decode  ms/token = (cpu(pp 1, tg TG) − cpu(pp 1, tg 1)) / ((REPS+1)·(TG − 1))
 # (bench runs a warm-up rep plus REPS=1 timed ones, all counted), so that the model load, which
-# the subtraction removes, is small beside the work; min over ROUNDS alternating rounds. Each entry of RUNS is LABEL=BINARY[@TARGET].
+# the subtraction removes, is small beside the work; min over ROUNDS alternating rounds. Each entry
+# of RUNS is LABEL=BINARY[@TARGET]; MODELS are anything `edgellm bench -m` reads (.gguf, .bin,
+# model directories, compressed ones included). PP=0 skips the prefill runs (decode only).
 #   bench/simd_bench.sh "MODELS" "RUNS" [PP TG ROUNDS]
 # e.g. bench/simd_bench.sh "m_f32.gguf m_q8_0.gguf" "native=/tmp/a portable=/tmp/b avx2=/tmp/b@avx2"
 set -euo pipefail
@@ -22,7 +24,9 @@ for _ in $(seq "$R"); do
       label=${run%%=*} spec=${run#*=}
       bin=${spec%@*} tgt=""
       [[ "$spec" == *@* ]] && tgt=${spec#*@}
-      echo "$m $label $(cpu "$bin" "$tgt" "$m" 1 1) $(cpu "$bin" "$tgt" "$m" "$PP" 1)" \
+      c1=$(cpu "$bin" "$tgt" "$m" 1 1) cp=nan
+      [[ "$PP" -gt 1 ]] && cp=$(cpu "$bin" "$tgt" "$m" "$PP" 1)
+      echo "$m $label $c1 $cp" \
         "$(cpu "$bin" "$tgt" "$m" 1 "$TG")" >>"$out"
     done
   done
@@ -36,8 +40,9 @@ P, T, K = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) + 1  # + the warm
 mins = {}
 for m, label, c1, cp, ct in rows:
     b = mins.setdefault((m, label), [1e18] * 3)
-    for i, v in enumerate((c1, cp, ct)): b[i] = min(b[i], float(v))
-best = {k: ((cp - c1) / (K * (P - 1)), (ct - c1) / (K * (T - 1))) for k, (c1, cp, ct) in mins.items()}
+    for i, v in enumerate((c1, cp, ct)): b[i] = min(b[i], float(v))  # nan: no prefill run
+best = {k: ((cp - c1) / (K * (P - 1)) if P > 1 else float('nan'), (ct - c1) / (K * (T - 1)))
+        for k, (c1, cp, ct) in mins.items()}
 labels = list(dict.fromkeys(r[1] for r in rows)); ref = labels[0]
 print(f"{'model':<16} {'run':<10} {'pp'+str(P)+' ms/tok':>12} {'tok/s':>7} {'vs '+ref:>8} "
       f"{'tg'+str(T)+' ms/tok':>12} {'tok/s':>7} {'vs '+ref:>8}")

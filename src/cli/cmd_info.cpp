@@ -31,12 +31,11 @@ nlohmann::json system_info() {
   const std::string t = simd::active_target();
   j["simd_target"] = t;
   nlohmann::json fam;
-  for (const char* f : {"dot (decode GEMV, dot_row: f32/f16/bf16/q8_0/q4_0/q4_k/q6_k)",
-                        "exp/softmax/cross-entropy/swiglu", "rmsnorm", "rope",
-                        "attention (decode dot/axpy)", "f16/bf16 conversion"})
+  for (const char* f :
+       {"dot (decode GEMV, dot_row: f32/f16/bf16/q8_0/q4_0/q4_k/q6_k)",
+        "exp/softmax/cross-entropy/swiglu", "rmsnorm", "rope", "attention (decode dot/axpy)",
+        "f16/bf16 conversion", "packed weights (packed_dot_row / packed_decode_row)"})
     fam[f] = t;
-  // Not yet on the dispatch layer: plain C++ vectorised by the compiler for the build's ISA.
-  fam["packed-weight GEMV (packed_dot_row)"] = "portable C++ (build baseline ISA, not dispatched)";
   fam["sgemm (prefill, training)"] = "oneDNN, own dispatch: " + dnnl_isa_name();
   fam["bf16 GEMM"] = bf16_gemm_path_name(bf16_gemm_path());
   j["kernels"] = fam;

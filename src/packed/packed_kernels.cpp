@@ -2,149 +2,173 @@
 
 #include <algorithm>
 #include <bit>
-#include <vector>
 
 #include "packed/bits.h"
-#include "tensor/dtype.h"
-#include "util/error.h"
+#include "simd/simd.h"
 
 namespace edgellm {
 
 namespace {
 
-// Columns (or slots) unpacked per step: a tile of codes that stays in registers/L1.
+// Columns (or kept weights) unpacked per step: a tile of codes that stays in registers/L1.
 constexpr int64_t kColTile = 64;
 // Below this many weights a GEMV runs on one thread: waking the pool costs more than it saves.
 constexpr int64_t kParallelMinWeights = 1 << 16;
 
-// What a row needs to turn a code into a value.
-struct RowDecoder {
-  const PackedView& w;
-  int64_t r, ng, gc;
-  bool q;
-  int sym_off;
-  RowDecoder(const PackedView& w_, int64_t r_)
-      : w(w_),
-        r(r_),
-        ng(w_.fmt.n_groups(w_.cols)),
-        gc(w_.fmt.group_cols(w_.cols)),
-        q(w_.fmt.quantized()),
-        sym_off(q ? (1 << (w_.fmt.bits - 1)) - 1 : 0) {}
-  float scale(int64_t g) const { return f16_to_f32(w.scales[r * ng + g]); }
-  int offset(int64_t g) const {
-    return w.fmt.scheme == QuantScheme::Sym ? sym_off : w.zeros[r * ng + g];
-  }
+// The dispatched kernels a row needs, fetched once per GEMV (simd.h: a per-call dispatch costs
+// ~5% of a decode GEMV at ~10^5 rows per token).
+struct Kernels {
+  simd::PackedDotQFn dot_q = simd::packed_dot_q_kernel();
+  simd::DotCodesFn dot_codes = simd::dot_codes_kernel();
+  simd::DotRowFn dot_f16 = simd::dot_row_kernel(simd::DotKind::F16);
 };
 
-// Calls f(c0, n, vals) for consecutive column tiles of a dense row: vals[0..n) are the decoded
-// values of columns c0..c0+n−1, all inside one group.
+// Dense quantized rows whose groups start on byte boundaries go to the whole-row SIMD kernel,
+// which unpacks the bits itself; that covers every group size a policy writes (0, 32, 64, 128).
+bool whole_row_simd(const WeightFormat& f, int64_t cols) {
+  if (f.sparse != SparseFormat::None || !f.quantized()) return false;
+  const int64_t gc = f.group_cols(cols);
+  return gc >= cols || (gc * f.bits) % 8 == 0;
+}
+
+simd::PackedRowQ row_q(const PackedView& w, int64_t r) {
+  const int64_t ng = w.fmt.n_groups(w.cols);
+  const auto crb = static_cast<int64_t>(code_row_bytes(w.fmt, w.cols));
+  simd::PackedRowQ q;
+  q.codes = w.codes + r * crb;
+  q.readable = (w.rows - r) * crb;  // this row and the ones after it
+  q.scales = w.scales + r * ng;
+  q.zeros = w.fmt.scheme == QuantScheme::Asym ? w.zeros + r * ng : nullptr;
+  q.cols = w.cols;
+  q.group = w.fmt.group_cols(w.cols);
+  q.bits = w.fmt.bits;
+  q.sym_off = (1 << (w.fmt.bits - 1)) - 1;
+  return q;
+}
+
+// The n (<= 64) mask bits of columns c0 .. c0+n−1 of a bitmask row, bit i = column c0 + i.
+uint64_t mask_bits(const uint8_t* mask, int64_t c0, int64_t n) {
+  const uint8_t* q = mask + c0 / 8;
+  const int sh = static_cast<int>(c0 % 8);
+  const int nbytes = static_cast<int>((sh + n + 7) / 8);  // <= 9
+  uint64_t m = 0;
+  for (int i = 0; i < nbytes; ++i) {
+    const int s = 8 * i - sh;  // < 64: a 9th byte only exists when sh > 0
+    m |= s >= 0 ? uint64_t(q[i]) << s : uint64_t(q[i]) >> -s;
+  }
+  return n == 64 ? m : m & ((uint64_t(1) << n) - 1);
+}
+
+// Calls f(c0, n, code, off, scale) for consecutive column tiles of row r, each inside one
+// quantization group: code[0..n) are the codes of columns c0..c0+n−1, pruned columns holding
+// the code of 0 (off for quantized rows, the fp16 pattern 0 otherwise), so every sparse layout
+// becomes a dense tile that one SIMD kernel multiplies. For quantized rows a value is
+// scale·(code − off); for bits 16 the code is the fp16 value (off 0, scale 1).
 template <typename F>
-void dense_tiles(const PackedView& w, int64_t r, F&& f) {
-  const RowDecoder d(w, r);
-  const int b = w.fmt.bits;
-  const uint8_t* rc = w.codes + r * code_row_bytes(w.fmt, w.cols);
+void code_tiles(const PackedView& w, int64_t r, F&& f) {
+  const WeightFormat& fmt = w.fmt;
+  const int b = fmt.bits;
+  const bool q = fmt.quantized();
+  const int64_t ng = fmt.n_groups(w.cols), gc = fmt.group_cols(w.cols);
+  const int sym_off = q ? (1 << (b - 1)) - 1 : 0;
   uint16_t code[kColTile];
-  float val[kColTile];
+  // Scales of groups sc0 .. sc0 + kScaleBlock − 1 as fp32 (one conversion call per block, not a
+  // software fp16 conversion per tile: no F16C in the portable baseline).
+  constexpr int64_t kScaleBlock = 64;
+  float sc[kScaleBlock];
+  int64_t sc0 = -kScaleBlock;
+  // Bitmask: the kept codes of a tile; N:M: its slots' codes and positions.
+  uint16_t kept[2 * kColTile], pos[2 * kColTile];
+  const uint8_t* mask = nullptr;
+  uint64_t bit = 0;
+  const uint8_t *rc = nullptr, *ri = nullptr;
+  if (fmt.sparse == SparseFormat::Bitmask) {
+    mask = w.index + r * index_row_bytes(fmt, w.cols);
+    bit = w.row_bit[r];
+  } else {
+    rc = w.codes + r * code_row_bytes(fmt, w.cols);
+    if (fmt.sparse == SparseFormat::NM) ri = w.index + r * index_row_bytes(fmt, w.cols);
+  }
   for (int64_t c0 = 0; c0 < w.cols;) {
-    const int64_t g = d.q ? c0 / d.gc : 0;
-    const int64_t gend = d.q ? std::min(w.cols, (g + 1) * d.gc) : w.cols;
+    const int64_t g = q ? c0 / gc : 0;
+    const int64_t gend = q ? std::min(w.cols, (g + 1) * gc) : w.cols;
     const int64_t n = std::min(kColTile, gend - c0);
-    bits::unpack(rc, uint64_t(c0) * b, b, n, code);
-    if (d.q) {
-      const float s = d.scale(g);
-      const int off = d.offset(g);
-      for (int64_t i = 0; i < n; ++i) val[i] = s * static_cast<float>(int(code[i]) - off);
+    const int off = !q ? 0 : fmt.scheme == QuantScheme::Sym ? sym_off : w.zeros[r * ng + g];
+    if (fmt.sparse == SparseFormat::None) {
+      bits::unpack(rc, uint64_t(c0) * b, b, n, code);
     } else {
-      for (int64_t i = 0; i < n; ++i) val[i] = f16_to_f32(code[i]);
+      std::fill(code, code + n, static_cast<uint16_t>(off));
+      if (fmt.sparse == SparseFormat::Bitmask) {
+        uint64_t m = mask_bits(mask, c0, n);
+        const int nk = std::popcount(m);
+        bits::unpack(w.codes, bit, b, nk, kept);
+        bit += uint64_t(nk) * b;
+        for (int k = 0; m; m &= m - 1) code[std::countr_zero(m)] = kept[k++];
+      } else {
+        // The M-groups overlapping the tile (one may straddle a quantization group boundary:
+        // only its slots inside [c0, c0 + n) are taken).
+        const int N = fmt.nm_n, M = fmt.nm_m, ib = fmt.index_bits();
+        const int64_t mg0 = c0 / M, mg1 = (c0 + n - 1) / M + 1;  // <= 64/M + 2 groups
+        const int64_t ns = (mg1 - mg0) * N;                      // < 64 + 2M <= 96 slots
+        bits::unpack(rc, uint64_t(mg0 * N) * b, b, ns, kept);
+        bits::unpack(ri, uint64_t(mg0 * N) * ib, ib, ns, pos);
+        for (int64_t mg = mg0, i = 0; mg < mg1; ++mg) {
+          const int64_t len = std::min<int64_t>(M, w.cols - mg * M);
+          for (int s = 0; s < N; ++s, ++i) {
+            const int64_t c = mg * M + pos[i] - c0;
+            // Slots past a short last group are padding (position 0, code of 0).
+            if (s < len && c >= 0 && c < n) code[c] = kept[i];
+          }
+        }
+      }
     }
-    f(c0, n, val);
+    if (q && g >= sc0 + kScaleBlock) {  // the next block of the row's scales, as fp32
+      sc0 = g;
+      simd::f16_to_f32_n(w.scales + r * ng + g, sc, std::min(kScaleBlock, ng - g));
+    }
+    f(c0, n, code, off, q ? sc[g - sc0] : 1.f);
     c0 += n;
   }
 }
 
-// Calls f(col, value) for each stored (kept or N:M slot) weight of a sparse row.
-template <typename F>
-void sparse_entries(const PackedView& w, int64_t r, F&& f) {
-  const RowDecoder d(w, r);
-  const int b = w.fmt.bits;
-  auto value = [&](int64_t c, uint16_t code) {
-    if (!d.q) return f16_to_f32(code);
-    const int64_t g = c / d.gc;
-    return d.scale(g) * static_cast<float>(int(code) - d.offset(g));
-  };
-  uint16_t code[kColTile];
-  if (w.fmt.sparse == SparseFormat::Bitmask) {
-    const size_t irb = index_row_bytes(w.fmt, w.cols);
-    const uint8_t* mask = w.index + r * irb;
-    uint64_t pos = w.row_bit[r];
-    for (int64_t c0 = 0; c0 < w.cols; c0 += kColTile) {  // 8 mask bytes per tile
-      const int64_t nbytes = (std::min(kColTile, w.cols - c0) + 7) / 8;
-      int64_t n = 0;
-      for (int64_t i = 0; i < nbytes; ++i) n += std::popcount(mask[c0 / 8 + i]);
-      bits::unpack(w.codes, pos, b, n, code);
-      pos += uint64_t(n) * b;
-      int64_t k = 0;
-      for (int64_t i = 0; i < nbytes; ++i)
-        for (unsigned m = mask[c0 / 8 + i]; m; m &= m - 1) {
-          const int64_t c = c0 + 8 * i + std::countr_zero(m);
-          f(c, value(c, code[k++]));
-        }
-    }
-    return;
-  }
-  // N:M: slots in tiles; slot k belongs to M-group k / N.
-  const int N = w.fmt.nm_n, M = w.fmt.nm_m, ib = w.fmt.index_bits();
-  const int64_t slots = nm_slots(w.fmt, w.cols);
-  const uint8_t* rc = w.codes + r * code_row_bytes(w.fmt, w.cols);
-  const uint8_t* ri = w.index + r * index_row_bytes(w.fmt, w.cols);
-  uint16_t pos[kColTile];
-  for (int64_t k0 = 0; k0 < slots; k0 += kColTile) {
-    const int64_t n = std::min(kColTile, slots - k0);
-    bits::unpack(rc, uint64_t(k0) * b, b, n, code);
-    bits::unpack(ri, uint64_t(k0) * ib, ib, n, pos);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t k = k0 + i, c0 = k / N * M;
-      if (k % N >= w.cols - c0) continue;  // padding of a short last group
-      const int64_t c = c0 + pos[i];
-      f(c, value(c, code[i]));
-    }
-  }
+float dot_row(const PackedView& w, int64_t r, const float* x, const Kernels& k) {
+  if (whole_row_simd(w.fmt, w.cols)) return k.dot_q(row_q(w, r), x);
+  if (w.fmt.sparse == SparseFormat::None && !w.fmt.quantized())  // fp16 codes, dense
+    return k.dot_f16(w.codes + r * code_row_bytes(w.fmt, w.cols), x, w.cols);
+  float acc = 0;
+  const bool q = w.fmt.quantized();
+  code_tiles(w, r, [&](int64_t c0, int64_t n, const uint16_t* code, int off, float scale) {
+    acc += q ? scale * k.dot_codes(code, off, x + c0, n) : k.dot_f16(code, x + c0, n);
+  });
+  return acc;
 }
 
 }  // namespace
 
 void packed_decode_row(const PackedView& w, int64_t r, float* dst) {
-  if (w.fmt.sparse == SparseFormat::None) {
-    dense_tiles(w, r, [&](int64_t c0, int64_t n, const float* v) {
-      for (int64_t i = 0; i < n; ++i) dst[c0 + i] = v[i];
-    });
+  if (whole_row_simd(w.fmt, w.cols)) {
+    simd::packed_decode_q(row_q(w, r), dst);
     return;
   }
-  std::fill(dst, dst + w.cols, 0.f);
-  sparse_entries(w, r, [&](int64_t c, float v) { dst[c] = v; });
+  const simd::DecodeCodesFn decode = simd::decode_codes_kernel();
+  const bool q = w.fmt.quantized();
+  code_tiles(w, r, [&](int64_t c0, int64_t n, const uint16_t* code, int off, float scale) {
+    if (q)
+      decode(code, off, scale, dst + c0, n);
+    else
+      simd::f16_to_f32_n(code, dst + c0, n);
+  });
 }
 
 float packed_dot_row(const PackedView& w, int64_t r, const float* x) {
-  float acc = 0;
-  if (w.fmt.sparse == SparseFormat::None) {
-    // One partial sum per tile lane: a single running sum is a serial chain of dependent adds
-    // that the compiler may not reorder (measured 6.4 ns/weight on 134M b4-g32); independent lanes
-    // vectorise.
-    float lane[kColTile] = {};
-    dense_tiles(w, r, [&](int64_t c0, int64_t n, const float* v) {
-      for (int64_t i = 0; i < n; ++i) lane[i] += v[i] * x[c0 + i];
-    });
-    for (float l : lane) acc += l;
-  } else {
-    sparse_entries(w, r, [&](int64_t c, float v) { acc += v * x[c]; });
-  }
-  return acc;
+  return dot_row(w, r, x, Kernels{});
 }
 
 void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate) {
+  const Kernels k;
 #pragma omp parallel for schedule(static) if (w.rows * w.cols >= kParallelMinWeights)
   for (int64_t r = 0; r < w.rows; ++r) {
-    const float v = packed_dot_row(w, r, x);
+    const float v = dot_row(w, r, x, k);
     y[r] = accumulate ? y[r] + v : v;
   }
 }

@@ -4,9 +4,11 @@
 // The GEMM and its backward, which need the fp32 sgemm, are one level up in
 // kernels/packed_matmul.h (this module sits below kernels and io, so loaders can read packed
 // tensors and matmul() can dispatch to them).
-// Portable C++ written for auto-vectorisation: codes are unpacked 8 at a time from b bytes into a
-// small column tile, then a plain multiply-add loop runs over the tile. SIMD-specific versions
-// slot in behind the same signatures. Scalar references: packed_ref.h.
+// The arithmetic runs in the SIMD dispatch layer (simd.h "packed weights", docs/simd.md): dense
+// quantized rows go whole to a kernel that unpacks the bits in vector registers; fp16 rows to
+// dot_f16; sparse rows (bitmask, N:M) are scattered here into dense tiles of uint16 codes (pruned
+// columns hold the code of 0) that a dispatched tile kernel multiplies. Scalar references:
+// packed_ref.h.
 #pragma once
 
 #include <cstdint>

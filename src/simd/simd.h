@@ -37,6 +37,37 @@ DotRowFn dot_row_kernel(DotKind k);
 Dot4Fn dot4_f32_kernel();
 DotF32Fn dot_f32_kernel();
 
+// ---- packed weights (packed/packed_kernels.cpp; layout in packed/weight_format.h) ----------
+// One dense quantized row: column c's `bits`-bit code (2..8) at bit c·bits of `codes`, LSB first;
+// its value is scale_g·(code − off_g) for group g = c / group, with scale_g the fp16 scales[g] and
+// off_g = zeros ? zeros[g] : sym_off. Every group must start on a byte (group·bits a multiple of
+// 8, or group >= cols). Only codes[0, readable) is read; readable >= (cols·bits + 7) / 8, and
+// more (the rows that follow in the same buffer) lets the kernel use whole 16-byte loads up to
+// the row's end instead of copying its last bytes.
+struct PackedRowQ {
+  const uint8_t* codes = nullptr;
+  int64_t readable = 0;
+  const uint16_t* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  int64_t cols = 0, group = 0;
+  int bits = 0, sym_off = 0;
+};
+float packed_dot_q(const PackedRowQ& row, const float* x);  // row · x[cols]
+void packed_decode_q(const PackedRowQ& row, float* dst);    // dst[cols] = the row's values
+// Codes already unpacked to uint16 (sparse rows, groups not on byte boundaries):
+float dot_codes(const uint16_t* code, int off, const float* x, int64_t n);  // Σ (code−off)·x
+void decode_codes(const uint16_t* code, int off, float scale, float* dst,
+                  int64_t n);  // dst = scale·(code−off)
+// Hoisted forms (as dot_row_kernel): fetched once per GEMV / row decode.
+using PackedDotQFn = float (*)(const PackedRowQ&, const float*);
+using PackedDecodeQFn = void (*)(const PackedRowQ&, float*);
+using DotCodesFn = float (*)(const uint16_t*, int, const float*, int64_t);
+using DecodeCodesFn = void (*)(const uint16_t*, int, float, float*, int64_t);
+PackedDotQFn packed_dot_q_kernel();
+PackedDecodeQFn packed_decode_q_kernel();
+DotCodesFn dot_codes_kernel();
+DecodeCodesFn decode_codes_kernel();
+
 // ---- exp / softmax / activations (kernels/vexp.h, activations*.cpp) --------------------------
 // y[i] = exp(x[i]); y may alias x. Relative error <= ~2 ulp on [-87, 88], 0 below -104, +inf
 // above 88.73.
