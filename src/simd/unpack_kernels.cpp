@@ -106,7 +106,7 @@ inline VI chunk_codes(hn::Vec<hn::Repartition<uint8_t, DU>> bytes, const detail:
   const size_t N = hn::Lanes(du);
   const auto w =
       hn::BitCast(du, hn::TableLookupBytesOr0(bytes, hn::Load(d8, t.idx.data() + 4 * N * v)));
-  const auto code = hn::And(w >> hn::Load(du, t.sh.data() + N * v), mask);
+  const auto code = hn::And(hn::Shr(w, hn::Load(du, t.sh.data() + N * v)), mask);
   return hn::Sub(hn::BitCast(DI(), code), off);
 }
 #endif
