@@ -284,7 +284,15 @@ Checkpoint load_gguf(const std::string& path) {
   }
 
   // ---- config from metadata ----
-  const std::string arch = meta.value("general.architecture", std::string());
+  // A string key, "" when absent; any other type is refused naming it (json::value would throw
+  // the library's own type_error — a fuzzer finding).
+  auto str_field = [&](const std::string& key) -> std::string {
+    if (!meta.contains(key)) return {};
+    if (!meta[key].is_string())
+      fail("[gguf] {}: metadata '{}' is not a string: {}", path, key, meta[key].dump());
+    return meta[key].get<std::string>();
+  };
+  const std::string arch = str_field("general.architecture");
   ModelConfig& c = ck.config;
   if (arch == "llama")
     c.arch = Arch::Llama;
@@ -356,7 +364,7 @@ Checkpoint load_gguf(const std::string& path) {
   // RoPE scaling: our own keys first; otherwise llama.cpp's rope_freqs.weight table, checked
   // against the Llama-3 formula with the published defaults (low 1, high 4, original 8192).
   const std::string sk = arch + ".rope.scaling.";
-  const std::string stype = meta.value(sk + "type", std::string());
+  const std::string stype = str_field(sk + "type");
   if (!stype.empty() && stype != "none") {
     if (stype != "llama3") fail("[gguf] {}: {}type '{}' unsupported (llama3)", path, sk, stype);
     c.rope_scaling.enabled = true;

@@ -2,6 +2,7 @@
 // as written), metadata that contradicts the tensors refused, NaN/Inf weights reported by tensor
 // name at load.
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,27 @@ TEST(GgufValidation, HugeBlockCountIsRefusedBeforeAllocating) {
     expect_error([&] { load_gguf(d + "/bad.gguf"); },
                  {"bad.gguf", "block_count", std::to_string(v)});
   }
+  fs::remove_all(d);
+}
+
+// Regression for a fuzzer finding (FUZZ_RUNS=1000000 tools/fuzz.sh, fuzz_gguf after 834,492
+// executions): a string key stored with another type made json::value throw the library's raw
+// type_error. The u32 key llama.context_length (20 characters, like general.architecture) is
+// renamed to general.architecture and the real one out of the way.
+TEST(GgufValidation, NonStringArchitectureIsAnErrorNamingTheKey) {
+  const std::string d = temp_dir("gguf_arch");
+  write_gguf(tiny_config(Arch::Llama), random_source(1), d + "/m.gguf", DType::F32, nullptr);
+  std::vector<uint8_t> b = read_bytes(d + "/m.gguf");
+  const std::string arch = "general.architecture", ctx = "llama.context_length";
+  ASSERT_EQ(arch.size(), ctx.size());
+  const size_t a = find_bytes(b, arch), c = find_bytes(b, ctx);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(c, std::string::npos);
+  std::memcpy(&b[a], "general.architecturX", arch.size());
+  std::memcpy(&b[c], arch.data(), arch.size());
+  write_bytes(d + "/bad.gguf", b);
+  expect_error([&] { load_gguf(d + "/bad.gguf"); },
+               {"bad.gguf", "general.architecture", "not a string"});
   fs::remove_all(d);
 }
 
