@@ -18,38 +18,11 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // foreach_target.h must come before highway.h.
 #include "hwy/highway.h"
+#include "simd/hwy_common-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace edgellm::simd {
 namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::CappedTag<float, 16>;
-using DI = hn::RebindToSigned<DF>;
-using VF = hn::Vec<DF>;
-
-// Hardware fp16 -> fp32 (F16C on x86, FCVTL on aarch64); other targets convert in software.
-#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM
-#define EDGELLM_HW_F16 1
-#else
-#define EDGELLM_HW_F16 0
-#endif
-
-// A block's fp16 scale: one conversion instruction where the target has one (the software
-// conversion's branches cost ~15% of a Q8_0 GEMV).
-inline float half_at(const uint8_t* p) {
-#if EDGELLM_HW_F16
-  const hn::CappedTag<float, 1> d1;
-  const hn::Rebind<hwy::float16_t, decltype(d1)> dh;
-  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
-#else
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return half_to_float(h);
-#endif
-}
-
-inline float sum(DF d, VF v) { return hn::GetLane(hn::SumOfLanes(d, v)); }
 
 // N consecutive uint8 / int8 values widened to int32 lanes, then to fp32.
 inline hn::Vec<DI> u8_lanes(DF d, const uint8_t* p) {

@@ -26,6 +26,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // foreach_target.h must come before highway.h.
 #include "hwy/highway.h"
+#include "simd/hwy_common-inl.h"
 
 #ifndef EDGELLM_SIMD_UNPACK_TABLES
 #define EDGELLM_SIMD_UNPACK_TABLES
@@ -59,34 +60,8 @@ inline constexpr std::array<UnpackTable, 9> kUnpack = make_unpack_tables();
 HWY_BEFORE_NAMESPACE();
 namespace edgellm::simd {
 namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::CappedTag<float, 16>;
-using DI = hn::RebindToSigned<DF>;
 using DU = hn::RebindToUnsigned<DF>;
-using VF = hn::Vec<DF>;
 using VI = hn::Vec<DI>;
-
-#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM
-#define EDGELLM_HW_F16 1
-#else
-#define EDGELLM_HW_F16 0
-#endif
-
-// A group's fp16 scale, through the conversion instruction where the target has one.
-inline float half_at(const uint16_t* p) {
-#if EDGELLM_HW_F16
-  const hn::CappedTag<float, 1> d1;
-  const hn::Rebind<hwy::float16_t, decltype(d1)> dh;
-  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
-#else
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return half_to_float(h);
-#endif
-}
-
-inline float sum(DF d, VF v) { return hn::GetLane(hn::SumOfLanes(d, v)); }
 
 // The b-bit code at bit `pos` of p (b <= 8: at most two bytes).
 inline int code_at(const uint8_t* p, uint64_t pos, int b) {

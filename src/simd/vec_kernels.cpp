@@ -21,16 +21,11 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // foreach_target.h must come before highway.h.
 #include "hwy/highway.h"
+#include "simd/hwy_common-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace edgellm::simd {
 namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::CappedTag<float, 16>;
-using DI = hn::RebindToSigned<DF>;
-using VF = hn::Vec<DF>;
-
 inline VF Exp(DF d, VF x) {
   const DI di;
   x = hn::Max(hn::Min(x, hn::Set(d, 89.f)), hn::Set(d, -104.f));
@@ -200,13 +195,8 @@ void Axpy(float* y, float a, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// Hardware fp16 conversion (F16C on x86, FCVT on aarch64, both round to nearest even); other
-// targets use the scalar conversion.
-#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM
-#define EDGELLM_HW_F16 1
-#else
-#define EDGELLM_HW_F16 0
-#endif
+// fp16 conversion: the hardware's where EDGELLM_HW_F16 (hwy_common-inl.h; F16C on x86, FCVT on
+// aarch64, both round to nearest even), else the scalar conversion.
 
 void F16ToF32(const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
