@@ -95,7 +95,9 @@ TEST(EdgellmTiny, ManySequenceLengthsDoNotGrowMemory) {
     EXPECT_GT(bf16_gemm_cached_shapes(), 0u);
   }
   // Unbounded, the primitives of the new shapes kept 23 MB more (measured).
-  EXPECT_LT(r2 - r1, int64_t(8) << 20);
+  if (!testing::kUnderAsan) {
+    EXPECT_LT(r2 - r1, int64_t(8) << 20);
+  }
 }
 
 }  // namespace
