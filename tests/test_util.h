@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "util/error.h"
+
 namespace edgellm::testing {
 
 // Built with AddressSanitizer: its allocator keeps freed memory in a quarantine and pads every
@@ -44,6 +46,17 @@ inline std::string temp_dir(const std::string& tag) {
                std::to_string(std::rand()));
   std::filesystem::create_directories(base);
   return base.string();
+}
+
+// The message of the edgellm::Error that f() throws; "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace edgellm::testing

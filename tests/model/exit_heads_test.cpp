@@ -21,14 +21,7 @@ namespace {
 
 const char* kBin = "models/stories260K/stories260K.bin";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 class ExitHeadsTest : public ::testing::Test {
  protected:

@@ -88,15 +88,7 @@ TuneOptions alt_opts(int64_t seq, int64_t budget) {
   return o;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 // Every layer below the deepest exit lies in the window of some exit.
 bool covers_every_layer(const std::vector<int>& depths, int m) {

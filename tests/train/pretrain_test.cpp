@@ -32,15 +32,7 @@ std::string write_temp(const std::string& dir, const std::string& name, const st
   return p;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::vector<double> metric_losses(const std::string& path) {
   std::vector<double> out;

@@ -39,15 +39,7 @@ class TrainerTest : public ::testing::Test {
   void TearDown() override { set_num_threads(0); }
 };
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST_F(TrainerTest, LoraOnShakespeareLowersHeldOutPerplexityAndReloads) {
   EDGELLM_REQUIRE_DATA(kBin);
