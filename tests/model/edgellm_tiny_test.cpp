@@ -64,6 +64,9 @@ TEST(EdgellmTiny, LoadsWithItsShapeAndGreedyGenerationIsGolden) {
 // new GEMM shape for the bf16 weights, and memory must level off once the per-shape cache is
 // full. Resident memory is compared after 30 lengths and after 79 more.
 TEST(EdgellmTiny, ManySequenceLengthsDoNotGrowMemory) {
+  // Under ASan resident memory is the sanitizer's (its quarantine); the cache bound itself is
+  // checked there by BoundedCaches.* in test_kernels. Skipping saves a minute of the CI stage.
+  if (testing::kUnderAsan) GTEST_SKIP() << "resident memory under AddressSanitizer is its own";
   auto rss = [] {
     std::FILE* f = std::fopen("/proc/self/statm", "r");
     long size = 0, resident = -1;
@@ -95,9 +98,7 @@ TEST(EdgellmTiny, ManySequenceLengthsDoNotGrowMemory) {
     EXPECT_GT(bf16_gemm_cached_shapes(), 0u);
   }
   // Unbounded, the primitives of the new shapes kept 23 MB more (measured).
-  if (!testing::kUnderAsan) {
-    EXPECT_LT(r2 - r1, int64_t(8) << 20);
-  }
+  EXPECT_LT(r2 - r1, int64_t(8) << 20);
 }
 
 }  // namespace
