@@ -19,6 +19,7 @@
 // foreach_target.h must come before highway.h.
 #include "hwy/highway.h"
 #include "simd/hwy_common-inl.h"
+#include "simd/hwy_dispatch.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace edgellm::simd {
@@ -283,16 +284,6 @@ HWY_EXPORT(RowQ4_0);
 HWY_EXPORT(RowQ4_K);
 HWY_EXPORT(RowQ6_K);
 
-// The chosen target's entry of a dispatch table (ensure_init has run Update, so the index is a
-// real target, not the table's initialising trampoline). A build for one target only (the
-// `native` preset: -march=native leaves Highway a single attainable target) has a one-entry
-// table and static dispatch: the target index would read past it.
-#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
-#define EDGELLM_CHOSEN(FN) (&HWY_STATIC_DISPATCH(FN))
-#else
-#define EDGELLM_CHOSEN(FN) HWY_DISPATCH_TABLE(FN)[hwy::GetChosenTarget().GetIndex()]
-#endif
-
 DotRowFn dot_row_kernel(DotKind k) {
   detail::ensure_init();
   switch (k) {
@@ -323,8 +314,6 @@ DotF32Fn dot_f32_kernel() {
   detail::ensure_init();
   return EDGELLM_CHOSEN(DotF32);
 }
-
-#undef EDGELLM_CHOSEN
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   detail::ensure_init();

@@ -27,6 +27,7 @@
 // foreach_target.h must come before highway.h.
 #include "hwy/highway.h"
 #include "simd/hwy_common-inl.h"
+#include "simd/hwy_dispatch.h"
 
 #ifndef EDGELLM_SIMD_UNPACK_TABLES
 #define EDGELLM_SIMD_UNPACK_TABLES
@@ -324,13 +325,6 @@ HWY_EXPORT(PackedDecodeQ);
 HWY_EXPORT(DotCodes);
 HWY_EXPORT(DecodeCodes);
 
-// As in dot_kernels.cpp: a one-target build has static dispatch only.
-#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
-#define EDGELLM_CHOSEN(FN) (&HWY_STATIC_DISPATCH(FN))
-#else
-#define EDGELLM_CHOSEN(FN) HWY_DISPATCH_TABLE(FN)[hwy::GetChosenTarget().GetIndex()]
-#endif
-
 PackedDotQFn packed_dot_q_kernel() {
   detail::ensure_init();
   return EDGELLM_CHOSEN(PackedDotQ);
@@ -347,8 +341,6 @@ DecodeCodesFn decode_codes_kernel() {
   detail::ensure_init();
   return EDGELLM_CHOSEN(DecodeCodes);
 }
-
-#undef EDGELLM_CHOSEN
 
 float packed_dot_q(const PackedRowQ& row, const float* x) {
   detail::ensure_init();

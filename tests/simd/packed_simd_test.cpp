@@ -14,22 +14,13 @@
 
 #include "simd/simd.h"
 #include "simd/target.h"
+#include "simd_test_util.h"
 #include "tensor/dtype.h"
 
 namespace edgellm {
 namespace {
 
-template <typename F>
-void for_each_target(F&& body) {
-  const auto targets = simd::available_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const auto& t : targets) {
-    simd::set_target(t);
-    SCOPED_TRACE("target " + t);
-    body();
-  }
-  simd::set_target("best");
-}
+using testing::for_each_target;
 
 // A random dense quantized row and its plain description.
 struct Row {
@@ -104,8 +95,8 @@ TEST(SimdPacked, DenseRowDotAndDecodeMatchTheScalarReference) {
           for (bool asym : {false, true}) {
             const int64_t g = group == 0 ? cols : group;
             const Row row(b, cols, g, asym, rng);
-            SCOPED_TRACE(testing::Message() << "b" << b << " cols " << cols << " group " << group
-                                            << (asym ? " asym" : " sym"));
+            SCOPED_TRACE(::testing::Message() << "b" << b << " cols " << cols << " group " << group
+                                              << (asym ? " asym" : " sym"));
             const std::vector<float> x0 = randn(cols, rng);
             std::vector<float> xbuf(static_cast<size_t>(cols) + 1);
             float* x = xbuf.data() + 1;  // 4 bytes past the allocation's alignment
@@ -140,7 +131,7 @@ TEST(SimdPacked, UnpackedCodeTilesMatchTheScalarReference) {
     const simd::DotCodesFn dot = simd::dot_codes_kernel();
     const simd::DecodeCodesFn decode = simd::decode_codes_kernel();
     for (int64_t n : {0, 1, 3, 7, 15, 16, 17, 31, 33, 64, 100, 257}) {
-      SCOPED_TRACE(testing::Message() << "n " << n);
+      SCOPED_TRACE(::testing::Message() << "n " << n);
       std::uniform_int_distribution<int> cd(0, 255), od(0, 255);
       std::vector<uint16_t> cbuf(static_cast<size_t>(n) + 1);
       uint16_t* code = cbuf.data() + 1;  // 2 bytes past the alignment

@@ -17,6 +17,7 @@
 
 #include "simd/half.h"
 #include "simd/target.h"
+#include "simd_test_util.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 
@@ -46,19 +47,7 @@ struct Misaligned {
   }
 };
 
-// Runs body once per target the machine can execute, then restores the best one.
-template <typename F>
-void for_each_target(F&& body) {
-  const auto targets = simd::available_targets();
-  ASSERT_FALSE(targets.empty());
-  for (const auto& t : targets) {
-    simd::set_target(t);
-    ASSERT_EQ(simd::active_target(), t);
-    SCOPED_TRACE("target " + t);
-    body();
-  }
-  simd::set_target("best");
-}
+using testing::for_each_target;
 
 double dot_ref(const float* a, const float* b, int64_t n) {
   double s = 0;
