@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# Installs every build, run and test dependency of edgellm: the Debian packages listed in
-# tools/debian-packages.txt, Node.js if the machine has none (tokenizer conformance test only),
-# and the pinned npm packages of tests/conformance. Nothing is downloaded at build or run time.
+# Installs edgellm's dependencies, Debian packages only; nothing is downloaded at build or run time.
+#   tools/install-deps.sh           build and run (tools/debian-packages.txt): the main job needs
+#                                   nothing more, so a fresh machine gets to it sooner
+#   tools/install-deps.sh --tests   also the tests' and developers' packages
+#                                   (tools/debian-packages-test.txt), Node.js if the machine has
+#                                   none, and the pinned npm packages of tests/conformance
+# Packages already installed are not fetched again (no apt-get update when nothing is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+lists=(tools/debian-packages.txt)
+tests=0
+case "${1:-}" in
+  "") ;;
+  --tests) tests=1 lists+=(tools/debian-packages-test.txt) ;;
+  *) echo "usage: tools/install-deps.sh [--tests]" >&2; exit 2 ;;
+esac
 # shellcheck disable=SC2046
-$SUDO apt-get install -y -qq --no-install-recommends $(cat tools/debian-packages.txt) >/dev/null
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+want=($(cat "${lists[@]}"))
+if [ "$tests" -eq 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  want+=(nodejs npm)
 fi
-tests/conformance/setup.sh
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ "$tests" -eq 0 ] || tests/conformance/setup.sh
 echo "dependencies installed"

@@ -7,6 +7,9 @@ DATA="${EDGELLM_DATA:-../shared/data}"
 [ -d "$DATA" ] || { echo "error: EDGELLM_DATA directory '$DATA' not found" >&2; exit 1; }
 export EDGELLM_DATA="$(cd "$DATA" && pwd)"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# The tests' own packages (GoogleTest, libxml2, Node.js and the pinned npm references): the main
+# job's install leaves them out. Does nothing when they are present.
+tools/install-deps.sh --tests
 JOBS="$(nproc)"
 cmake --preset ci-debug >/dev/null
 cmake --build --preset ci-debug -j"$JOBS"

@@ -83,6 +83,16 @@ void exit_logits(const Model& m, const ExitHeads& h, const float* hidden, int64_
   }
 }
 
+void one_exit_logits(const Model& m, const ExitHeads& h, int i, const float* hidden, int64_t r0,
+                     int64_t n, std::vector<float>& xn, std::vector<float>& logits) {
+  const ModelConfig& c = m.config();
+  const HeadWeights hw = h.weights(i, m);
+  xn.resize(static_cast<size_t>(n * c.dim));
+  logits.resize(static_cast<size_t>(n * c.vocab_size));
+  head_norm(c, hw, hidden + r0 * c.dim, xn.data(), nullptr, n);
+  head_logits(hw, xn.data(), logits.data(), n);
+}
+
 PplExitsResult perplexity_exits(const Model& m, const ExitHeads& h, const LoraAdapters* adapter,
                                 const std::vector<int32_t>& tokens, int64_t ctx, bool votes) {
   const auto t0 = std::chrono::steady_clock::now();

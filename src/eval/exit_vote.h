@@ -37,6 +37,10 @@ double vote_mean_logprob(const std::vector<const float*>& rows, int64_t V, int32
 // i from hidden [E, T, C] (rows r0..r0+n-1). xn: [n, C] scratch.
 void exit_logits(const Model& m, const ExitHeads& h, const float* hidden, int64_t T, int64_t r0,
                  int64_t n, std::vector<float>& xn, std::vector<std::vector<float>>& logits);
+// Logits of exit i alone ([n, V]) from hidden [T, C] of a forward that stopped at its depth
+// (forward_exits with {h.depth(i)}): scoring one exit costs its layers and its head only.
+void one_exit_logits(const Model& m, const ExitHeads& h, int i, const float* hidden, int64_t r0,
+                     int64_t n, std::vector<float>& xn, std::vector<float>& logits);
 
 struct PplExitsResult {
   std::vector<int> depths;

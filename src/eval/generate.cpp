@@ -41,20 +41,24 @@ GenerateResult generate(const Model& m, const Tokenizer& tok, const std::string&
     fail("[generate] --exit {}: the adapter has exits 0..{}", ex.exit, ex.heads->n_exits() - 1);
   if (!ex.heads && (ex.vote || ex.exit >= 0))
     fail("[generate] --exit/--vote need the exit heads of an ALT run");
-  // With exits: one trunk forward to the deepest exit, every exit's head on the last position,
-  // then the exit (given or voted) whose logits the sampler sees.
-  std::vector<float> xn;
+  // With one exit: the forward stops at its depth and only its head runs. With the vote: one
+  // trunk forward to the deepest exit, every exit's head on the last position, then the winner's
+  // logits are the ones the sampler sees.
+  std::vector<float> xn, one_logits;
   std::vector<std::vector<float>> ex_logits;
   std::vector<const float*> rows;
   int last_exit = -1;
+  const std::vector<int> one_depth = {ex.heads && !ex.vote ? ex.heads->depth(ex.exit) : 0};
   auto step = [&](const int32_t* ids, int64_t T) -> const float* {
     if (!ex.heads) return st.forward_last_logits(ids, T);
+    if (!ex.vote) {
+      const float* hid = st.forward_exits(ids, T, one_depth);
+      one_exit_logits(m, *ex.heads, ex.exit, hid, T - 1, 1, xn, one_logits);
+      last_exit = ex.exit;
+      return one_logits.data();
+    }
     const float* hid = st.forward_exits(ids, T, ex.heads->config().depths);
     exit_logits(m, *ex.heads, hid, T, T - 1, 1, xn, ex_logits);
-    if (!ex.vote) {
-      last_exit = ex.exit;
-      return ex_logits[ex.exit].data();
-    }
     rows.clear();
     for (const auto& l : ex_logits) rows.push_back(l.data());
     last_exit = vote_argmax(rows, c.vocab_size).exit;

@@ -411,6 +411,26 @@ void mmlu_aggregate(MmluResult& r) {
   }
 }
 
+MmluResult mmlu_exit_result(const MmluResult& r, int exit) {
+  if (r.exit_correct.empty()) fail("[mmlu] per-exit results need a run with exits");
+  if (exit < 0 || exit >= static_cast<int>(r.exit_correct.size()))
+    fail("[mmlu] exit {}: the run has exits 0..{}", exit, r.exit_correct.size() - 1);
+  MmluResult x = r;
+  x.predicted = {};
+  for (MmluSubjectResult& s : x.subjects) {
+    s.correct = 0;
+    for (MmluItem& it : s.items) {
+      it.pred = it.exit_preds[static_cast<size_t>(exit)];
+      it.exit = exit;
+      s.correct += it.pred == it.answer;
+      ++x.predicted[it.pred];
+    }
+  }
+  std::fill(x.exit_wins.begin(), x.exit_wins.end(), 0);
+  mmlu_aggregate(x);
+  return x;
+}
+
 MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
                          const std::vector<MmluSubject>& subjects, const MmluOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -466,8 +486,10 @@ MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
         continue;
       }
       const std::vector<std::array<double, 4>> rows = scorer.score_exits(req[i], *o.exits);
-      for (size_t e = 0; e < rows.size(); ++e)
-        r.exit_correct[e] += mmlu_pick({rows[e]}) == it.answer;
+      for (size_t e = 0; e < rows.size(); ++e) {
+        it.exit_preds.push_back(static_cast<int8_t>(mmlu_pick({rows[e]})));
+        r.exit_correct[e] += it.exit_preds.back() == it.answer;
+      }
       it.exit = o.vote ? -1 : o.exit;
       if (o.vote) {
         it.pred = mmlu_pick(rows);

@@ -138,6 +138,7 @@ struct MmluItem {
   bool truncated = false;
   std::array<double, 4> loglik{};  // with exits: those of the exit scored or of the winner
   int exit = -1;                   // with exits: that exit
+  std::vector<int8_t> exit_preds;  // with exits: every exit's own pick (the same forward)
 };
 
 struct MmluSubjectResult {
@@ -179,5 +180,10 @@ MmluResult evaluate_mmlu(const Model& m, const Tokenizer& tok,
 
 // Fills each subject's acc and r.overall / r.categories from the subjects' counts.
 void mmlu_aggregate(MmluResult& r);
+
+// The result exit `exit` alone gets, from a run with exits (vote or not: every item records
+// every exit's pick): the same questions, prompts and timing, each prediction that exit's. One
+// forward per question thus gives every exit's accuracy and the vote's.
+MmluResult mmlu_exit_result(const MmluResult& r, int exit);
 
 }  // namespace edgellm

@@ -47,22 +47,28 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
   std::map<std::string, size_t> gi;
   std::vector<double> gnll;
   double nll_all = 0;
-  InferenceState st(m);
-  st.set_adapter(o.adapter);
-  std::vector<float> logits;
   if (o.exits && !o.vote && (o.exit < 0 || o.exit >= o.exits->n_exits()))
     fail("[task] exit {}: the adapter has exits 0..{}", o.exit, o.exits->n_exits() - 1);
   if (!o.exits && (o.vote || o.exit >= 0)) fail("[task] an exit or a vote needs exit heads");
+  InferenceState st(m);
+  st.set_adapter(o.adapter);
+  std::vector<float> logits;
   std::vector<float> xn;
   std::vector<std::vector<float>> ex_logits;
   std::vector<const float*> rows;
   // Logits of the last position for greedy decoding: the model's head, one exit, or the exit
-  // that wins the vote at this step.
+  // that wins the vote at this step. One exit is run only to its depth, with only its head (its
+  // output depends on nothing above); the vote needs every exit, from one trunk forward.
+  const std::vector<int> one_depth = {o.exits && !o.vote ? o.exits->depth(o.exit) : 0};
   auto last_logits = [&](const int32_t* ids, int64_t T) -> const float* {
     if (!o.exits) return st.forward_last_logits(ids, T);
+    if (!o.vote) {
+      const float* hid = st.forward_exits(ids, T, one_depth);
+      one_exit_logits(m, *o.exits, o.exit, hid, T - 1, 1, xn, logits);
+      return logits.data();
+    }
     const float* hid = st.forward_exits(ids, T, o.exits->config().depths);
     exit_logits(m, *o.exits, hid, T, T - 1, 1, xn, ex_logits);
-    if (!o.vote) return ex_logits[static_cast<size_t>(o.exit)].data();
     rows.clear();
     for (const auto& l : ex_logits) rows.push_back(l.data());
     return ex_logits[static_cast<size_t>(vote_argmax(rows, c.vocab_size).exit)].data();
@@ -86,16 +92,16 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
       st.logits(h + (n_prompt - 1) * c.dim, n_pred, logits.data());
       for (int64_t k = 0; k < n_pred; ++k)
         nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
+    } else if (!o.vote) {
+      const float* hid = st.forward_exits(ids.data(), T - 1, one_depth);
+      one_exit_logits(m, *o.exits, o.exit, hid, n_prompt - 1, n_pred, xn, logits);
+      for (int64_t k = 0; k < n_pred; ++k)
+        nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
     } else {
       const float* hid = st.forward_exits(ids.data(), T - 1, o.exits->config().depths);
       exit_logits(m, *o.exits, hid, T - 1, n_prompt - 1, n_pred, xn, ex_logits);
       for (int64_t k = 0; k < n_pred; ++k) {
         const int32_t target = ids[n_prompt + k];
-        if (!o.vote) {
-          nll += nll_of(ex_logits[static_cast<size_t>(o.exit)].data() + k * c.vocab_size,
-                        c.vocab_size, target);
-          continue;
-        }
         rows.clear();
         for (const auto& l : ex_logits) rows.push_back(l.data() + k * c.vocab_size);
         nll -= vote_max_renorm_logprob(rows, c.vocab_size, target);

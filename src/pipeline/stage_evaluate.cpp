@@ -19,6 +19,14 @@ namespace edgellm::pipeline {
 
 namespace {
 
+nlohmann::json mmlu_json(const MmluResult& r) {
+  nlohmann::json cats = nlohmann::json::object();
+  for (const auto& g : r.categories) cats[g.name] = g.micro;
+  return {{"shots", r.shots},         {"questions", r.overall.questions},
+          {"micro", r.overall.micro}, {"macro", r.overall.macro},
+          {"categories", cats},       {"seconds_per_question", r.seconds_per_question}};
+}
+
 nlohmann::json task_json(const TaskEvalResult& r) {
   auto g = [](const TaskGroupResult& x) {
     return nlohmann::json{{"name", x.name},
@@ -84,8 +92,23 @@ void run(StageContext& ctx) {
                    adapter.get(), heads.get()});
 
   // One measurement: exit index `exit` of h (-1: the model's own head), or the vote.
+  auto run_mmlu = [&](const Cond& c, int exit, bool vote, const std::string& what) {
+    MmluOptions mo;
+    mo.shots = e.mmlu_shots;
+    mo.limit = e.mmlu_limit;
+    mo.adapter = c.a;
+    mo.exits = c.h;
+    mo.exit = c.h && !vote ? exit : -1;
+    mo.vote = vote;
+    mo.progress = [&](const std::string&, int64_t d, int64_t t) {
+      ctx.progress(what + ": MMLU questions", d, t);
+    };
+    return evaluate_mmlu(*c.m, *tok, mmlu, mo);
+  };
+  // pe / mv: the perplexity and MMLU of every exit and the vote, from one trunk forward per
+  // window or question (null: measured here).
   auto measure = [&](const Cond& c, int exit, bool vote, const std::string& what,
-                     const PplExitsResult* pe) {
+                     const PplExitsResult* pe, const MmluResult* mv) {
     nlohmann::json ex = {
         {"exit", c.h && !vote ? c.h->depth(exit) : c.m->config().n_layers},
         {"head",
@@ -123,23 +146,10 @@ void run(StageContext& ctx) {
       }
     }
     ex["mmlu"] = nullptr;
-    if (!mmlu.empty()) {
-      MmluOptions mo;
-      mo.shots = e.mmlu_shots;
-      mo.limit = e.mmlu_limit;
-      mo.adapter = c.a;
-      mo.exits = c.h;
-      mo.exit = c.h && !vote ? exit : -1;
-      mo.vote = vote;
-      mo.progress = [&](const std::string&, int64_t d, int64_t t) {
-        ctx.progress(what + ": MMLU questions", d, t);
-      };
-      const MmluResult r = evaluate_mmlu(*c.m, *tok, mmlu, mo);
-      nlohmann::json cats = nlohmann::json::object();
-      for (const auto& g : r.categories) cats[g.name] = g.micro;
-      ex["mmlu"] = {{"shots", r.shots},         {"questions", r.overall.questions},
-                    {"micro", r.overall.micro}, {"macro", r.overall.macro},
-                    {"categories", cats},       {"seconds_per_question", r.seconds_per_question}};
+    if (mv) {
+      ex["mmlu"] = mmlu_json(vote ? *mv : mmlu_exit_result(*mv, exit));
+    } else if (!mmlu.empty()) {
+      ex["mmlu"] = mmlu_json(run_mmlu(c, exit, vote, what));
     }
     const auto& tj = ex["task"];
     ctx.log(fmt::format(
@@ -154,16 +164,19 @@ void run(StageContext& ctx) {
   for (const Cond& c : conds) {
     nlohmann::json exits = nlohmann::json::array(), vote = nullptr;
     if (!c.h) {
-      exits.push_back(measure(c, -1, false, c.label, nullptr));
+      exits.push_back(measure(c, -1, false, c.label, nullptr, nullptr));
     } else {
       std::unique_ptr<PplExitsResult> pe;
       if (!ppl_ids.empty())
         pe = std::make_unique<PplExitsResult>(perplexity_exits(
             *c.m, *c.h, c.a, ppl_ids, std::min<int64_t>(e.ppl_ctx, c.m->config().max_seq_len)));
+      std::unique_ptr<MmluResult> mv;
+      if (!mmlu.empty())
+        mv = std::make_unique<MmluResult>(run_mmlu(c, -1, true, c.label + ", every exit"));
       for (int i = 0; i < c.h->n_exits(); ++i)
-        exits.push_back(
-            measure(c, i, false, fmt::format("{}, exit {}", c.label, c.h->depth(i)), pe.get()));
-      vote = measure(c, -1, true, c.label + ", vote", pe.get());
+        exits.push_back(measure(c, i, false, fmt::format("{}, exit {}", c.label, c.h->depth(i)),
+                                pe.get(), mv.get()));
+      vote = measure(c, -1, true, c.label + ", vote", pe.get(), mv.get());
     }
     out["conditions"].push_back({{"name", c.name},
                                  {"label", c.label},

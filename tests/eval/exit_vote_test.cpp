@@ -3,6 +3,7 @@
 // equal to that exit (math, perplexity, generation), and the MMLU vote over letters only.
 #include "eval/exit_vote.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -160,6 +161,46 @@ TEST_F(ExitVoteModel, MmluScoreOfTheDeepestExitIsThePlainScore) {
   }
 }
 
+// Every exit's MMLU result comes out of one vote run (the same forwards): equal to scoring that
+// exit alone, subject by subject and overall.
+TEST_F(ExitVoteModel, MmluPerExitResultsOfAVoteRunEqualSingleExitRuns) {
+  MmluSubject s{"astronomy", {}, {}};
+  const char* words[] = {"sun", "moon", "star", "sky", "cat", "dog", "tree", "ball"};
+  for (int i = 0; i < 8; ++i) {
+    MmluQuestion q;
+    q.question = fmt::format("Which one is {}?", words[i]);
+    q.choices = {words[i % 8], words[(i + 1) % 8], words[(i + 3) % 8], words[(i + 5) % 8]};
+    q.answer = i % 4;
+    (i < 2 ? s.dev : s.test).push_back(q);
+  }
+  MmluSubject t = s;
+  t.name = "virology";
+  const std::vector<MmluSubject> subjects{s, t};
+  const ExitHeads h = heads({1, 3, 5});
+  MmluOptions o;
+  o.shots = 2;
+  o.ctx = 256;
+  o.exits = &h;
+  o.vote = true;
+  const MmluResult voted = evaluate_mmlu(*m_, *tok_, subjects, o);
+  o.vote = false;
+  for (int e = 0; e < 3; ++e) {
+    o.exit = e;
+    const MmluResult alone = evaluate_mmlu(*m_, *tok_, subjects, o);
+    const MmluResult derived = mmlu_exit_result(voted, e);
+    EXPECT_EQ(derived.overall.correct, alone.overall.correct) << e;
+    EXPECT_EQ(derived.overall.correct, voted.exit_correct[static_cast<size_t>(e)]) << e;
+    EXPECT_DOUBLE_EQ(derived.overall.macro, alone.overall.macro) << e;
+    EXPECT_EQ(derived.predicted, alone.predicted) << e;
+    for (size_t k = 0; k < subjects.size(); ++k)
+      for (size_t i = 0; i < alone.subjects[k].items.size(); ++i)
+        EXPECT_EQ(derived.subjects[k].items[i].pred, alone.subjects[k].items[i].pred) << e;
+  }
+  EXPECT_THROW(mmlu_exit_result(voted, 3), Error);
+  o.exits = nullptr;
+  EXPECT_THROW(mmlu_exit_result(evaluate_mmlu(*m_, *tok_, subjects, o), 0), Error);
+}
+
 // The pipeline's task evaluation through exits: the deepest exit and a one-exit vote are the
 // plain evaluation (same greedy answers, same response NLL); a shallow exit is worse.
 TEST_F(ExitVoteModel, TaskEvaluationAtTheDeepestExitAndOneExitVoteIsThePlainOne) {
@@ -187,6 +228,42 @@ TEST_F(ExitVoteModel, TaskEvaluationAtTheDeepestExitAndOneExitVoteIsThePlainOne)
       EXPECT_EQ(r->samples[i].got, plain.samples[i].got);
   }
   EXPECT_GT(shallow.overall.response_nll, plain.overall.response_nll);
+  // The shallow exit runs only its layer and its head; the same exit's logits taken from a
+  // forward through every exit (exit_logits) give the same NLL, and generation through the vote
+  // path of a one-exit head the same answers.
+  double sum = 0;
+  int64_t count = 0;
+  std::vector<float> xn;
+  std::vector<std::vector<float>> lg;
+  for (const PromptResponse& ex : data) {
+    std::vector<int32_t> ids{tok_->bos_id()};
+    for (int32_t id : tok_->encode(ex.prompt + ex.response)) ids.push_back(id);
+    ids.push_back(tok_->eos_id());
+    const int64_t n_prompt = 1 + static_cast<int64_t>(tok_->encode(ex.prompt).size());
+    const int64_t T = static_cast<int64_t>(ids.size()) - 1, V = m_->config().vocab_size;
+    InferenceState st(*m_);
+    const float* hid = st.forward_exits(ids.data(), T, three.config().depths);
+    exit_logits(*m_, three, hid, T, n_prompt - 1, T - n_prompt + 1, xn, lg);
+    for (int64_t k = 0; k + n_prompt <= T; ++k) {
+      const float* row = lg[0].data() + k * V;
+      const double mx = *std::max_element(row, row + V);
+      double z = 0;
+      for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+      sum += std::log(z) + mx - double(row[ids[static_cast<size_t>(n_prompt + k)]]);
+      ++count;
+    }
+  }
+  EXPECT_EQ(shallow.overall.response_tokens, count);
+  EXPECT_NEAR(shallow.overall.response_nll, sum / double(count), 1e-6);
+  SamplerConfig sc;
+  sc.temperature = 0;
+  const ExitHeads first = heads({1});  // a one-exit vote runs the vote path: exit_logits
+  for (size_t i = 0; i < shallow.samples.size(); ++i) {
+    const GenerateResult g = generate(*m_, *tok_, data[i].prompt, 8, sc, nullptr, nullptr,
+                                      GenerateExits{&first, -1, true});
+    EXPECT_EQ(trim_ws(shallow.samples[i].got), trim_ws(g.text))
+        << i;  // decoded alone vs after the prompt
+  }
   o.exits = &three;
   o.vote = false;
   o.exit = 3;
