@@ -41,10 +41,12 @@ import time
 
 # edgellm's presets (src/model/config.cpp ModelConfig::preset; `edgellm make-model --help`).
 PRESETS = {
-    "stories260K": dict(dim=64, ff=172, layers=5, heads=8, kv_heads=4, vocab=512, tied=True),
-    "134M": dict(dim=768, ff=2048, layers=12, heads=12, kv_heads=12, vocab=32000, tied=False),
+    "stories260K": dict(dim=64, ff=172, layers=5, heads=8, kv_heads=4, vocab=512, ctx=512,
+                        tied=True),
+    "134M": dict(dim=768, ff=2048, layers=12, heads=12, kv_heads=12, vocab=32000, ctx=2048,
+                 tied=False),
     "tinyllama-1.1b": dict(dim=2048, ff=5632, layers=22, heads=32, kv_heads=4, vocab=32000,
-                           tied=False),
+                           ctx=2048, tied=False),
 }
 TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj",
            "up": "up_proj", "down": "down_proj"}
@@ -72,7 +74,7 @@ def parse_shape(spec):
     for key, want in fixed.items():
         if key in kv and not math.isclose(float(kv.pop(key)), want, rel_tol=1e-4):
             sys.exit(f"alt_torch.py: --shape {spec}: {key} must be {want} in this baseline")
-    s["ctx"] = int(kv.pop("ctx", 1 << 20))
+    s["ctx"] = int(kv.pop("ctx", s.get("ctx", 1 << 20)))
     if kv:
         sys.exit(f"alt_torch.py: --shape {spec}: unknown keys {sorted(kv)}")
     if s["dim"] % s["heads"] or s["heads"] % s["kv_heads"]:

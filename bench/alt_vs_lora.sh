@@ -24,7 +24,8 @@
 #                                 peak RSS), 1 + STEPS steps each, the first dropped
 # Every edgellm run reads the same one-sequence text (the first lines of tinyshakespeare): what
 # the tokens are does not change the work of a step. edgellm's weights are bf16 (its format for
-# these shapes), PyTorch's fp32; both compute in fp32.
+# these shapes; its GEMMs round the activation operand to bf16, accumulate in fp32), PyTorch's
+# fp32 throughout.
 #
 # Prints one markdown table (also OUT/table.md; raw figures in OUT/results.json): s/iter (mean
 # over exits and per exit), speed vs the same engine's vanilla LoRA next to the FLOP bound,

@@ -13,7 +13,8 @@
 # build, so torch.set_num_threads governs it) first on LD_LIBRARY_PATH for this process only,
 # leaving the system's alternatives as they are; the JSON reports which BLAS was loaded.
 #
-# What it trains (mirrors src/train/engine.cpp, src/train/optimizer.h, src/io/random_model.cpp):
+# What it trains (mirrors src/train/engine.cpp, src/train/optimizer.h, src/io/random_model.cpp;
+# the model classes are in bench/llama_torch.py, shared with bench/alt_torch.py):
 #   LLaMA decoder: token embedding; per layer RMSNorm -> q/k/v projections (GQA: kv_heads <=
 #   heads, K/V repeated per group) -> RoPE (HF "rotate_half" layout, theta 10000; edgellm keeps
 #   q/k rows in the interleaved layout internally, the same function up to a fixed permutation
