@@ -80,8 +80,11 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
     ids.push_back(tok.eos_id());
     const int64_t n_prompt = 1 + static_cast<int64_t>(tok.encode(ex.prompt).size());
     const int64_t T = static_cast<int64_t>(ids.size());
-    if (T > st.max_seq())
-      fail("[task] example {}: {} tokens exceed the model context of {}", i, T, st.max_seq());
+    if (T > st.max_seq()) {
+      ++r.skipped_too_long;
+      if (o.progress) o.progress(i + 1, n);
+      continue;
+    }
     // Response NLL: one forward over the whole sequence, predictions from n_prompt − 1 on.
     st.reset();
     const int64_t n_pred = T - n_prompt;  // predicted tokens ids[n_prompt .. T-1]

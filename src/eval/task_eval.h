@@ -56,6 +56,9 @@ struct TaskEvalResult {
   TaskGroupResult overall;              // name "all"
   std::vector<TaskGroupResult> groups;  // by PromptResponse::group, in first-seen order
   std::vector<TaskSample> samples;
+  // Examples left out because prompt + response + EOS do not fit the model's context (they
+  // cannot be scored whole; the same ones for every condition of a model shape).
+  int64_t skipped_too_long = 0;
   double seconds = 0;
 };
 

@@ -37,6 +37,7 @@ nlohmann::json task_json(const TaskEvalResult& r) {
                           {"response_tokens", x.response_tokens}};
   };
   nlohmann::json j = g(r.overall);
+  j["skipped_too_long"] = r.skipped_too_long;
   j["groups"] = nlohmann::json::array();
   for (const auto& x : r.groups) j["groups"].push_back(g(x));
   j["samples"] = nlohmann::json::array();
@@ -153,9 +154,13 @@ void run(StageContext& ctx) {
     }
     const auto& tj = ex["task"];
     ctx.log(fmt::format(
-        "{}: exact match {:.3f} ({}/{}), response NLL {:.4f}{}", what,
+        "{}: exact match {:.3f} ({}/{}), response NLL {:.4f}{}{}", what,
         tj["exact_match"].get<double>(), tj["correct"].get<int64_t>(), tj["n"].get<int64_t>(),
         tj["response_nll"].get<double>(),
+        tj["skipped_too_long"].get<int64_t>() > 0
+            ? fmt::format(" ({} examples longer than the context left out)",
+                          tj["skipped_too_long"].get<int64_t>())
+            : "",
         ex["ppl"].is_object() ? fmt::format(", ppl {:.3f}", ex["ppl"]["ppl"].get<double>()) : ""));
     return ex;
   };

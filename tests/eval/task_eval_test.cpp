@@ -67,9 +67,23 @@ TEST(TaskEval, ExactMatchAndNllAgreeWithIndependentComputations) {
   }
   EXPECT_EQ(r.overall.response_tokens, count);
   EXPECT_NEAR(r.overall.response_nll, sum / double(count), 1e-4);
+  EXPECT_EQ(r.skipped_too_long, 0);
   // limit scores a prefix.
   o.limit = 1;
   EXPECT_EQ(evaluate_task(*m, *tok, data, o).overall.n, 1);
+  // An example that does not fit the context (128) is left out and counted; the rest score as
+  // before.
+  o.limit = 0;
+  std::vector<PromptResponse> longer = data;
+  std::string words;
+  for (int i = 0; i < 200; ++i) words += " cat";
+  longer.insert(longer.begin() + 1, PromptResponse{"Repeat:" + words + "\n", words, "task"});
+  const TaskEvalResult rl = evaluate_task(*m, *tok, longer, o);
+  EXPECT_EQ(rl.skipped_too_long, 1);
+  EXPECT_EQ(rl.overall.n, 3);
+  EXPECT_EQ(rl.overall.correct, r.overall.correct);
+  EXPECT_EQ(rl.overall.response_tokens, r.overall.response_tokens);
+  EXPECT_DOUBLE_EQ(rl.overall.response_nll, r.overall.response_nll);
   std::filesystem::remove_all(dir);
 }
 
