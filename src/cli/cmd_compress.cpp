@@ -60,6 +60,7 @@ void register_compress(CLI::App& app) {
     bool head = false, act_order = false, weighted = false, relative = false;
     std::string policy, sensitivity, allocation, granularity = "layer";
     double target_bpw = 0, p_min = 0.0, p_max = 0.95;
+    int64_t target_bytes = 0;
     CalibOptions calib;
     std::vector<int> profile_bits{3, 4, 5, 8};
     std::vector<double> profile_sparsity{0.1, 0.3, 0.5, 0.7};
@@ -90,6 +91,8 @@ void register_compress(CLI::App& app) {
                   "\"linears\": {\"layers.3.mlp.down_proj\": {\"bits\": b}}} (either key)");
   cmd->add_option("--target-bpw", a->target_bpw,
                   "--policy budget: bits per weight of the decoder linears (default: luc's size)");
+  cmd->add_option("--target-bytes", a->target_bytes,
+                  "--policy budget: stored bytes of the decoder linears (instead of --target-bpw)");
   cmd->add_option("--budget-granularity", a->granularity,
                   "--policy budget: layer (one bits/sparsity per layer) | linear (one per linear, "
                   "on the profile's per-linear curves)");
@@ -136,6 +139,13 @@ void register_compress(CLI::App& app) {
     if (!kPolicies.count(policy))
       fail("[compress] --policy '{}': expected luc|luc-literal|official|uniform|random|budget|file",
            policy);
+    if ((a->target_bpw > 0 || a->target_bytes > 0) && policy != "budget")
+      fail(
+          "[compress] --target-bpw / --target-bytes set the budget policy's size (got --policy {})",
+          policy);
+    if (a->target_bpw > 0 && a->target_bytes > 0)
+      fail("[compress] --target-bpw {} and --target-bytes {} both given: choose one", a->target_bpw,
+           a->target_bytes);
     if (a->granularity != "layer" && (a->granularity != "linear" || policy != "budget"))
       fail(
           "[compress] --budget-granularity '{}': expected layer, or linear with --policy budget "
@@ -212,6 +222,7 @@ void register_compress(CLI::App& app) {
     ao.relative = a->relative;
     ao.seed = a->calib.seed;
     ao.target_bpw = a->target_bpw;
+    ao.target_bytes = a->target_bytes;
     ao.granularity = a->granularity;
     ao.base = spec;
     if (policy == "file") {

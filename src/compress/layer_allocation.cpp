@@ -370,7 +370,8 @@ LayerAllocation allocate_layers(const ModelConfig& c, const SensitivityProfile* 
     return s;
   }();
   const int64_t target =
-      o.target_bpw > 0
+      o.target_bytes > 0 ? o.target_bytes
+      : o.target_bpw > 0
           ? static_cast<int64_t>(std::floor(o.target_bpw * double(decoder_linear_params(c)) / 8.0))
           : luc_bytes;
   // (16, 0) would keep the linear as stored, whose bytes depend on the source dtype.

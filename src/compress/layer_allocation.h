@@ -51,8 +51,9 @@ struct LayerAllocOptions {
   // Divide each layer's sensitivities by the mean square of its dense output (relative error):
   // the absolute MSE grows with the residual stream, i.e. with depth (docs/compression.md).
   bool relative = false;
-  uint64_t seed = 0;      // random
-  double target_bpw = 0;  // budget: bits per weight of the decoder linears (0: luc's size)
+  uint64_t seed = 0;         // random
+  double target_bpw = 0;     // budget: bits per weight of the decoder linears (0: luc's size)
+  int64_t target_bytes = 0;  // budget: stored bytes of the decoder linears (wins over bpw)
   // budget: "layer" (one choice per layer) | "linear" (one per linear; needs per-linear curves)
   std::string granularity = "layer";
   nlohmann::json file;                          // policy file: the allocation JSON

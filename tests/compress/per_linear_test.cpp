@@ -261,6 +261,22 @@ TEST(PerLinearBudget, Stories260KNotWorseThanPerLayer) {
     }
 }
 
+// A target in bytes is kept to the byte: the same answer as the equivalent --target-bpw.
+TEST(PerLinearBudget, TargetInBytes) {
+  const ModelConfig c = small_config(2);
+  const SensitivityProfile p =
+      constructed_profile(c, [](int l, int t) { return 1.0 + 5 * ((l + 2 * t) % 3); });
+  LayerAllocOptions o = budget_options("linear", 0);
+  o.target_bytes = 9001;
+  const LayerAllocation a = allocate_layers(c, &p, o);
+  EXPECT_EQ(a.target_bytes, 9001);
+  EXPECT_LE(sum(a.predicted_bytes), 9001);
+  const LayerAllocation b = allocate_layers(
+      c, &p, budget_options("linear", 9001.5 * 8 / double(decoder_linear_params(c))));
+  EXPECT_EQ(b.target_bytes, 9001);
+  EXPECT_EQ(sum(b.predicted_linear_sensitivity), sum(a.predicted_linear_sensitivity));
+}
+
 TEST(PerLinearBudget, NeedsPerLinearCurves) {
   const ModelConfig c = small_config(2);
   SensitivityProfile p = constructed_profile(c, [](int, int) { return 1.0; });
