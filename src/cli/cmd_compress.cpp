@@ -58,8 +58,9 @@ void register_compress(CLI::App& app) {
     int bits = 4, group = 0;
     double sparsity = 0;
     bool head = false, act_order = false, weighted = false, relative = false;
-    std::string policy, sensitivity, allocation;
+    std::string policy, sensitivity, allocation, granularity = "layer";
     double target_bpw = 0, p_min = 0.0, p_max = 0.95;
+    int64_t target_bytes = 0;
     CalibOptions calib;
     std::vector<int> profile_bits{3, 4, 5, 8};
     std::vector<double> profile_sparsity{0.1, 0.3, 0.5, 0.7};
@@ -86,9 +87,15 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--sensitivity", a->sensitivity,
                   "sens.json from `edgellm profile` (default: profiled on the fly from --calib)");
   cmd->add_option("--allocation", a->allocation,
-                  "--policy file: JSON {\"layers\": [{\"bits\": b, \"sparsity\": p}, ...]}");
+                  "--policy file: JSON {\"layers\": [{\"bits\": b, \"sparsity\": p}, ...], "
+                  "\"linears\": {\"layers.3.mlp.down_proj\": {\"bits\": b}}} (either key)");
   cmd->add_option("--target-bpw", a->target_bpw,
                   "--policy budget: bits per weight of the decoder linears (default: luc's size)");
+  cmd->add_option("--target-bytes", a->target_bytes,
+                  "--policy budget: stored bytes of the decoder linears (instead of --target-bpw)");
+  cmd->add_option("--budget-granularity", a->granularity,
+                  "--policy budget: layer (one bits/sparsity per layer) | linear (one per linear, "
+                  "on the profile's per-linear curves)");
   cmd->add_option("--p-min", a->p_min, "smallest per-layer sparsity (luc)");
   cmd->add_option("--p-max", a->p_max, "largest per-layer sparsity (luc, budget)");
   cmd->add_flag("--weighted", a->weighted, "mean sparsity weighted by parameter count");
@@ -132,6 +139,18 @@ void register_compress(CLI::App& app) {
     if (!kPolicies.count(policy))
       fail("[compress] --policy '{}': expected luc|luc-literal|official|uniform|random|budget|file",
            policy);
+    if ((a->target_bpw > 0 || a->target_bytes > 0) && policy != "budget")
+      fail(
+          "[compress] --target-bpw / --target-bytes set the budget policy's size (got --policy {})",
+          policy);
+    if (a->target_bpw > 0 && a->target_bytes > 0)
+      fail("[compress] --target-bpw {} and --target-bytes {} both given: choose one", a->target_bpw,
+           a->target_bytes);
+    if (a->granularity != "layer" && (a->granularity != "linear" || policy != "budget"))
+      fail(
+          "[compress] --budget-granularity '{}': expected layer, or linear with --policy budget "
+          "(got --policy {})",
+          a->granularity, policy);
     if (spec.sparsity.nm() && policy != "uniform")
       fail("[compress] --nm {} works with --policy uniform only (got {})", a->nm, policy);
     if (a->head && policy != "uniform")
@@ -183,7 +202,7 @@ void register_compress(CLI::App& app) {
       po.scheme = spec.scheme;
       po.group = spec.group;
       po.pruner = spec.pruner == Pruner::None ? Pruner::Magnitude : spec.pruner;
-      po.per_linear = false;
+      po.per_linear = a->granularity == "linear";  // 8× the layer runs: only when used
       po.progress = [&](int l, int L) {
         if (!a->json) std::fprintf(stderr, "[compress] profiling layer %d/%d\n", l, L);
       };
@@ -203,10 +222,13 @@ void register_compress(CLI::App& app) {
     ao.relative = a->relative;
     ao.seed = a->calib.seed;
     ao.target_bpw = a->target_bpw;
+    ao.target_bytes = a->target_bytes;
+    ao.granularity = a->granularity;
     ao.base = spec;
     if (policy == "file") {
       if (a->allocation.empty()) fail("[compress] --policy file needs --allocation FILE");
       ao.file = read_json_file(a->allocation, "compress");
+      ao.file_source = a->allocation;
     }
     std::optional<LayerAllocation> alloc;
     LinearPlan plan;
@@ -220,7 +242,7 @@ void register_compress(CLI::App& app) {
     nlohmann::json pol = {{"name", policy},    {"spec", spec_json(spec)}, {"head", a->head},
                           {"B", spec.bits},    {"P", spec.sparsity.p},    {"p_min", a->p_min},
                           {"p_max", a->p_max}, {"weighted", a->weighted}};
-    if (alloc) pol["allocation"] = alloc->to_json();
+    if (alloc) pol["allocation"] = alloc->to_json(mc);
     nlohmann::json record = {
         {"policy", pol},
         {"provenance",
@@ -266,7 +288,12 @@ void register_compress(CLI::App& app) {
           {"params", layer_params[l]},
           {"bits_per_weight",
            layer_params[l] ? 8.0 * double(layer_bytes[l]) / double(layer_params[l]) : 0.0}};
-      if (alloc) e["bits"] = alloc->bits[l], e["sparsity"] = alloc->sparsity[l];
+      if (alloc) {
+        const nlohmann::json& aj = pol["allocation"];
+        e["bits"] = aj["bits"][l];  // the parameter-weighted mean where the linears differ
+        e["sparsity"] = aj["sparsity"][l];
+        if (aj.contains("linears")) e["linears"] = aj["linears"][l];
+      }
       layers.push_back(e);
     }
     if (a->json) {
@@ -278,11 +305,21 @@ void register_compress(CLI::App& app) {
     }
     fmt::print("compressed {} -> {} ({} linears, policy {}{})\n", a->model, a->out, done, policy,
                have_calib ? ", calibrated layer by layer" : "");
-    fmt::print("{:>5} {:>4} {:>8} {:>10} {:>9}\n", "layer", "bits", "sparsity", "bytes", "bits/w");
-    for (const auto& e : layers)
-      fmt::print("{:>5} {:>4} {:>8.4f} {:>10} {:>9.4f}\n", e["layer"].get<int>(),
-                 e.value("bits", spec.bits), e.value("sparsity", spec.sparsity.p),
+    fmt::print("{:>5} {:>5} {:>8} {:>10} {:>9}\n", "layer", "bits", "sparsity", "bytes", "bits/w");
+    for (const auto& e : layers) {
+      fmt::print("{:>5} {:>5.2f} {:>8.4f} {:>10} {:>9.4f}\n", e["layer"].get<int>(),
+                 e.value("bits", double(spec.bits)), e.value("sparsity", spec.sparsity.p),
                  e["bytes"].get<size_t>(), e["bits_per_weight"].get<double>());
+      if (!e.contains("linears")) continue;  // the layer's linears share its bits and sparsity
+      std::string lin;
+      for (int t = 0; t < kLinears; ++t) {
+        const char* name = linear_name(static_cast<LinearId>(t));
+        const nlohmann::json& x = e["linears"][name];
+        lin +=
+            fmt::format(" {}={}b/{:.2f}", name, x["bits"].get<int>(), x["sparsity"].get<double>());
+      }
+      fmt::print("       {}\n", lin);
+    }
     fmt::print("  linears: {} weights in {} bytes = {:.4f} bits/weight\n",
                sum["linear_params"].get<int64_t>(), sum["linear_bytes"].get<size_t>(),
                sum["linear_bits_per_weight"].get<double>());

@@ -29,22 +29,56 @@ double SensitivityProfile::quant_at(int l, int b) const {
       model, b, fmt::join(bits, ","));
 }
 
-double SensitivityProfile::prune_at(int l, double p) const {
+namespace {
+
+// A profiled sparsity curve at p: 0 at p = 0, piecewise linear through the points (p_k, s_k),
+// the last segment extended past the last level, clamped at >= 0.
+double interpolate_prune(const std::vector<double>& levels, const std::vector<double>& s,
+                         double p) {
   if (p <= 0) return 0;
-  const std::vector<double>& s = layers.at(static_cast<size_t>(l)).prune;
-  if (sparsity.empty())
-    fail("[sensitivity] {}: no sparsity was profiled; rerun profile with --sparsity", model);
-  // Points (0, 0), (p_k, s_k): interpolate on the segment holding p, or extend the last one.
   double x0 = 0, y0 = 0;
-  for (size_t k = 0; k < sparsity.size(); ++k) {
-    const double x1 = sparsity[k], y1 = s[k];
-    if (p <= x1 || k + 1 == sparsity.size()) {
-      const double v = y0 + (y1 - y0) * (p - x0) / (x1 - x0);
-      return std::max(0.0, v);
-    }
+  for (size_t k = 0; k < levels.size(); ++k) {
+    const double x1 = levels[k], y1 = s.at(k);
+    if (p <= x1 || k + 1 == levels.size())
+      return std::max(0.0, y0 + (y1 - y0) * (p - x0) / (x1 - x0));
     x0 = x1, y0 = y1;
   }
   return 0;  // unreachable: the loop returns on its last segment
+}
+
+}  // namespace
+
+double SensitivityProfile::prune_at(int l, double p) const {
+  if (p <= 0) return 0;
+  if (sparsity.empty())
+    fail("[sensitivity] {}: no sparsity was profiled; rerun profile with --sparsity", model);
+  return interpolate_prune(sparsity, layers.at(static_cast<size_t>(l)).prune, p);
+}
+
+double SensitivityProfile::linear_quant_at(int l, LinearId t, int b) const {
+  if (b >= 16) return 0;
+  if (!per_linear)
+    fail(
+        "[sensitivity] {}: no per-linear curves (profiled with --no-per-linear); rerun profile "
+        "without it",
+        model);
+  for (size_t k = 0; k < bits.size(); ++k)
+    if (bits[k] == b)
+      return layers.at(static_cast<size_t>(l)).linears[static_cast<size_t>(t)].quant.at(k);
+  return quant_at(l, b);  // throws naming the profiled bit-widths
+}
+
+double SensitivityProfile::linear_prune_at(int l, LinearId t, double p) const {
+  if (p <= 0) return 0;
+  if (!per_linear)
+    fail(
+        "[sensitivity] {}: no per-linear curves (profiled with --no-per-linear); rerun profile "
+        "without it",
+        model);
+  if (sparsity.empty())
+    fail("[sensitivity] {}: no sparsity was profiled; rerun profile with --sparsity", model);
+  return interpolate_prune(
+      sparsity, layers.at(static_cast<size_t>(l)).linears[static_cast<size_t>(t)].prune, p);
 }
 
 std::vector<double> SensitivityProfile::s_quant(int B) const {
@@ -140,10 +174,17 @@ SensitivityProfile SensitivityProfile::from_json(const nlohmann::json& j, const 
         if (!(std::isfinite(v) && v >= 0)) fail("[sensitivity] {}: layer {} quant {}", what, l, v);
       for (double v : L.prune)
         if (!(std::isfinite(v) && v >= 0)) fail("[sensitivity] {}: layer {} prune {}", what, l, v);
+      if (p.per_linear && !lj.contains("linears"))
+        fail("[sensitivity] {}: layer {} has no 'linears' though 'per_linear' is true", what, l);
       if (lj.contains("linears"))
         for (int t = 0; t < kLinears; ++t) {
           const char* name = linear_name(static_cast<LinearId>(t));
-          if (!lj["linears"].contains(name)) continue;
+          if (!lj["linears"].contains(name)) {
+            if (p.per_linear)
+              fail("[sensitivity] {}: layer {} has no 'linears.{}' though 'per_linear' is true",
+                   what, l, name);
+            continue;
+          }
           const auto& e = lj["linears"][name];
           LinearSensitivity& s = L.linears[static_cast<size_t>(t)];
           s.rows = e.value("rows", int64_t{0});
@@ -151,6 +192,16 @@ SensitivityProfile SensitivityProfile::from_json(const nlohmann::json& j, const 
           if (p.per_linear) {
             s.quant = e.at("quant").get<std::vector<double>>();
             s.prune = e.at("prune").get<std::vector<double>>();
+            // The per-linear budget indexes these like the layer's curves.
+            if (s.quant.size() != p.bits.size() || s.prune.size() != p.sparsity.size())
+              fail(
+                  "[sensitivity] {}: layer {} {} has {} quant / {} prune values for {} bits / {} "
+                  "sparsities",
+                  what, l, name, s.quant.size(), s.prune.size(), p.bits.size(), p.sparsity.size());
+            for (const auto* curve : {&s.quant, &s.prune})
+              for (double v : *curve)
+                if (!(std::isfinite(v) && v >= 0))
+                  fail("[sensitivity] {}: layer {} {} value {}", what, l, name, v);
           }
         }
       p.layers.push_back(std::move(L));

@@ -52,6 +52,9 @@ struct SensitivityProfile {
   // levels, linear extrapolation past the last two (clamped at >= 0).
   double prune_at(int l, double p) const;
   std::vector<double> s_quant(int B) const;  // [L] quant_at(l, B)
+  // The same per linear (only linear t of layer l compressed); throw unless per_linear.
+  double linear_quant_at(int l, LinearId t, int bits) const;
+  double linear_prune_at(int l, LinearId t, double p) const;
   // [L] the mean over the profiled sparsity levels (the official code averages its levels).
   std::vector<double> s_prune() const;
 

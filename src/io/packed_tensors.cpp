@@ -236,11 +236,7 @@ void apply_layer_configs(Checkpoint& ck) {
     if (s.role != TensorRole::Linear) continue;
     const Tensor& t = ck.tensors.get(s.name, ck.path);
     if (t.dtype != DType::Packed) continue;
-    int id = -1;
-    for (int i = 0; i < kLinears; ++i)
-      if (s.name.find(std::string(".") + linear_name(static_cast<LinearId>(i)) + ".") !=
-          std::string::npos)
-        id = i;
+    const int id = linear_index(s);
     if (id < 0) fail("[packed] {}: tensor '{}' is not one of a layer's 7 linears", ck.path, s.name);
     const WeightFormat& f = t.packed->format();
     LinearFormat lf;

@@ -45,10 +45,10 @@ nlohmann::json compression_record(const nlohmann::json& st_metadata, const std::
 std::vector<Tensor> assemble_packed_tensors(std::vector<Tensor> raw, const nlohmann::json& record,
                                             const std::string& file);
 
-// Per-layer bits, sparsity and format of the layer's linears into ck.config.layers (LayerConfig):
-// bits = the largest bit-width among them (0 if none is packed; 16 = pruned-only fp16),
-// sparsity = pruned / total weights of the 7 linears, format = their WeightFormat name when they
-// share one, "mixed" otherwise ("" when none is packed).
+// Each packed linear's record into ck.config.layers[l].linear[t] (model/config.h LayerConfig):
+// the grid's bits, group and scheme (none for pruned-only fp16 values), the N:M pattern, and
+// sparsity = its pruned / total weights (the record's kept count, whatever layout stores it).
+// Linears of one layer may differ (per-linear allocation); unpacked linears keep the config's.
 void apply_layer_configs(Checkpoint& ck);
 
 // What a checkpoint stores, per decoder layer and in total, counting every stored byte (codes,

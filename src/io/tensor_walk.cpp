@@ -7,6 +7,15 @@
 
 namespace edgellm {
 
+int linear_index(const TensorSpec& s) {
+  if (s.role != TensorRole::Linear) return -1;
+  for (int i = 0; i < kLinears; ++i)
+    if (s.name.find(std::string(".") + linear_name(static_cast<LinearId>(i)) + ".") !=
+        std::string::npos)
+      return i;
+  return -1;
+}
+
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& c) {
   const int64_t C = c.dim, V = c.vocab_size, FF = c.hidden_dim, Q = c.q_dim(), KV = c.kv_dim();
   std::vector<TensorSpec> s;

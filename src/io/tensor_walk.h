@@ -32,6 +32,10 @@ struct TensorSpec {
 // layer (input norm, q, k, v, [biases], o, post-attention norm, gate, up, down), final norm, head.
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& c);
 
+// Which of a layer's seven linears a decoder-linear tensor is (its "<name>_proj" component), or
+// -1 for any other tensor.
+int linear_index(const TensorSpec& s);
+
 // HF name <-> GGUF name ("model.layers.3.self_attn.q_proj.weight" <-> "blk.3.attn_q.weight").
 // Return "" when the name has no counterpart.
 std::string hf_to_gguf_name(const std::string& hf);

@@ -76,6 +76,8 @@ void bind(Binder& b, CompressSection& s) {
   b("scheme", s.scheme);
   b("group", s.group);
   b("relative", s.relative);
+  b("granularity", s.granularity);
+  b("target_bpw", s.target_bpw);
 }
 void bind(Binder& b, TuneSection& s) {
   b("method", s.method);

@@ -50,6 +50,9 @@ struct CompressSection {
   std::string scheme = "sym";        // sym | asym
   int group = 0;                     // 0 = per output channel
   bool relative = false;  // sensitivities relative to each layer's output scale (not the paper)
+  // budget: one (bits, sparsity) per "layer" or per "linear" (profiles per-linear curves too)
+  std::string granularity = "layer";
+  double target_bpw = 0;  // budget: bits per decoder-linear weight (0 = luc's size)
 };
 
 struct TuneSection {

@@ -62,11 +62,14 @@ void run(StageContext& ctx) {
   ao.P = c.sparsity;
   ao.relative = c.relative;
   ao.seed = ctx.cfg.tune.seed;
+  ao.granularity = c.granularity;
+  ao.target_bpw = c.target_bpw;
   ao.base = spec;
   const LayerAllocation a = allocate_layers(mc, &prof, ao);
   const LinearPlan plan = allocation_plan(a, spec);
+  const nlohmann::json aj = a.to_json(mc);
   nlohmann::json record = {
-      {"policy", {{"name", c.policy}, {"spec", spec_json(spec)}, {"allocation", a.to_json()}}},
+      {"policy", {{"name", c.policy}, {"spec", spec_json(spec)}, {"allocation", aj}}},
       {"sensitivity", prof.to_json()},
       {"provenance", {{"tool", "edgellm pipeline"}, {"source", ctx.cfg.model.path}}}};
 
@@ -97,17 +100,22 @@ void run(StageContext& ctx) {
   for (int l = 0; l < L; ++l) {
     packed_total += layer_bytes[l];
     const double n = double(std::max<int64_t>(1, layer_params[l]));
+    // bits/sparsity: the layer's own, or the parameter-weighted mean where its linears differ.
     layers.push_back({{"layer", l},
-                      {"bits", a.bits[l]},
-                      {"sparsity", a.sparsity[l]},
+                      {"bits", aj["bits"][l]},
+                      {"sparsity", aj["sparsity"][l]},
                       {"packed_bytes", layer_bytes[l]},
                       {"bits_per_weight", 8.0 * double(layer_bytes[l]) / n},
                       {"weight_mse", layer_se[l] / n}});
+    if (aj.contains("linears")) layers.back()["linears"] = aj["linears"][l];
   }
   alloc_json["policy"] = a.policy;
   alloc_json["relative_sensitivity"] = a.relative;
-  alloc_json["bits"] = a.bits;
-  alloc_json["sparsity"] = a.sparsity;
+  alloc_json["granularity"] = a.granularity;
+  alloc_json["bits"] = aj["bits"];
+  alloc_json["sparsity"] = aj["sparsity"];
+  // [L]{name: {"bits", "sparsity"}} when a layer's linears differ (the plan stage reads it).
+  if (aj.contains("linears")) alloc_json["linears"] = aj["linears"];
   alloc_json["infeasible"] = a.infeasible;
   alloc_json["quantizer"] = quantizer_name(spec.quantizer);
   alloc_json["pruner"] = pruner_name(spec.pruner);

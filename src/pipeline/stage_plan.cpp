@@ -23,19 +23,22 @@ nlohmann::json run_case(const std::string& key, const std::string& label, const 
   sp.overlap = parse_overlap(p.overlap);
   sp.grid = p.grid;
   const SearchResult r = search(m, t, {}, dev, wl, sp);
-  double bits = 0, sparsity = 0;
+  // Means weighted by parameter count (a per-linear allocation differs within a layer, and a
+  // down_proj is not a k_proj).
+  double bits = 0, sparsity = 0, n = 0;
   for (int l = 0; l < m.n_layers; ++l)
     for (int i = 0; i < kLinears; ++i) {
-      bits += t.linear_bits(m, l, static_cast<LinearId>(i));
-      sparsity += t.linear_sparsity(m, l, static_cast<LinearId>(i));
+      const LinearId id = static_cast<LinearId>(i);
+      const double w = double(m.linear_in(id) * m.linear_out(id));
+      bits += w * t.linear_bits(m, l, id);
+      sparsity += w * t.linear_sparsity(m, l, id);
+      n += w;
     }
-  bits /= kLinears;  // an unweighted mean over layers and linears
-  sparsity /= kLinears;
   nlohmann::json j = {{"key", key},
                       {"label", label},
                       {"method", method_name(t.method)},
-                      {"mean_bits", bits / m.n_layers},
-                      {"mean_sparsity", sparsity / m.n_layers},
+                      {"mean_bits", bits / n},
+                      {"mean_sparsity", sparsity / n},
                       {"found", r.found},
                       {"seconds", r.found ? r.seconds : -1.0},
                       {"tuning_bytes", r.tuning_bytes},
@@ -61,8 +64,24 @@ void run(StageContext& ctx) {
 
   TuneConfig run = vanilla;
   run.method = tu.method == "alt" ? Method::Alt : Method::Lora;
-  run.bits = alloc["bits"].get<std::vector<int>>();
-  run.sparsity = alloc["sparsity"].get<std::vector<double>>();
+  // Per linear when the allocation differs within a layer: the run's own copy of the shape
+  // carries them in its LayerConfig record, which the simulator reads per linear when run.bits
+  // is empty (vanilla keeps the bare shape); else one bits and sparsity per layer.
+  ModelConfig mr = m;
+  mr.layers.resize(static_cast<size_t>(m.n_layers));
+  if (alloc.contains("linears")) {
+    for (int l = 0; l < m.n_layers; ++l)
+      for (int i = 0; i < kLinears; ++i) {
+        const LinearId id = static_cast<LinearId>(i);
+        const nlohmann::json& x = alloc["linears"].at(l).at(linear_name(id));
+        mr.layers[l].at(id).bits = x.at("bits").get<int>();  // 16: fp16 values, as run.bits
+        mr.layers[l].at(id).scheme = QuantScheme::Sym;  // the record needs one; hwsim reads bits
+        mr.layers[l].at(id).sparsity = x.at("sparsity").get<float>();
+      }
+  } else {
+    run.bits = alloc["bits"].get<std::vector<int>>();
+    run.sparsity = alloc["sparsity"].get<std::vector<double>>();
+  }
   // ALT: the run's own exits and window (as the trainer places them); the iteration time is
   // the mean over exits (each step trains one exit, uniformly under the random schedule).
   std::vector<int> depths;
@@ -83,7 +102,7 @@ void run(StageContext& ctx) {
                               m, vanilla, dev, p);
   nlohmann::json b;
   if (depths.empty()) {
-    b = run_case("this_run", "this run", m, run, dev, p);
+    b = run_case("this_run", "this run", mr, run, dev, p);
   } else {
     nlohmann::json per_exit = nlohmann::json::array();
     double sum = 0;
@@ -91,7 +110,7 @@ void run(StageContext& ctx) {
       TuneConfig r = run;
       r.exit_layer = d;
       r.window = std::min(run.window, d);
-      nlohmann::json x = run_case("this_run", "this run", m, r, dev, p);
+      nlohmann::json x = run_case("this_run", "this run", mr, r, dev, p);
       sum += x["seconds"].get<double>();
       per_exit.push_back({{"exit", d}, {"seconds", x["seconds"]}});
       b = x;  // the deepest exit's case carries the schedule and memory (its peak)

@@ -80,7 +80,8 @@ void run(StageContext& ctx) {
   po.pruner =
       cs.pruner == "none" ? Pruner::Magnitude : pruner_from_name(cs.pruner, "compress.pruner");
   po.group = cs.group;
-  po.per_linear = false;
+  // Per-linear curves (7× more layer runs) only for the per-linear budget that reads them.
+  po.per_linear = cs.policy == "budget" && cs.granularity == "linear";
   po.progress = [&](int l, int L) { ctx.progress("layers profiled", l + 1, L); };
   SensitivityProfile prof = profile_sensitivity(*m, seqs, po);
   prof.model = ctx.cfg.model.path;
@@ -111,11 +112,15 @@ Stage profile_stage() {
   s.summary = "calibration data (data-free samples or text) and per-layer sensitivity";
   s.config = [](const PipelineConfig& c) {
     const nlohmann::json j = c.to_json();
-    return nlohmann::json{{"model", j["model"]},
-                          {"calibration", j["calibration"]},
-                          {"bits", c.compress.bits},
-                          {"pruner", c.compress.pruner},
-                          {"group", c.compress.group}};
+    nlohmann::json j2 = {{"model", j["model"]},
+                         {"calibration", j["calibration"]},
+                         {"bits", c.compress.bits},
+                         {"pruner", c.compress.pruner},
+                         {"group", c.compress.group}};
+    // Only when on, so the profiles of existing per-layer runs keep their hash.
+    if (c.compress.policy == "budget" && c.compress.granularity == "linear")
+      j2["per_linear"] = true;
+    return j2;
   };
   s.inputs = [](const PipelineConfig& c) {
     auto v = model_inputs(c);

@@ -177,10 +177,10 @@ TEST(Profile, RanksAConstructedSensitiveLayerFirst) {
   ao.P = 0.5;
   ao.policy = "luc";
   const LayerAllocation a = allocate_layers(c, &p, ao);
-  EXPECT_EQ(a.bits[2], 4);
+  EXPECT_EQ(a.layer_choice(2)->bits, 4);
   for (int l = 0; l < c.n_layers; ++l)
     if (l != 2) {
-      EXPECT_LT(a.sparsity[2], a.sparsity[l]);
+      EXPECT_LT(a.layer_choice(2)->sparsity, a.layer_choice(l)->sparsity);
     }
 }
 
@@ -238,8 +238,9 @@ TEST(LayerAllocation, PricesExactlyAndBudgetStaysWithinTarget) {
   for (const char* pol : {"luc", "random", "uniform", "official"}) {
     ao.policy = pol;
     const LayerAllocation a = allocate_layers(c, &p, ao);
-    EXPECT_NEAR(std::accumulate(a.sparsity.begin(), a.sparsity.end(), 0.0) / c.n_layers, 0.5, 1e-9)
-        << pol;
+    double mean_p = 0;
+    for (int l = 0; l < c.n_layers; ++l) mean_p += a.layer_choice(l)->sparsity / c.n_layers;
+    EXPECT_NEAR(mean_p, 0.5, 1e-9) << pol;
     // Predicted bytes = the bytes compress_checkpoint actually stores.
     const Checkpoint ck = compress_checkpoint(m->checkpoint(), allocation_plan(a, ao.base));
     const int64_t pred =
@@ -269,8 +270,12 @@ TEST(LayerAllocation, PricesExactlyAndBudgetStaysWithinTarget) {
   ao.target_bpw = 0;
   ao.relative = true;
   const LayerAllocation lr = allocate_layers(c, &p, ao);
-  EXPECT_EQ(lr.bits, luc_bits(r.s_quant(4), 4));
-  EXPECT_EQ(lr.sparsity, luc_sparsity(r.s_prune(), 0.5, 0.0, 0.95));
+  const std::vector<int> want_bits = luc_bits(r.s_quant(4), 4);
+  const std::vector<double> want_p = luc_sparsity(r.s_prune(), 0.5, 0.0, 0.95);
+  for (int l = 0; l < c.n_layers; ++l) {
+    EXPECT_EQ(lr.layer_choice(l)->bits, want_bits[l]) << l;
+    EXPECT_EQ(lr.layer_choice(l)->sparsity, want_p[l]) << l;
+  }
 }
 
 // Calibrated (GPTQ + SparseGPT, luc) stories260K through the CLI: the directory reloads and its

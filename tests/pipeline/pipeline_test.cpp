@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "io/checkpoint.h"
+#include "io/packed_tensors.h"
 #include "kill_util.h"
 #include "pipeline/report.h"
 #include "pipeline/stage.h"
@@ -251,6 +253,47 @@ TEST(Pipeline, RunsEveryStageThenSkipsAllAndReportsConsistently) {
   const json tune = json::parse(read_file(a.out + "/tune/tune.json"));
   EXPECT_EQ(tune["method"], "alt");
   EXPECT_EQ(tune["alt"]["exit_depths"], json({1, 2}));
+  fs::remove_all(dir);
+}
+
+// compress.policy budget with granularity linear: the profile measures per-linear curves, the
+// allocation is chosen per linear within compress.target_bpw, the packed model stores exactly
+// those bits per linear, and the plan stage simulates them (parameter-weighted mean bits).
+TEST(Pipeline, BudgetPerLinearAllocatesAndPlansPerLinear) {
+  EDGELLM_REQUIRE_DATA(kTok);
+  const std::string dir = testing::temp_dir("pipeline_perlinear");
+  json cj =
+      tiny_config(dir, "dim=32,layers=2,heads=4,kv_heads=2,ff=64,vocab=512,ctx=256,tied=1", 2);
+  cj["compress"] = {{"policy", "budget"},
+                    {"granularity", "linear"},
+                    {"target_bpw", 4.2},
+                    {"bits", 4},
+                    {"sparsity", 0.3}};
+  const RunResult a = run_pipeline(PipelineConfig::from_json(cj, "test"), RunOptions{"", "", true});
+  const json sens = json::parse(read_file(a.out + "/profile/sens.json"));
+  EXPECT_TRUE(sens["per_linear"].get<bool>());
+  const json alloc = json::parse(read_file(a.out + "/compress/allocation.json"));
+  EXPECT_EQ(alloc["policy"], "budget");
+  EXPECT_EQ(alloc["granularity"], "linear");
+  EXPECT_TRUE(alloc.contains("linears"));  // at this target some layer's linears differ
+  const Checkpoint ck = load_checkpoint(a.out + "/compress/model");
+  const ModelConfig& c = ck.config;
+  const double params = double(storage_summary(ck)["linear_params"].get<int64_t>());
+  EXPECT_LE(double(alloc["packed_bytes"].get<int64_t>()), 4.2 * params / 8);
+  double bits = 0;
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int t = 0; t < kLinears; ++t) {
+      const LinearId id = static_cast<LinearId>(t);
+      // The allocation's per-linear entry (or the layer's, when its linears share one).
+      const int want = alloc.contains("linears")
+                           ? alloc["linears"][l][linear_name(id)]["bits"].get<int>()
+                           : alloc["bits"][l].get<int>();
+      const int stored = c.layers[l].at(id).bits;
+      EXPECT_EQ(stored == 0 ? 16 : stored, want) << l << " " << t;
+      bits += double(want) * double(c.linear_in(id) * c.linear_out(id));
+    }
+  const json plan = json::parse(read_file(a.out + "/plan/plan.json"));
+  EXPECT_NEAR(plan["runs"][1]["mean_bits"].get<double>(), bits / params, 1e-9);
   fs::remove_all(dir);
 }
 
