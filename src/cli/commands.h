@@ -10,6 +10,7 @@ void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_mmlu(CLI::App& app);
+void register_eval_task(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_compress(CLI::App& app);
 void register_profile(CLI::App& app);

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   register_generate(app);
   register_ppl(app);
   register_mmlu(app);
+  register_eval_task(app);
   register_tune(app);
   register_merge(app);
   register_train_tokenizer(app);

@@ -29,9 +29,21 @@ double nll_of(const float* logits, int64_t V, int32_t id) {
   return std::log(z) + mx - double(logits[id]);
 }
 
-void finish(TaskGroupResult& g, double nll_sum) {
+// NLL sums of one group: the scored head's, and with score_all_exits every exit's and both votes'.
+struct NllSums {
+  double nll = 0;
+  std::vector<double> exits;
+  double vote_max_renorm = 0, vote_mean = 0;
+};
+
+void finish(TaskGroupResult& g, const NllSums& s, bool all_exits) {
+  const double per = g.response_tokens ? 1.0 / double(g.response_tokens) : 0;
   g.exact_match = g.n ? double(g.correct) / double(g.n) : 0;
-  g.response_nll = g.response_tokens ? nll_sum / double(g.response_tokens) : 0;
+  g.response_nll = s.nll * per;
+  if (!all_exits) return;
+  for (double e : s.exits) g.exit_response_nll.push_back(e * per);
+  g.vote_max_renorm_nll = s.vote_max_renorm * per;
+  g.vote_mean_nll = s.vote_mean * per;
 }
 
 }  // namespace
@@ -45,14 +57,18 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
   TaskEvalResult r;
   r.overall.name = "all";
   std::map<std::string, size_t> gi;
-  std::vector<double> gnll;
-  double nll_all = 0;
-  if (o.exits && !o.vote && (o.exit < 0 || o.exit >= o.exits->n_exits()))
-    fail("[task] exit {}: the adapter has exits 0..{}", o.exit, o.exits->n_exits() - 1);
-  if (!o.exits && (o.vote || o.exit >= 0)) fail("[task] an exit or a vote needs exit heads");
+  std::vector<NllSums> gsums;
+  NllSums all_sums;
   InferenceState st(m);
   st.set_adapter(o.adapter);
   std::vector<float> logits;
+  if (o.exits && !o.vote && (o.exit < 0 || o.exit >= o.exits->n_exits()))
+    fail("[task] exit {}: the adapter has exits 0..{}", o.exit, o.exits->n_exits() - 1);
+  if (!o.exits && (o.vote || o.exit >= 0 || o.score_all_exits))
+    fail("[task] an exit, a vote or scoring all exits needs exit heads");
+  const bool all_exits = o.score_all_exits;
+  const size_t n_exits = o.exits ? static_cast<size_t>(o.exits->n_exits()) : 0;
+  all_sums.exits.assign(all_exits ? n_exits : 0, 0.0);
   std::vector<float> xn;
   std::vector<std::vector<float>> ex_logits;
   std::vector<const float*> rows;
@@ -89,13 +105,15 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
     st.reset();
     const int64_t n_pred = T - n_prompt;  // predicted tokens ids[n_prompt .. T-1]
     double nll = 0;
+    NllSums ex_sums;  // this example's, with score_all_exits
+    ex_sums.exits.assign(all_exits ? n_exits : 0, 0.0);
     if (!o.exits) {
       const float* h = st.forward(ids.data(), T - 1);
       logits.resize(static_cast<size_t>(n_pred) * c.vocab_size);
       st.logits(h + (n_prompt - 1) * c.dim, n_pred, logits.data());
       for (int64_t k = 0; k < n_pred; ++k)
         nll += nll_of(logits.data() + k * c.vocab_size, c.vocab_size, ids[n_prompt + k]);
-    } else if (!o.vote) {
+    } else if (!o.vote && !all_exits) {
       const float* hid = st.forward_exits(ids.data(), T - 1, one_depth);
       one_exit_logits(m, *o.exits, o.exit, hid, n_prompt - 1, n_pred, xn, logits);
       for (int64_t k = 0; k < n_pred; ++k)
@@ -107,7 +125,16 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
         const int32_t target = ids[n_prompt + k];
         rows.clear();
         for (const auto& l : ex_logits) rows.push_back(l.data() + k * c.vocab_size);
-        nll -= vote_max_renorm_logprob(rows, c.vocab_size, target);
+        if (all_exits) {
+          for (size_t e = 0; e < n_exits; ++e)
+            ex_sums.exits[e] += nll_of(rows[e], c.vocab_size, target);
+          ex_sums.vote_max_renorm -= vote_max_renorm_logprob(rows, c.vocab_size, target);
+          ex_sums.vote_mean -= vote_mean_logprob(rows, c.vocab_size, target);
+        }
+        if (!o.vote)
+          nll += nll_of(rows[static_cast<size_t>(o.exit)], c.vocab_size, target);
+        else
+          nll -= vote_max_renorm_logprob(rows, c.vocab_size, target);
       }
     }
     const int64_t rows_scored = n_pred;
@@ -123,27 +150,34 @@ TaskEvalResult evaluate_task(const Model& m, const Tokenizer& tok,
     }
     const std::string got = tok.decode(out);
     const bool ok = trim_ws(got) == trim_ws(ex.response);
-    auto add = [&](TaskGroupResult& g, double& sum) {
+    auto add = [&](TaskGroupResult& g, NllSums& sum) {
       ++g.n;
       g.correct += ok;
       g.response_tokens += rows_scored;
-      sum += nll;
+      sum.nll += nll;
+      for (size_t e = 0; e < ex_sums.exits.size(); ++e) sum.exits[e] += ex_sums.exits[e];
+      sum.vote_max_renorm += ex_sums.vote_max_renorm;
+      sum.vote_mean += ex_sums.vote_mean;
     };
-    add(r.overall, nll_all);
+    add(r.overall, all_sums);
     if (!ex.group.empty()) {
       auto [it, fresh] = gi.try_emplace(ex.group, r.groups.size());
       if (fresh) {
-        r.groups.push_back({ex.group});
-        gnll.push_back(0);
+        TaskGroupResult g;
+        g.name = ex.group;
+        r.groups.push_back(std::move(g));
+        NllSums z;
+        z.exits.assign(ex_sums.exits.size(), 0.0);
+        gsums.push_back(std::move(z));
       }
-      add(r.groups[it->second], gnll[it->second]);
+      add(r.groups[it->second], gsums[it->second]);
     }
     if (static_cast<int64_t>(r.samples.size()) < o.keep_samples)
       r.samples.push_back({ex.prompt, ex.response, got, ok});
     if (o.progress) o.progress(i + 1, n);
   }
-  finish(r.overall, nll_all);
-  for (size_t k = 0; k < r.groups.size(); ++k) finish(r.groups[k], gnll[k]);
+  finish(r.overall, all_sums, all_exits);
+  for (size_t k = 0; k < r.groups.size(); ++k) finish(r.groups[k], gsums[k], all_exits);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -35,6 +35,11 @@ struct TaskEvalOptions {
   const ExitHeads* exits = nullptr;
   int exit = -1;
   bool vote = false;
+  // With exits: also score the response NLL of every exit and of both votes (max-then-
+  // renormalise and mean) from the same forward, into TaskGroupResult::exit_response_nll /
+  // vote_*_nll. Greedy decoding still follows `exit` or `vote`; each exit's exact match needs
+  // its own call.
+  bool score_all_exits = false;
   int64_t keep_samples = 8;  // first N (prompt, expected, got) kept for the report
   std::function<void(int64_t done, int64_t total)> progress;
 };
@@ -50,6 +55,9 @@ struct TaskGroupResult {
   double exact_match = 0;
   double response_nll = 0;  // nats per response token
   int64_t response_tokens = 0;
+  // Only with TaskEvalOptions::score_all_exits (nats per response token, same tokens).
+  std::vector<double> exit_response_nll;  // per exit index
+  double vote_max_renorm_nll = 0, vote_mean_nll = 0;
 };
 
 struct TaskEvalResult {

@@ -60,12 +60,7 @@ Dataset load_text_dataset(const std::string& path, const Tokenizer& tok, int64_t
   return d;
 }
 
-Dataset load_alpaca_dataset(const std::string& path, const Tokenizer& tok, int64_t seq,
-                            double val_frac, uint64_t seed) {
-  check_seq(seq, path);
-  Dataset d;
-  d.source = path;
-  d.kind = "alpaca";
+std::vector<AlpacaRecord> read_alpaca_records(const std::string& path) {
   const std::string text = read_file(path);
   std::vector<nlohmann::json> records;
   const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";
@@ -102,11 +97,24 @@ Dataset load_alpaca_dataset(const std::string& path, const Tokenizer& tok, int64
     if (!it->is_string()) fail("[data] {}: record {}: field '{}' is not a string", path, i, name);
     return it->get<std::string>();
   };
+  std::vector<AlpacaRecord> out;
+  for (size_t i = 0; i < records.size(); ++i)
+    out.push_back({field(records[i], i, "instruction", true), field(records[i], i, "input", false),
+                   field(records[i], i, "output", true)});
+  return out;
+}
+
+Dataset load_alpaca_dataset(const std::string& path, const Tokenizer& tok, int64_t seq,
+                            double val_frac, uint64_t seed) {
+  check_seq(seq, path);
+  Dataset d;
+  d.source = path;
+  d.kind = "alpaca";
+  const std::vector<AlpacaRecord> records = read_alpaca_records(path);
   std::vector<Example> all;
   for (size_t i = 0; i < records.size(); ++i) {
-    const std::string prompt = alpaca_prompt(field(records[i], i, "instruction", true),
-                                             field(records[i], i, "input", false));
-    const std::string output = field(records[i], i, "output", true);
+    const std::string prompt = alpaca_prompt(records[i].instruction, records[i].input);
+    const std::string& output = records[i].output;
     std::vector<int32_t> ids{tok.bos_id()};
     for (int32_t id : tok.encode(prompt + output)) ids.push_back(id);
     ids.push_back(tok.eos_id());

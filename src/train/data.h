@@ -41,6 +41,13 @@ struct Dataset {
 
 std::string alpaca_prompt(const std::string& instruction, const std::string& input);
 
+// The records of an Alpaca .json array or .jsonl file, in file order ("input" may be absent or
+// null: empty). Every failure names the file, the record (or line) and the field.
+struct AlpacaRecord {
+  std::string instruction, input, output;
+};
+std::vector<AlpacaRecord> read_alpaca_records(const std::string& path);
+
 Dataset load_text_dataset(const std::string& path, const Tokenizer& tok, int64_t seq,
                           double val_frac);
 Dataset load_alpaca_dataset(const std::string& path, const Tokenizer& tok, int64_t seq,

@@ -270,5 +270,53 @@ TEST_F(ExitVoteModel, TaskEvaluationAtTheDeepestExitAndOneExitVoteIsThePlainOne)
   EXPECT_THROW(evaluate_task(*m_, *tok_, data, o), Error);
 }
 
+// score_all_exits: every exit's NLL and both votes' from the vote's one pass. Each exit's equals
+// its own evaluation; with responses of one scored token (the EOS after an empty response) the
+// mean vote's NLL is −log of the mean of the exits' probabilities, computed here from those
+// per-exit evaluations, and max-then-renormalise is the vote evaluation's own NLL.
+TEST_F(ExitVoteModel, TaskEvaluationScoresEveryExitAndBothVotesInOnePass) {
+  const std::vector<PromptResponse> data = {{"Once upon a time", "", ""},
+                                            {"The dog ran to the", "", ""},
+                                            {"Lily wanted to play with her", "", ""}};
+  const ExitHeads three = heads({1, 3, 5});
+  TaskEvalOptions o;
+  o.max_new_tokens = 4;
+  o.exits = &three;
+  o.vote = true;
+  o.score_all_exits = true;
+  const TaskEvalResult all = evaluate_task(*m_, *tok_, data, o);
+  o.score_all_exits = false;
+  const TaskEvalResult voted = evaluate_task(*m_, *tok_, data, o);
+  ASSERT_EQ(all.overall.response_tokens, 3);  // one EOS per example
+  ASSERT_EQ(all.overall.exit_response_nll.size(), 3u);
+  EXPECT_TRUE(voted.overall.exit_response_nll.empty());
+  EXPECT_NEAR(all.overall.response_nll, voted.overall.response_nll, 1e-12);
+  EXPECT_NEAR(all.overall.vote_max_renorm_nll, voted.overall.response_nll, 1e-12);
+  o.vote = false;
+  double mean_vote = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    double p = 0;
+    for (int e = 0; e < 3; ++e) {
+      o.exit = e;
+      const double nll = evaluate_task(*m_, *tok_, {data[i]}, o).overall.response_nll;
+      p += std::exp(-nll) / 3;
+    }
+    mean_vote -= std::log(p) / 3;
+  }
+  EXPECT_NEAR(all.overall.vote_mean_nll, mean_vote, 1e-9);
+  for (int e = 0; e < 3; ++e) {
+    o.exit = e;
+    EXPECT_NEAR(all.overall.exit_response_nll[e],
+                evaluate_task(*m_, *tok_, data, o).overall.response_nll, 1e-12)
+        << e;
+  }
+  // The exits differ (a 1-layer exit is not the 5-layer one), so the checks above can fail.
+  EXPECT_GT(std::abs(all.overall.exit_response_nll[0] - all.overall.exit_response_nll[2]), 1e-3);
+  o.exits = nullptr;
+  o.exit = -1;
+  o.score_all_exits = true;
+  EXPECT_THROW(evaluate_task(*m_, *tok_, data, o), Error);
+}
+
 }  // namespace
 }  // namespace edgellm
