@@ -2,7 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -37,6 +40,24 @@ inline std::string cli_path() { return EDGELLM_CLI; }
 inline std::string cli_command() {
   const std::string launcher = EDGELLM_CLI_LAUNCHER;
   return launcher.empty() ? cli_path() : launcher + " " + cli_path();
+}
+
+// Runs the CLI with `args` through a shell (env assignments may precede it in `env`); stdout, or
+// stdout and stderr together with `merge`. code: the exit status, -1 if killed by a signal.
+struct CliOutput {
+  int code;
+  std::string out;
+};
+inline CliOutput run_cli(const std::string& args, bool merge = true, const std::string& env = "") {
+  const std::string cmd = (env.empty() ? "" : env + " ") + cli_command() + " " + args +
+                          (merge ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {-1, "popen failed: " + cmd};
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 // A fresh temporary directory per call, removed by the caller if wanted.

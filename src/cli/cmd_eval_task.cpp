@@ -44,19 +44,12 @@ void register_eval_task(CLI::App& app) {
     if (a->o.vote && a->o.exit >= 0) fail("[eval-task] --exit {} and --vote: pick one", a->o.exit);
     auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
-    std::unique_ptr<LoraAdapters> adapter;
-    if (!a->adapter.empty()) {
-      adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
-      a->o.adapter = adapter.get();
-    }
-    std::unique_ptr<ExitHeads> heads;
-    if (a->o.exit >= 0 || a->o.vote) {
-      if (a->adapter.empty() || !ExitHeads::present(a->adapter))
-        fail("[eval-task] --exit and --vote need --adapter DIR of a tune --method alt run");
-      heads = std::make_unique<ExitHeads>(ExitHeads::load(a->adapter, m->config()));
-      a->o.exits = heads.get();
-      a->o.score_all_exits = true;
-    }
+    const AdapterArgs ad =
+        load_adapter_args(*m, a->adapter, a->o.exit >= 0 || a->o.vote, "eval-task");
+    a->o.adapter = ad.adapter.get();
+    a->o.exits = ad.heads.get();
+    a->o.score_all_exits = ad.heads != nullptr;
+    const std::unique_ptr<ExitHeads>& heads = ad.heads;
     std::vector<PromptResponse> data;
     for (const AlpacaRecord& r : read_alpaca_records(a->data))
       data.push_back({alpaca_prompt(r.instruction, r.input), r.output, ""});

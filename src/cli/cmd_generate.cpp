@@ -42,17 +42,10 @@ void register_generate(CLI::App& app) {
     apply_threads(*a);
     auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
-    std::unique_ptr<LoraAdapters> adapter;
-    if (!a->adapter.empty())
-      adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
-    std::unique_ptr<ExitHeads> heads;
+    const AdapterArgs ad = load_adapter_args(*m, a->adapter, a->exit >= 0 || a->vote, "generate");
+    const std::unique_ptr<LoraAdapters>& adapter = ad.adapter;
     GenerateExits ge;
-    if (a->exit >= 0 || a->vote) {
-      if (a->adapter.empty() || !ExitHeads::present(a->adapter))
-        fail("[generate] --exit and --vote need --adapter DIR of a tune --method alt run");
-      heads = std::make_unique<ExitHeads>(ExitHeads::load(a->adapter, m->config()));
-      ge = {heads.get(), a->exit, a->vote};
-    }
+    if (ad.heads) ge = {ad.heads.get(), a->exit, a->vote};
     auto stream = [](const std::string& s) {
       std::fputs(s.c_str(), stdout);
       std::fflush(stdout);

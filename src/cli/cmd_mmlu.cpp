@@ -67,18 +67,10 @@ void register_mmlu(CLI::App& app) {
     a->o.reuse_prefix = !a->no_reuse;
     auto m = load_model(*a);
     auto tok = load_tokenizer_for(*m, a->tokenizer);
-    std::unique_ptr<LoraAdapters> adapter;
-    if (!a->adapter.empty()) {
-      adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(a->adapter, m->config()));
-      a->o.adapter = adapter.get();
-    }
-    std::unique_ptr<ExitHeads> heads;
-    if (a->o.exit >= 0 || a->o.vote) {
-      if (a->adapter.empty() || !ExitHeads::present(a->adapter))
-        fail("[mmlu] --exit and --vote need --adapter DIR of a tune --method alt run");
-      heads = std::make_unique<ExitHeads>(ExitHeads::load(a->adapter, m->config()));
-      a->o.exits = heads.get();
-    }
+    const AdapterArgs ad = load_adapter_args(*m, a->adapter, a->o.exit >= 0 || a->o.vote, "mmlu");
+    const std::unique_ptr<ExitHeads>& heads = ad.heads;
+    a->o.adapter = ad.adapter.get();
+    a->o.exits = ad.heads.get();
     std::vector<std::string> names =
         a->subjects.empty() ? mmlu_subjects(a->data) : split_commas(a->subjects);
     std::vector<MmluSubject> subjects;

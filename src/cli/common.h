@@ -3,11 +3,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "kernels/threads.h"
+#include "model/exit_heads.h"
+#include "model/lora.h"
 #include "model/model.h"
+#include "util/error.h"
 
 namespace edgellm::cli {
 
@@ -45,6 +49,24 @@ inline std::shared_ptr<Model> load_model(const ModelArgs& a) {
 }
 
 inline void apply_threads(const ModelArgs& a) { set_num_threads(a.threads); }
+
+// --adapter DIR (PEFT LoRA, applied unmerged) and, when an exit or the vote is asked for, the
+// exit heads of the ALT run that wrote DIR. `cmd` names the command in errors.
+struct AdapterArgs {
+  std::unique_ptr<LoraAdapters> adapter;  // null without --adapter
+  std::unique_ptr<ExitHeads> heads;       // null unless `need_exits`
+};
+inline AdapterArgs load_adapter_args(const Model& m, const std::string& dir, bool need_exits,
+                                     const char* cmd) {
+  AdapterArgs r;
+  if (!dir.empty()) r.adapter = std::make_unique<LoraAdapters>(LoraAdapters::load(dir, m.config()));
+  if (need_exits) {
+    if (dir.empty() || !ExitHeads::present(dir))
+      fail("[{}] --exit and --vote need --adapter DIR of a tune --method alt run", cmd);
+    r.heads = std::make_unique<ExitHeads>(ExitHeads::load(dir, m.config()));
+  }
+  return r;
+}
 
 inline void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 

@@ -28,14 +28,8 @@ struct Out {
 
 // stdout only (progress goes to stderr) unless `merge`.
 Out cli(const std::string& args, bool merge = false) {
-  const std::string cmd = testing::cli_command() + " " + args + (merge ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const testing::CliOutput r = testing::run_cli(args, merge);
+  return {r.code, r.out};
 }
 
 void write_records(const std::string& path, const std::vector<AlpacaRecord>& rs) {

@@ -22,14 +22,8 @@ struct CliResult {
 };
 
 CliResult run(const std::string& env, const std::string& args) {
-  const std::string cmd = env + " " + testing::cli_command() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const testing::CliOutput r = testing::run_cli(args, true, env);
+  return {r.code, r.out};
 }
 
 std::string read_bytes(const std::string& path) {
