@@ -17,7 +17,7 @@ tools/aarch64-deps.sh
 SUITES=(simd kernels tensor packed io tokenizer model train)
 targets=(edgellm)
 for s in "${SUITES[@]}"; do targets+=("test_$s"); done
-cmake --preset aarch64 -DEDGELLM_WERROR=ON >/dev/null
+cmake --preset aarch64 -DEDGELLM_WERROR=ON -DEDGELLM_REQUIRE_TESTS=ON >/dev/null
 cmake --build --preset aarch64 -j"$(nproc)" --target "${targets[@]}"
 b=build/aarch64
 run() {  # qemu-cpu suite [gtest filter]
