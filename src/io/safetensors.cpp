@@ -230,6 +230,7 @@ void write_safetensors_f32(const std::string& path, const std::vector<F32View>& 
     o.fill = [src, cols](int64_t r0, int64_t r1, uint8_t* dst) {
       std::memcpy(dst, src + r0 * cols, static_cast<size_t>((r1 - r0) * cols) * sizeof(float));
     };
+    o.bytes = reinterpret_cast<const uint8_t*>(src);  // stored as is: no staging copy
     outs.push_back(std::move(o));
   }
   write_safetensors(path, outs, {{"format", "pt"}});

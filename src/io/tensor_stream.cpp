@@ -155,6 +155,10 @@ void write_tensor_data(AtomicWriter& w, const std::vector<TensorOut>& outs, uint
     if (alignment > 1) w.pad_to(alignment);
     const int64_t rows = o.rows();
     if (rows == 0) continue;
+    if (o.bytes) {
+      w.write(o.bytes, o.nbytes());
+      continue;
+    }
     const size_t rb = dtype_row_bytes(o.dtype, o.cols());
     const int64_t per =
         std::max<int64_t>(1, static_cast<int64_t>(kChunk / std::max<size_t>(rb, 1)));

@@ -19,6 +19,10 @@ struct TensorOut {
   // Fills rows [r0, r1) (a 1-D tensor is a single row) encoded as `dtype` into dst, which holds
   // (r1 - r0) * dtype_row_bytes(dtype, cols) bytes.
   std::function<void(int64_t r0, int64_t r1, uint8_t* dst)> fill;
+  // When set: the tensor's bytes exactly as stored (nbytes() of them), written straight from
+  // here without a staging buffer. A large 1-D tensor (an optimizer state of hundreds of MB) is
+  // one row, so `fill` would stage all of it at once.
+  const uint8_t* bytes = nullptr;
 
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   int64_t rows() const;

@@ -11,6 +11,7 @@
 
 #include "io_test_util.h"
 #include "model/lora.h"
+#include "train/memory.h"
 #include "util/mapped_file.h"
 
 namespace edgellm {
@@ -185,6 +186,28 @@ TEST(Safetensors, F32LayerRoundTripsAndWidensHalfTypes) {
 
 // Every truncation and many single-byte corruptions of a real adapter file: each read either
 // succeeds or throws edgellm::Error (ASan/UBSan report anything else).
+// A trainer checkpoint stores the optimizer state as one 1-D tensor of hundreds of MB (240 MB for
+// a 7B-shape ALT run); the writer must not stage a copy of it (that copy lifted the run's peak
+// RSS above its memory plan).
+TEST(Safetensors, LargeOneDimensionalTensorIsWrittenWithoutAStagingCopy) {
+  if (testing::kUnderAsan) GTEST_SKIP() << "RSS is meaningless under ASan's quarantine";
+  const size_t n = size_t{32} << 20;  // 128 MiB of f32
+  std::vector<float> big(n);
+  for (size_t i = 0; i < n; ++i) big[i] = static_cast<float>(i % 1000) * 0.5f;
+  const std::string dir = testing::temp_dir("st_big");
+  const std::string path = dir + "/state.safetensors";
+  const RssMark mark = start_rss_measurement();
+  if (!mark.reset) GTEST_SKIP() << "the kernel's peak-RSS mark cannot be reset here";
+  write_safetensors_f32(path, std::vector<F32View>{{"adam", {int64_t(n)}, big.data(), n}});
+  const size_t growth = hwm_rss_bytes() - mark.rss;
+  EXPECT_LT(growth, size_t{32} << 20) << "peak RSS grew by " << (growth >> 20) << " MiB";
+  const std::vector<NamedF32> back = read_safetensors_f32(path);
+  ASSERT_EQ(back.size(), 1u);
+  ASSERT_EQ(back[0].data.size(), n);
+  EXPECT_TRUE(std::equal(big.begin(), big.end(), back[0].data.begin()));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Safetensors, TruncatedAndCorruptedAdaptersFailCleanly) {
   const std::string d = temp_dir("st_trunc");
   const ModelConfig c = tiny_config(Arch::Llama);
