@@ -92,7 +92,7 @@ void run(StageContext& ctx) {
   conds.push_back({"tuned", comp != base ? "compressed + tuned" : "tuned", tuned.get(),
                    adapter.get(), heads.get()});
 
-  // One measurement: exit index `exit` of h (-1: the model's own head), or the vote.
+  // MMLU of one condition: exit `exit` alone, or with `vote` every exit and the vote at once.
   auto run_mmlu = [&](const Cond& c, int exit, bool vote, const std::string& what) {
     MmluOptions mo;
     mo.shots = e.mmlu_shots;
@@ -106,8 +106,9 @@ void run(StageContext& ctx) {
     };
     return evaluate_mmlu(*c.m, *tok, mmlu, mo);
   };
-  // pe / mv: the perplexity and MMLU of every exit and the vote, from one trunk forward per
-  // window or question (null: measured here).
+  // One measurement: exit index `exit` of h (-1: the model's own head), or the vote. pe / mv:
+  // the perplexity and MMLU of every exit and the vote, from one trunk forward per window or
+  // question (null: measured here).
   auto measure = [&](const Cond& c, int exit, bool vote, const std::string& what,
                      const PplExitsResult* pe, const MmluResult* mv) {
     nlohmann::json ex = {
