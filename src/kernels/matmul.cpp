@@ -60,6 +60,19 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
     }
     return;
   }
+  if (const simd::QdotFn qdot = dot_qx_kernel(w.dtype)) {
+    // x quantized once, every row an integer dot (tensor/dtype.h QuantizedActivations). The
+    // buffers live per thread: GEMVs run one after another on the calling thread.
+    thread_local QuantizedActivations qx;
+    qx.quantize(x, K);
+    const simd::QuantX xv = qx.view();
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t r = 0; r < N; ++r) {
+      const float v = qdot(w.row(r), xv, K);
+      y[r] = accumulate ? y[r] + v : v;
+    }
+    return;
+  }
   const DotRowFn dot = dot_row_kernel(w.dtype);
   if (dot) {
     const int64_t bs = dtype_block_size(w.dtype);

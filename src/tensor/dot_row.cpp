@@ -6,7 +6,10 @@
 //
 // Numerics: the fast kernels multiply codes by x in fp32 and apply each (sub-)block scale once
 // to the partial sum, so they differ from decode-then-dot only by rounding order.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "simd/simd.h"
 #include "tensor/dtype.h"
@@ -81,6 +84,55 @@ float dot_row(DType t, const void* row, const float* x, int64_t n) {
       break;
   }
   return dot_row_ref(t, row, x, n);
+}
+
+void QuantizedActivations::quantize(const float* x, int64_t n) {
+  EDGELLM_CHECK(n % 32 == 0, "quantize_activations: n={} is not a multiple of 32", n);
+  const int64_t nb = n / 32;
+  q.resize(static_cast<size_t>(n));
+  d.resize(static_cast<size_t>(nb));
+  s.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = x + 32 * b;
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float scale = amax / 127.f;
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      // |x·inv| <= 127 up to rounding; the clamp keeps a rounding of 127.00001 in range.
+      const auto v = static_cast<int16_t>(std::clamp(std::nearbyint(xb[j] * inv), -127.f, 127.f));
+      q[static_cast<size_t>(32 * b + j)] = v;
+      sum += v;
+    }
+    d[static_cast<size_t>(b)] = scale;
+    s[static_cast<size_t>(b)] = sum;
+  }
+}
+
+simd::QdotFn dot_qx_kernel(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return simd::qdot_kernel(simd::DotKind::Q8_0);
+    case DType::Q4_0:
+      return simd::qdot_kernel(simd::DotKind::Q4_0);
+    case DType::Q4_K:
+      return simd::qdot_kernel(simd::DotKind::Q4_K);
+    case DType::Q6_K:
+      return simd::qdot_kernel(simd::DotKind::Q6_K);
+    default:
+      return nullptr;
+  }
+}
+
+double dot_qx_ref(DType t, const void* row, const QuantizedActivations& x, int64_t n) {
+  std::vector<float> w(static_cast<size_t>(n));
+  decode_row(t, row, w.data(), n);
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    acc += static_cast<double>(w[static_cast<size_t>(i)]) * x.d[static_cast<size_t>(i / 32)] *
+           x.q[static_cast<size_t>(i)];
+  return acc;
 }
 
 }  // namespace edgellm

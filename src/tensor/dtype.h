@@ -24,6 +24,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "simd/simd.h"
 
 namespace edgellm {
 
@@ -73,5 +76,23 @@ DotRowFn dot_row_kernel(DType t);
 // The portable reference of dot_row (decode a block at a time, accumulate in double); the SIMD
 // kernels are tested against it, and it serves types/CPUs without a kernel.
 float dot_row_ref(DType t, const void* row, const float* x, int64_t n);
+
+// The decode GEMV of block-quantized rows with 8-bit activations, as llama.cpp computes it:
+// `quantize()` turns x[n] (n a multiple of 32) into per-32-block codes and scales once per GEMV,
+// and dot_qx_kernel's integer kernel (simd qdot) multiplies every row by them. It replaces
+// dot_row for T = 1 on Q8_0 / Q4_0 / Q4_K / Q6_K weights: ~2-3x less arithmetic per weight, at
+// the cost of rounding x to 8 bits per block (max |x| of each block / 127 per step), the error
+// llama.cpp's decode makes too. Prefill (T > 1) keeps fp32 activations.
+struct QuantizedActivations {
+  std::vector<int16_t> q;  // codes in [-127, 127]
+  std::vector<float> d;    // per-block scale: max |x| / 127 (0 for an all-zero block)
+  std::vector<int32_t> s;  // per-block sum of the codes
+  void quantize(const float* x, int64_t n);
+  simd::QuantX view() const { return {q.data(), d.data(), s.data()}; }
+};
+// The integer kernel for type t, or nullptr (no integer path: use dot_row_kernel).
+simd::QdotFn dot_qx_kernel(DType t);
+// Its reference: the decoded row · the dequantized activations d[b]·q[i], accumulated in double.
+double dot_qx_ref(DType t, const void* row, const QuantizedActivations& x, int64_t n);
 
 }  // namespace edgellm

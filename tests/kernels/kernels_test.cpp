@@ -65,8 +65,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulF32,
                                            Shape{128, 256, 512}));
 
 TEST(Matmul, QuantizedTypesMatchDecodedReference) {
-  // The T == 1 (dot_row) and T > 1 (tile decode + GEMM) paths of every stored type must equal
-  // the reference product with the decoded weights.
+  // The T == 1 (GEMV) and T > 1 (tile decode + GEMM) paths of every stored type must equal the
+  // reference product with the decoded weights. The GEMV of Q8_0/Q4_0/Q4_K/Q6_K rows runs on
+  // 8-bit activations (tensor/dtype.h QuantizedActivations): its reference takes the dequantized
+  // activations, and its distance from the fp32-activation product must stay within the rounding
+  // bound Σ_k |w_k|·d_b(k)/2.
   const int64_t N = 67, K = 512;
   for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     auto wf = randn(N * K, 5, 0.05f);
@@ -84,11 +87,27 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
       auto xr = x;
       if (t == DType::BF16 && T > 1)
         for (auto& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+      const bool int_gemv = T == 1 && dot_qx_kernel(t) != nullptr;
+      QuantizedActivations qx;
+      if (int_gemv) {
+        qx.quantize(x.data(), K);
+        for (int64_t k = 0; k < K; ++k) xr[k] = qx.d[k / 32] * qx.q[k];
+      }
       std::vector<double> ref(T * N);
       ref::matmul(to_d(xr).data(), to_d(dec).data(), ref.data(), T, N, K);
       std::vector<float> y(T * N);
       matmul(x.data(), w, y.data(), T);
       EXPECT_LT(rel_err(y, ref), 2e-5) << dtype_name(t) << " T=" << T;
+      if (int_gemv) {
+        std::vector<double> exact(N);
+        ref::matmul(to_d(x).data(), to_d(dec).data(), exact.data(), 1, N, K);
+        for (int64_t r = 0; r < N; ++r) {
+          double bound = 0;
+          for (int64_t k = 0; k < K; ++k) bound += std::fabs(dec[r * K + k]) * qx.d[k / 32] / 2;
+          EXPECT_LE(std::fabs(y[r] - exact[r]), bound * 1.0001 + 1e-6)
+              << dtype_name(t) << " row " << r;
+        }
+      }
     }
   }
 }

@@ -149,6 +149,56 @@ TEST(SimdKernels, DotHalfTypesAndBlockFormatsMatchDecodeThenDot) {
   });
 }
 
+TEST(SimdKernels, QuantizedActivationsRoundEachBlockToItsOwnScale) {
+  auto x = randn(96, 7);
+  for (int j = 32; j < 64; ++j) x[j] = 0.f;  // an all-zero block: scale 0, codes 0
+  x[70] = 1e4f;                              // a block dominated by one value
+  QuantizedActivations qx;
+  qx.quantize(x.data(), 96);
+  for (int b = 0; b < 3; ++b) {
+    float amax = 0;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    EXPECT_FLOAT_EQ(qx.d[b], amax / 127.f) << b;
+    for (int j = 0; j < 32; ++j) {
+      const int16_t q = qx.q[32 * b + j];
+      EXPECT_LE(std::abs(q), 127);
+      EXPECT_LE(std::fabs(qx.d[b] * q - x[32 * b + j]), qx.d[b] * 0.5f * 1.0001f) << b << " " << j;
+      sum += q;
+    }
+    EXPECT_EQ(qx.s[b], sum) << b;
+  }
+  EXPECT_THROW(qx.quantize(x.data(), 40), Error);  // not whole blocks
+}
+
+TEST(SimdKernels, IntegerDotsOnQuantizedActivationsMatchDecodeThenDot) {
+  for_each_target([] {
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+      const int64_t bs = dtype_block_size(t);
+      for (int64_t nb : {1, 2, 3, 5}) {
+        const int64_t n = bs * nb;
+        const auto w = randn(n, 30 + static_cast<uint32_t>(nb));
+        auto x = randn(n, 40);
+        for (int64_t j = 0; j < n; j += 64) x[j] *= 50.f;  // blocks of very different scales
+        std::vector<uint8_t> enc(dtype_row_bytes(t, n));
+        encode_row(t, w.data(), enc.data(), n);
+        QuantizedActivations qx;
+        qx.quantize(x.data(), n);
+        std::vector<float> dec(static_cast<size_t>(n)), xd(static_cast<size_t>(n));
+        decode_row(t, enc.data(), dec.data(), n);
+        for (int64_t j = 0; j < n; ++j) xd[j] = qx.d[j / 32] * qx.q[j];
+        const double ref = dot_qx_ref(t, enc.data(), qx, n);
+        const double tol = 2e-5 * abs_dot(dec.data(), xd.data(), n) + 1e-6;
+        Misaligned<uint8_t> mw(enc.data(), enc.size(), 1);  // odd byte address
+        const simd::QdotFn k = dot_qx_kernel(t);
+        ASSERT_NE(k, nullptr) << dtype_name(t);
+        EXPECT_NEAR(k(mw.p, qx.view(), n), ref, tol) << dtype_name(t) << " n=" << n;
+      }
+    }
+  });
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_EQ(dot_qx_kernel(t), nullptr);
+}
+
 TEST(SimdTarget, HoistedKernelPointersFollowTheTarget) {
   std::vector<simd::DotRowFn> seen;
   for_each_target([&] { seen.push_back(simd::dot_row_kernel(simd::DotKind::Q8_0)); });
