@@ -84,17 +84,24 @@ float QdotQ8_0(const void* wv, const QuantX& x, int64_t n) {
   return reduce(hn::Add(a0, a1));
 }
 
-// Q4_0: x = d·(nibble − 8); value k < 16 is the low nibble of qs[k], value 16 + k the high one.
+// Q4_0: x = d·(nibble − 8); value k < 16 is the low nibble of qs[k], value 16 + k the high one
+// (one load serves both).
 inline VS q4_0_block(const uint8_t* w, const QuantX& x, int64_t b, VS acc) {
+  const DQ dq;
+  const DW dw;
+  const int nq = static_cast<int>(hn::Lanes(dq));
+  const VQ mask = hn::Set(dq, 0xf), eight = hn::Set(dq, 8);
   const uint8_t* qs = w + 2;
-  const VQ mask = hn::Set(DQ(), 0xf), eight = hn::Set(DQ(), 8);
-  return block_dot<32>(
-      [qs, mask, eight](int k) {
-        const VQ nib =
-            k < 16 ? hn::And(widen_u8(qs + k), mask) : hn::ShiftRight<4>(widen_u8(qs + k - 16));
-        return hn::Sub(nib, eight);
-      },
-      x.q + 32 * b, half_at(w) * x.d[b], acc);
+  const int16_t* xq = x.q + 32 * b;
+  VW s0 = hn::Zero(dw), s1 = hn::Zero(dw);
+  for (int k = 0; k < 16; k += nq) {
+    const VQ raw = widen_u8(qs + k);
+    s0 = hn::ReorderWidenMulAccumulate(dw, hn::Sub(hn::And(raw, mask), eight),
+                                       hn::LoadU(dq, xq + k), s0, s1);
+    s0 = hn::ReorderWidenMulAccumulate(dw, hn::Sub(hn::ShiftRight<4>(raw), eight),
+                                       hn::LoadU(dq, xq + 16 + k), s0, s1);
+  }
+  return hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)), hn::Set(DS(), half_at(w) * x.d[b]), acc);
 }
 float QdotQ4_0(const void* wv, const QuantX& x, int64_t n) {
   const auto* w = static_cast<const uint8_t*>(wv);
@@ -113,7 +120,10 @@ float QdotQ4_0(const void* wv, const QuantX& x, int64_t n) {
 // the low and high nibbles of qs[32c .. 32c + 31].
 float QdotQ4_K(const void* wv, const QuantX& x, int64_t n) {
   const auto* w = static_cast<const uint8_t*>(wv);
-  const VQ mask = hn::Set(DQ(), 0xf);
+  const DQ dq;
+  const DW dw;
+  const int nq = static_cast<int>(hn::Lanes(dq));
+  const VQ mask = hn::Set(dq, 0xf);
   VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS());
   // The mins term Σ_j dmin·m_j·d_j·s_j, summed per super-block as a vector of its 8 sub-blocks
   // (a scalar chain of 8 dependent multiply-adds would bound the loop).
@@ -122,22 +132,30 @@ float QdotQ4_K(const void* wv, const QuantX& x, int64_t n) {
   HWY_ALIGN float mj[8], dsj[8];
   for (int64_t sb = 0; sb < n / 256; ++sb, w += sizeof(BlockQ4_K)) {
     const float dd = half_at(w), dmin = half_at(w + 2);
-    const uint8_t* scales = w + 4;
+    uint8_t sc[8], m[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) edgellm::q4k_scale_min(j, w + 4, &sc[j], &m[j]);
     const uint8_t* qs = w + 16;
+    const int16_t* xq = x.q + 256 * sb;
+    const float* xd = x.d + 8 * sb;
+    // Sub-blocks 2c and 2c + 1 share their 32 bytes: one load, low and high nibbles.
+    for (int c = 0; c < 4; ++c) {
+      VW s0 = hn::Zero(dw), s1 = hn::Zero(dw), t0 = hn::Zero(dw), t1 = hn::Zero(dw);
+      for (int k = 0; k < 32; k += nq) {
+        const VQ raw = widen_u8(qs + 32 * c + k);
+        s0 = hn::ReorderWidenMulAccumulate(dw, hn::And(raw, mask), hn::LoadU(dq, xq + 64 * c + k),
+                                           s0, s1);
+        t0 = hn::ReorderWidenMulAccumulate(dw, hn::ShiftRight<4>(raw),
+                                           hn::LoadU(dq, xq + 64 * c + 32 + k), t0, t1);
+      }
+      a0 = hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)),
+                      hn::Set(DS(), dd * sc[2 * c] * xd[2 * c]), a0);
+      a1 = hn::MulAdd(hn::ConvertTo(DS(), hn::Add(t0, t1)),
+                      hn::Set(DS(), dd * sc[2 * c + 1] * xd[2 * c + 1]), a1);
+    }
     for (int j = 0; j < 8; ++j) {
-      uint8_t sc, m;
-      edgellm::q4k_scale_min(j, scales, &sc, &m);
-      const int64_t xb = 8 * sb + j;
-      const uint8_t* q = qs + 32 * (j / 2);
-      const float scale = dd * sc * x.d[xb];
-      if (j % 2 == 0)
-        a0 = block_dot<32>([q, mask](int k) { return hn::And(widen_u8(q + k), mask); },
-                           x.q + 32 * xb, scale, a0);
-      else
-        a1 = block_dot<32>([q](int k) { return hn::ShiftRight<4>(widen_u8(q + k)); }, x.q + 32 * xb,
-                           scale, a1);
-      mj[j] = dmin * m;
-      dsj[j] = x.d[xb] * static_cast<float>(x.s[xb]);
+      mj[j] = dmin * m[j];
+      dsj[j] = xd[j] * static_cast<float>(x.s[8 * sb + j]);
     }
     for (size_t j = 0; j < 8; j += hn::Lanes(d8))
       mins = hn::MulAdd(hn::Load(d8, mj + j), hn::Load(d8, dsj + j), mins);
@@ -150,33 +168,53 @@ float QdotQ4_K(const void* wv, const QuantX& x, int64_t n) {
 // ql[64h + 32(g&1) + l] (low nibble for g < 2) and its high 2 bits from bits 2g of qh[32h + l].
 float QdotQ6_K(const void* wv, const QuantX& x, int64_t n) {
   const auto* w = static_cast<const uint8_t*>(wv);
-  const VQ m4 = hn::Set(DQ(), 0xf), m2 = hn::Set(DQ(), 3), off = hn::Set(DQ(), 32);
-  VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS());
+  const DQ dq;
+  const DW dw;
+  const int nq = static_cast<int>(hn::Lanes(dq));
+  const VQ m4 = hn::Set(dq, 0xf), m2 = hn::Set(dq, 3), off = hn::Set(dq, 32);
+  VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS()), a2 = hn::Zero(DS()), a3 = hn::Zero(DS());
   for (int64_t sb = 0; sb < n / 256; ++sb, w += sizeof(BlockQ6_K)) {
     const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
     const float d = half_at(w + 208);
     for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w + 64 * h;
       const uint8_t* qh = w + 128 + 32 * h;
-      for (int g = 0; g < 4; ++g) {
-        const uint8_t* ql = w + 64 * h + 32 * (g & 1);
-        const int64_t xb = 8 * sb + 4 * h + g;
-        const int shift = 2 * g;
-        // The 6-bit codes − 32 of values o + k .. o + k + Lanes of this group.
-        const auto code = [&](int o, int k) {
-          const VQ lo4 =
-              g < 2 ? hn::And(widen_u8(ql + o + k), m4) : hn::ShiftRight<4>(widen_u8(ql + o + k));
-          const VQ hi2 = hn::And(hn::ShiftRightSame(widen_u8(qh + o + k), shift), m2);
-          return hn::Sub(hn::Or(lo4, hn::ShiftLeft<4>(hi2)), off);
-        };
-        const float dx = d * x.d[xb];
-        const int s0 = 8 * h + 2 * g;  // the scales of values 0..15 and 16..31
-        a0 = block_dot<16>([&](int k) { return code(0, k); }, x.q + 32 * xb, dx * sc[s0], a0);
-        a1 = block_dot<16>([&](int k) { return code(16, k); }, x.q + 32 * xb + 16, dx * sc[s0 + 1],
-                           a1);
+      const int16_t* xq = x.q + 256 * sb + 128 * h;
+      const float* xd = x.d + 8 * sb + 4 * h;
+      // Each 16-value half (one scale per group) of the four 32-value groups: the ql bytes serve
+      // groups g and g + 2 (low, high nibble), the qh byte all four (2 bits each).
+      for (int o = 0; o < 32; o += 16) {
+        VW s0 = hn::Zero(dw), s1 = hn::Zero(dw), s2 = hn::Zero(dw), s3 = hn::Zero(dw);
+        VW u0 = hn::Zero(dw), u1 = hn::Zero(dw), u2 = hn::Zero(dw), u3 = hn::Zero(dw);
+        for (int k = o; k < o + 16; k += nq) {
+          const VQ la = widen_u8(ql + k), lb = widen_u8(ql + 32 + k), hb = widen_u8(qh + k);
+          const VQ c0 = hn::Sub(hn::Or(hn::And(la, m4), hn::ShiftLeft<4>(hn::And(hb, m2))), off);
+          const VQ c1 = hn::Sub(
+              hn::Or(hn::And(lb, m4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(hb), m2))), off);
+          const VQ c2 = hn::Sub(
+              hn::Or(hn::ShiftRight<4>(la), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(hb), m2))),
+              off);
+          const VQ c3 =
+              hn::Sub(hn::Or(hn::ShiftRight<4>(lb), hn::ShiftLeft<4>(hn::ShiftRight<6>(hb))), off);
+          s0 = hn::ReorderWidenMulAccumulate(dw, c0, hn::LoadU(dq, xq + k), s0, u0);
+          s1 = hn::ReorderWidenMulAccumulate(dw, c1, hn::LoadU(dq, xq + 32 + k), s1, u1);
+          s2 = hn::ReorderWidenMulAccumulate(dw, c2, hn::LoadU(dq, xq + 64 + k), s2, u2);
+          s3 = hn::ReorderWidenMulAccumulate(dw, c3, hn::LoadU(dq, xq + 96 + k), s3, u3);
+        }
+        const int half = o / 16;
+        const int8_t* sch = sc + 8 * h + half;  // group g's scale of this half: sch[2g]
+        a0 =
+            hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, u0)), hn::Set(DS(), d * sch[0] * xd[0]), a0);
+        a1 =
+            hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s1, u1)), hn::Set(DS(), d * sch[2] * xd[1]), a1);
+        a2 =
+            hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s2, u2)), hn::Set(DS(), d * sch[4] * xd[2]), a2);
+        a3 =
+            hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s3, u3)), hn::Set(DS(), d * sch[6] * xd[3]), a3);
       }
     }
   }
-  return reduce(hn::Add(a0, a1));
+  return reduce(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)));
 }
 
 }  // namespace HWY_NAMESPACE
