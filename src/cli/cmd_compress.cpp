@@ -171,6 +171,9 @@ void register_compress(CLI::App& app) {
           policy);
     const DType dense = dtype_from_name(a->dtype, "--dtype");
 
+    // Compress reads the model one layer at a time: mapped, with each finished layer's pages
+    // dropped, the peak holds one layer of it instead of a whole copy.
+    a->mmap = true;
     auto m = load_model(*a);
     const ModelConfig& mc = m->config();
     const std::string tok_file =

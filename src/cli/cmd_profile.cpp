@@ -46,6 +46,9 @@ void register_profile(CLI::App& app) {
     a->o.scheme = a->scheme == "sym" ? QuantScheme::Sym : QuantScheme::Asym;
     a->o.pruner = pruner_from_name(a->pruner, "--pruner");
     a->o.per_linear = !a->no_per_linear;
+    // Profile reads the model one layer at a time: mapped, with each finished layer's pages
+    // dropped, the peak holds one layer of it instead of a whole copy.
+    a->mmap = true;
     auto m = load_model(*a);
     std::unique_ptr<Tokenizer> tok;
     if (a->calib.source != "data-free") tok = load_tokenizer_for(*m, a->tokenizer);

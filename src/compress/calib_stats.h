@@ -1,13 +1,17 @@
 // What the data-aware compressors need to know about a linear's inputs X[n, in] (calibration
 // rows taken from a tap): S = Σ x xᵀ and n. GPTQ and SparseGPT minimise ‖XWᵀ − XŴᵀ‖² through
 // its Hessian H = (2/n)·S; Wanda scores with the column norms ‖X_j‖₂ = sqrt(S_jj).
-// Collected streaming (add() as calibration batches pass), in double: sums over many tokens.
+// Collected streaming (add() as calibration batches pass): each batch's XᵀX by the fp32 sgemm
+// (as GPTQ's reference accumulates it), the running sum in double.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace edgellm {
+
+struct ObsFactor;  // compress/obs.h
 
 class CalibStats {
  public:
@@ -25,12 +29,17 @@ class CalibStats {
   bool has_hessian() const { return !s_.empty(); }
   std::vector<double> hessian() const;    // [in, in] (2/n)·S
   std::vector<double> col_norms() const;  // [in] ‖X_j‖₂
+  // GPTQ / SparseGPT's factor of this Hessian (obs.h obs_factor), computed on first use and kept
+  // until the statistics change: the linears sharing these inputs (q/k/v, gate/up) and every
+  // candidate of a profile then pay its O(in³) once. Not thread-safe.
+  const ObsFactor& obs_factor(bool act_order, double percdamp) const;
 
  private:
   CalibStats() = default;
   int64_t in_ = 0, n_ = 0;
   std::vector<double> s_;      // [in, in] Σ x xᵀ (empty: norms only)
   std::vector<double> norms_;  // set only by from_col_norms
+  mutable std::vector<std::shared_ptr<const ObsFactor>> factors_;
 };
 
 }  // namespace edgellm

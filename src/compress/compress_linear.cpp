@@ -80,7 +80,8 @@ double output_mse(const float* w, const float* w_hat, int64_t rows, int64_t cols
 }
 
 CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
-                                 const CompressSpec& spec, const CalibStats* calib) {
+                                 const CompressSpec& spec, const CalibStats* calib,
+                                 bool output_error) {
   spec.validate("compress_linear");
   if (rows <= 0 || cols <= 0) fail("[compress] weight shape {}x{} is empty", rows, cols);
   if (calib && calib->in() != cols)
@@ -93,8 +94,9 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   const WeightFormat fmt = spec.format();
   const bool prune = spec.pruner != Pruner::None && spec.sparsity.any();
 
+  // The Hessian itself: only for the reported output error (obs_compress takes the factor).
   std::vector<double> H;
-  if (calib && calib->has_hessian()) H = calib->hessian();
+  if (output_error && calib && calib->has_hessian()) H = calib->hessian();
 
   CompressedLinear out;
   std::vector<uint8_t> kept;
@@ -108,6 +110,7 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   o.percdamp = spec.percdamp;
   o.block = spec.block;
   o.act_order = spec.act_order;
+  if (spec.needs_hessian()) o.factor = &calib->obs_factor(spec.act_order, spec.percdamp);
   if (spec.pruner == Pruner::SparseGpt && prune) {
     o.sparsity = spec.sparsity;
     if (spec.quantizer == Quantizer::Gptq) {

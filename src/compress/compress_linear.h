@@ -67,9 +67,12 @@ struct CompressedLinear {
 };
 
 // W[rows, cols] row-major (rows = outputs). calib may be null only for rtn + none/magnitude;
-// wanda needs column norms, gptq/sparsegpt the Hessian.
+// wanda needs column norms, gptq/sparsegpt the Hessian. output_error = false leaves
+// report.output_mse NaN: it is a rows·cols² double product (130 GFLOP for a TinyLlama down_proj),
+// which a caller that measures the error itself (the profile) need not pay.
 CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
-                                 const CompressSpec& spec, const CalibStats* calib);
+                                 const CompressSpec& spec, const CalibStats* calib,
+                                 bool output_error = true);
 
 // ‖X(W − Ŵ)ᵀ‖²/n = ½·Σ_r δ_rᵀ H δ_r for δ = W − Ŵ (both row-major [rows, cols]).
 double output_mse(const float* w, const float* w_hat, int64_t rows, int64_t cols,

@@ -18,11 +18,63 @@ using MatD = Eigen::MatrixXd;
 
 }  // namespace
 
+bool inverse_cholesky_upper(const double* a, int64_t n, float* u) {
+  // With J the reversal permutation and J·A·J = R·Rᵀ (R lower), A⁻¹ = (R⁻¹J)ᵀ(R⁻¹J), so
+  // U = J·R⁻¹·J: upper triangular with a positive diagonal, hence A⁻¹'s Cholesky factor. One
+  // Cholesky and one triangular solve, where inverting A and factoring the inverse took ~2x the
+  // flops (the O(n³) part of GPTQ / SparseGPT at n = 5632).
+  const Eigen::Map<const MatD> A(a, n, n);
+  Eigen::LLT<MatD> llt(A.reverse());
+  if (llt.info() != Eigen::Success) return false;
+  MatD Rinv = MatD::Identity(n, n);
+  llt.matrixL().solveInPlace(Rinv);
+  Eigen::Map<MatF>(u, n, n) = Rinv.reverse().cast<float>();
+  return true;
+}
+
+ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp) {
+  if (static_cast<int64_t>(H.size()) != cols * cols)
+    fail("[obs] Hessian of {} values for {} input columns", H.size(), cols);
+  ObsFactor f;
+  f.cols = cols;
+  f.act_order = act_order;
+  f.percdamp = percdamp;
+  // Column order: identity, or act-order (diag H descending, stable).
+  f.perm.resize(static_cast<size_t>(cols));
+  std::iota(f.perm.begin(), f.perm.end(), 0);
+  if (act_order)
+    std::stable_sort(f.perm.begin(), f.perm.end(),
+                     [&](int64_t a, int64_t b) { return H[a * cols + a] > H[b * cols + b]; });
+  MatD Hp(cols, cols);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t k = 0; k < cols; ++k) Hp(k, j) = H[f.perm[k] * cols + f.perm[j]];
+  f.dead.assign(static_cast<size_t>(cols), 0);
+  for (int64_t j = 0; j < cols; ++j)
+    if (Hp(j, j) == 0) {
+      Hp(j, j) = 1;
+      f.dead[j] = 1;
+    }
+  // U = upper Cholesky factor of (H + λI)⁻¹, so (H + λI)⁻¹ = UᵀU.
+  double damp = percdamp * Hp.diagonal().mean();
+  f.U.resize(static_cast<size_t>(cols * cols));
+  for (int attempt = 0;; ++attempt) {
+    MatD Hd = Hp;
+    Hd.diagonal().array() += damp;
+    if (inverse_cholesky_upper(Hd.data(), cols, f.U.data())) break;
+    if (attempt == 4)
+      fail("[obs] H + {}·I is not positive definite ({} columns, percdamp {})", damp, cols,
+           percdamp);
+    damp = damp > 0 ? damp * 10 : 1e-8;
+  }
+  f.damp = damp;
+  return f;
+}
+
 ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::vector<double>& H,
                        const ObsOptions& opt) {
   const WeightFormat& f = opt.fmt;
   f.validate("obs");
-  if (static_cast<int64_t>(H.size()) != cols * cols)
+  if (!opt.factor && static_cast<int64_t>(H.size()) != cols * cols)
     fail("[obs] Hessian of {} values for {} input columns", H.size(), cols);
   if (opt.kept && opt.sparsity.any()) fail("[obs] both a given mask and a sparsity to choose");
   if (opt.kept && static_cast<int64_t>(opt.kept->size()) != rows * cols)
@@ -38,53 +90,36 @@ ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::ve
   const int64_t ng = f.n_groups(cols), gc = f.group_cols(cols);
 
   ObsResult res;
-  // Column order: identity, or act-order (diag H descending, stable).
-  std::vector<int64_t> perm(static_cast<size_t>(cols));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (opt.act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t a, int64_t b) { return H[a * cols + a] > H[b * cols + b]; });
+  ObsFactor local;
+  const ObsFactor* fac = opt.factor;
+  if (fac &&
+      (fac->cols != cols || fac->act_order != opt.act_order || fac->percdamp != opt.percdamp))
+    fail("[obs] a factor for {} columns (act-order {}, percdamp {}) given for {} ({}, {})",
+         fac->cols, fac->act_order, fac->percdamp, cols, opt.act_order, opt.percdamp);
+  if (!fac) {
+    local = obs_factor(H, cols, opt.act_order, opt.percdamp);
+    fac = &local;
+  }
+  const std::vector<int64_t>& perm = fac->perm;
   std::vector<int64_t> where(static_cast<size_t>(cols));  // original column -> position
   for (int64_t j = 0; j < cols; ++j) where[perm[j]] = j;
+  res.damp = fac->damp;
 
   MatF W(rows, cols);
-  MatD Hp(cols, cols);
   for (int64_t j = 0; j < cols; ++j) {
-    for (int64_t r = 0; r < rows; ++r) W(r, j) = w[r * cols + perm[j]];
-    for (int64_t k = 0; k < cols; ++k) Hp(k, j) = H[perm[k] * cols + perm[j]];
-  }
-  for (int64_t j = 0; j < cols; ++j)
-    if (Hp(j, j) == 0) {
-      Hp(j, j) = 1;
+    if (fac->dead[j]) {
       W.col(j).setZero();
       ++res.dead_cols;
+      continue;
     }
+    for (int64_t r = 0; r < rows; ++r) W(r, j) = w[r * cols + perm[j]];
+  }
   // pruned[j*rows + r]: weight (r, perm[j]) is pruned (given, or decided so far).
   std::vector<uint8_t> pruned(static_cast<size_t>(rows * cols), 0);
   if (opt.kept)
     for (int64_t j = 0; j < cols; ++j)
       for (int64_t r = 0; r < rows; ++r) pruned[j * rows + r] = !(*opt.kept)[r * cols + perm[j]];
-
-  // U = upper Cholesky factor of (H + λI)⁻¹, so (H + λI)⁻¹ = UᵀU.
-  double damp = opt.percdamp * Hp.diagonal().mean();
-  MatD Hinv;
-  for (int attempt = 0;; ++attempt) {
-    MatD Hd = Hp;
-    Hd.diagonal().array() += damp;
-    Eigen::LLT<MatD> llt(Hd);
-    if (llt.info() == Eigen::Success) {
-      Hinv = llt.solve(MatD::Identity(cols, cols));
-      break;
-    }
-    if (attempt == 4)
-      fail("[obs] H + {}·I is not positive definite ({} columns, percdamp {})", damp, cols,
-           opt.percdamp);
-    damp = damp > 0 ? damp * 10 : 1e-8;
-  }
-  res.damp = damp;
-  Eigen::LLT<MatD> llt_inv(Hinv);
-  if (llt_inv.info() != Eigen::Success) fail("[obs] the inverse Hessian is not positive definite");
-  const MatF U = MatD(llt_inv.matrixU()).cast<float>();
+  const Eigen::Map<const MatF> U(fac->U.data(), cols, cols);
 
   QuantizedMatrix& q = res.q;
   q.fmt = f;

@@ -4,7 +4,10 @@
 //   1. dead columns (H_ii = 0): H_ii = 1, W[:, i] = 0;
 //   2. optional act-order: process columns by diag(H) descending;
 //   3. dampening λ = percdamp·mean(diag H) (retried ×10 if H + λI is still not positive definite);
-//   4. U = upper Cholesky factor of (H + λI)⁻¹ (Eigen LLT);
+//   4. U = upper Cholesky factor of (H + λI)⁻¹ (one Eigen LLT of the reversed matrix and one
+//      triangular solve, inverse_cholesky_upper);
+// Steps 1-4 depend on H alone (obs_factor): linears that share an input (q/k/v, gate/up) and the
+// candidates of a profile reuse one factor (CalibStats::obs_factor keeps it).
 //   5. lazy blocks of `block` columns; inside a block, column i is pruned and/or quantized to q,
 //      err = (w − q)/U_ii and the block's remaining columns get W[:, i:] −= err·U[i, i:]; after the
 //      block the accumulated errors update every later column at once (one GEMM).
@@ -25,6 +28,21 @@
 
 namespace edgellm {
 
+// Steps 1-4 for one Hessian: what obs_compress needs besides W. O(cols³) to compute.
+struct ObsFactor {
+  int64_t cols = 0;
+  bool act_order = false;
+  double percdamp = 0;
+  std::vector<int64_t> perm;  // position -> original column
+  std::vector<uint8_t> dead;  // per position: H_ii was 0
+  std::vector<float> U;       // [cols, cols] column-major, upper triangular
+  double damp = 0;            // λ actually used
+};
+ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp);
+// u[n, n] (column-major) = the upper Cholesky factor of A⁻¹ for a[n, n] (column-major,
+// symmetric); false if A is not positive definite.
+bool inverse_cholesky_upper(const double* a, int64_t n, float* u);
+
 struct ObsOptions {
   WeightFormat fmt;  // grid (bits 16: no quantization, kept weights rounded to fp16)
   // Pruning: given mask ([rows, cols], 1 = kept), or SparseGPT's own choice per `sparsity`.
@@ -33,6 +51,8 @@ struct ObsOptions {
   int block = 128;
   double percdamp = 0.01;
   bool act_order = false;
+  // Steps 1-4 precomputed for this H, act_order and percdamp (else computed here).
+  const ObsFactor* factor = nullptr;
 };
 
 struct ObsResult {

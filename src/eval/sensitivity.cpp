@@ -9,6 +9,7 @@
 #include "model/forward.h"
 #include "report/svg_plot.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -97,7 +98,8 @@ SensitivityProfile profile_sensitivity(const Model& m,
         const LinearId id = static_cast<LinearId>(t);
         const int64_t rows = L.linears[t].rows, cols = L.linears[t].cols;
         const CalibStats* cs = need_stats && !is_quant ? &stats.of(id) : nullptr;
-        w_hat[t] = compress_linear(w[t].data(), rows, cols, cands[k], cs).q.dequantize();
+        w_hat[t] = compress_linear(w[t].data(), rows, cols, cands[k], cs, /*output_error=*/false)
+                       .q.dequantize();
         linear_view(all, id) = WeightView::f32(w_hat[t].data(), rows, cols);
       }
       run_layer(st, l, all, x, yc);
@@ -114,6 +116,12 @@ SensitivityProfile profile_sensitivity(const Model& m,
       }
     }
     prof.layers.push_back(std::move(L));
+    // Layer l's weights are not read again: a mapped checkpoint's pages of them leave the
+    // resident set (a no-op for weights copied into memory), so the peak is one layer's.
+    for (int t = 0; t < kLinears; ++t) {
+      const Tensor& tw = ck.tensors.get(linear_tensor_name(l, static_cast<LinearId>(t)), ck.path);
+      drop_resident_pages(tw.data, tw.nbytes);
+    }
     std::swap(x, y);  // the dense output enters the next layer
     if (o.progress) o.progress(l + 1, c.n_layers);
   }
