@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "util/error.h"
@@ -78,6 +79,20 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// Resident file-backed memory of this process in bytes (RssFile in /proc/self/status; -1 if the
+// kernel does not report it).
+inline int64_t rss_file_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  int64_t kb = -1;
+  while (in >> key)
+    if (key == "RssFile:") {
+      in >> kb;
+      return kb * 1024;
+    }
+  return -1;
 }
 
 }  // namespace edgellm::testing

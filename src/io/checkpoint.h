@@ -66,7 +66,10 @@ void fill_linear_formats(Checkpoint& ck);
 // Scans every tensor's stored bits once (tensor/dtype.h first_nonfinite) and throws naming the
 // file, the tensor and the element if any value is NaN or ±Inf: such a weight turns every later
 // activation into NaN, which would otherwise surface only as a NaN perplexity or loss.
-void check_finite_tensors(const Checkpoint& ck);
+// drop_pages: drop each scanned tensor's whole pages from the resident set right after its scan
+// (a mapped model that stays mapped: without it the scan alone makes the whole file resident,
+// and the layer-by-layer commands — profile, compress — would peak at the full model).
+void check_finite_tensors(const Checkpoint& ck, bool drop_pages = false);
 
 // HF <-> internal RoPE layout permutation of q/k rows (see tensor_set.h). n_heads is the number
 // of heads stacked in the tensor's rows; works on any dtype because whole rows move.

@@ -8,6 +8,7 @@
 #include "io/checkpoint.h"
 #include "io/tensor_walk.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace edgellm {
 
@@ -163,7 +164,7 @@ void validate_tensors(const Checkpoint& ck) {
   }
 }
 
-void check_finite_tensors(const Checkpoint& ck) {
+void check_finite_tensors(const Checkpoint& ck, bool drop_pages) {
   for (const Tensor& t : ck.tensors.all()) {
     if (t.dtype == DType::I32 || t.dtype == DType::U8) continue;
     if (t.dtype == DType::Packed) {
@@ -176,6 +177,7 @@ void check_finite_tensors(const Checkpoint& ck) {
       continue;
     }
     const int64_t i = first_nonfinite(t.dtype, t.data, t.numel());
+    if (drop_pages) drop_resident_pages(t.data, t.nbytes);
     if (i < 0) continue;
     const int64_t cols = t.cols();
     std::vector<float> row(static_cast<size_t>(cols));

@@ -16,20 +16,6 @@
 namespace edgellm {
 namespace {
 
-// Resident file-backed memory of this process in bytes (RssFile in /proc/self/status).
-int64_t rss_file_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  int64_t kb = -1;
-  while (in >> key) {
-    if (key == "RssFile:") {
-      in >> kb;
-      break;
-    }
-  }
-  return kb * 1024;
-}
-
 TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
   const std::string dir = testing::temp_dir("fullparams_rss");
   // ~19 MB of f32 matrices: far above the noise of a few pages the loader itself keeps.
@@ -41,10 +27,10 @@ TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
   LoadOptions lo;
   lo.copy_weights = false;
   auto m = Model::load(dir, lo);
-  const int64_t before = rss_file_bytes();
+  const int64_t before = testing::rss_file_bytes();
   ASSERT_GE(before, 0) << "no RssFile in /proc/self/status";
   FullParams fp(*m);
-  const int64_t grown = rss_file_bytes() - before;
+  const int64_t grown = testing::rss_file_bytes() - before;
   // Without dropping the decoded pages the mapping would now be resident (~file_bytes more,
   // minus the q/k tensors the HF loader permuted onto the heap, 2/9 of a layer's matrices).
   EXPECT_LT(grown, file_bytes / 10) << "file " << file_bytes << " bytes, RssFile grew by " << grown;
@@ -53,6 +39,25 @@ TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
   const auto* src = reinterpret_cast<const float*>(emb.data);
   const float* dst = fp.params().data() + fp.offset("model.embed_tokens.weight");
   for (int64_t i = 0; i < emb.numel(); i += 997) ASSERT_EQ(src[i], dst[i]) << i;
+  std::filesystem::remove_all(dir);
+}
+
+// The load-time non-finite scan reads every weight: a model that stays mapped (--mmap, and
+// profile / compress, which walk it layer by layer) must not be left wholly resident by it.
+TEST(MappedModel, LoadScanDoesNotLeaveTheFileResident) {
+  const std::string dir = testing::temp_dir("mapped_scan_rss");
+  const ModelConfig c =
+      ModelConfig::parse_shape("dim=256,layers=4,heads=4,kv_heads=4,ff=1024,vocab=8192,ctx=64");
+  write_hf_dir(c, random_source(4, 0.02f), dir, DType::F32);
+  const auto file_bytes =
+      static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+  const int64_t before = testing::rss_file_bytes();
+  ASSERT_GE(before, 0) << "no RssFile in /proc/self/status";
+  LoadOptions lo;
+  lo.copy_weights = false;
+  auto m = Model::load(dir, lo);
+  const int64_t grown = testing::rss_file_bytes() - before;
+  EXPECT_LT(grown, file_bytes / 10) << "file " << file_bytes << " bytes, RssFile grew by " << grown;
   std::filesystem::remove_all(dir);
 }
 
