@@ -275,9 +275,10 @@ void register_compress(CLI::App& app) {
       if (s.name.find("down_proj") != std::string::npos && !a->json)
         std::fprintf(stderr, "[compress] layer %d/%d done\n", s.layer + 1, L);
     };
-    const Checkpoint ck = have_calib
-                              ? compress_model_calibrated(*m, cal.windows, plan, record, on_done)
-                              : compress_checkpoint(m->checkpoint(), plan, {}, record, on_done);
+    const Checkpoint ck =
+        have_calib
+            ? compress_model_calibrated(*m, cal.windows, plan, record, on_done)
+            : compress_checkpoint(m->checkpoint(), plan, {}, record, on_done, m->weights_mapped());
     AtomicDir out(a->out);
     save_hf_dir(ck, out.path(), dense);
     copy_tokenizer_into(tok_file, out.path());

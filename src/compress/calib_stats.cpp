@@ -35,7 +35,8 @@ void CalibStats::add(const float* x, int64_t n) {
   // into the double sum. The Eigen double product it replaces was most of a TinyLlama profile
   // (8192 × 5632² for down_proj alone: 520 GFLOP in double per layer).
   constexpr int64_t kRows = 256;
-  std::vector<float> batch(static_cast<size_t>(in_ * in_));
+  std::vector<float>& batch = batch_;  // kept: add() runs once per calibration window
+  batch.resize(static_cast<size_t>(in_ * in_));
   for (int64_t r0 = 0; r0 < n; r0 += kRows) {
     const int64_t nr = std::min(kRows, n - r0);
     sgemm(true, false, in_, in_, nr, 1.f, x + r0 * in_, in_, x + r0 * in_, in_, 0.f, batch.data(),

@@ -40,6 +40,7 @@ class CalibStats {
   std::vector<double> s_;      // [in, in] Σ x xᵀ (empty: norms only)
   std::vector<double> norms_;  // set only by from_col_norms
   mutable std::vector<std::shared_ptr<const ObsFactor>> factors_;
+  std::vector<float> batch_;  // add()'s [in, in] fp32 product of one batch, reused
 };
 
 }  // namespace edgellm

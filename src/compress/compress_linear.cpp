@@ -110,11 +110,14 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   o.percdamp = spec.percdamp;
   o.block = spec.block;
   o.act_order = spec.act_order;
-  if (spec.needs_hessian()) o.factor = &calib->obs_factor(spec.act_order, spec.percdamp);
+  // The O(cols³) factor, shared by every linear and candidate on these inputs; taken only on
+  // the paths that run the solver (GPTQ at 16 bits without SparseGPT is plain rounding).
+  auto factor = [&] { return &calib->obs_factor(spec.act_order, spec.percdamp); };
   if (spec.pruner == Pruner::SparseGpt && prune) {
     o.sparsity = spec.sparsity;
     if (spec.quantizer == Quantizer::Gptq) {
       o.fmt = fmt;
+      o.factor = factor();
       ObsResult r = obs_compress(w, rows, cols, H, o);
       out.q = std::move(r.q);
       out.report.damp = r.damp;
@@ -123,6 +126,7 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
       o.fmt = WeightFormat{};
       o.fmt.bits = 16;
       o.fmt.group = 0;
+      o.factor = factor();
       ObsResult r = obs_compress(w, rows, cols, H, o);
       const std::vector<float> w_pruned = r.q.dequantize();
       out.q = quantize_rtn(w_pruned.data(), rows, cols, fmt, &r.q.kept);
@@ -132,6 +136,7 @@ CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
   } else if (spec.quantizer == Quantizer::Gptq && fmt.quantized()) {
     o.fmt = fmt;
     o.kept = kept.empty() ? nullptr : &kept;
+    o.factor = factor();
     ObsResult r = obs_compress(w, rows, cols, H, o);
     out.q = std::move(r.q);
     out.report.damp = r.damp;

@@ -39,7 +39,7 @@ nlohmann::json spec_json(const CompressSpec& s) {
 
 Checkpoint compress_checkpoint(const Checkpoint& src, const LinearPlan& plan,
                                const LinearCalib& calib, const nlohmann::json& record,
-                               const LinearDone& done) {
+                               const LinearDone& done, bool drop_source_pages) {
   validate_tensors(src);
   Checkpoint out;
   out.config = src.config;
@@ -65,9 +65,9 @@ Checkpoint compress_checkpoint(const Checkpoint& src, const LinearPlan& plan,
     for (int64_t r = 0; r < rows; ++r) decode_tensor_row(t, r, w.data() + r * cols);
     CompressedLinear c = compress_linear(w.data(), rows, cols, *spec, st);
     // The source matrix is never read again (a calibrated run has already run its layer dense):
-    // drop its pages of a mapped checkpoint, so that the peak holds the packed output and one
-    // layer of the source, not the whole source (2.2 GB for a bf16 TinyLlama).
-    drop_resident_pages(t.data, t.nbytes);
+    // un-map its pages, so that the peak holds the packed output and one layer of the source,
+    // not the whole source (2.2 GB for a bf16 TinyLlama).
+    if (drop_source_pages) drop_resident_pages(t.data, t.nbytes);
     const CompressReport& rep = c.report;
     nlohmann::json e = {{"spec", spec_json(*spec)}, {"weight_mse", rep.weight_mse}};
     if (std::isfinite(rep.output_mse)) e["output_mse"] = rep.output_mse;

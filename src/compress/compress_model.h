@@ -40,10 +40,12 @@ LinearPlan uniform_plan(const CompressSpec& spec, bool head = false);
 // The compressed checkpoint. Its compression record (Checkpoint::compression) holds `record`
 // (policy, sensitivities, provenance: whatever the caller adds) plus, per compressed tensor, the
 // spec it was compressed with and its report (weight MSE, output MSE when calibrated, bytes).
+// drop_source_pages: src's tensors are a file mapping (Model::weights_mapped); each source matrix's
+// pages are dropped once it is compressed, so the peak holds one of them, not the whole source.
 Checkpoint compress_checkpoint(const Checkpoint& src, const LinearPlan& plan,
                                const LinearCalib& calib = {},
                                const nlohmann::json& record = nlohmann::json::object(),
-                               const LinearDone& done = {});
+                               const LinearDone& done = {}, bool drop_source_pages = false);
 
 // compress_checkpoint, then save_hf_dir(dir) (unpacked matrices stored as `dense_dtype`).
 void write_compressed_model(const Checkpoint& src, const LinearPlan& plan, const std::string& dir,

@@ -68,7 +68,7 @@ Checkpoint compress_model_calibrated(const Model& m,
   };
   nlohmann::json rec = record.is_object() ? record : nlohmann::json::object();
   rec["sequential"] = true;
-  return compress_checkpoint(m.checkpoint(), plan, calib, rec, on_done);
+  return compress_checkpoint(m.checkpoint(), plan, calib, rec, on_done, m.weights_mapped());
 }
 
 }  // namespace edgellm

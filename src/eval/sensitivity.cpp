@@ -116,9 +116,9 @@ SensitivityProfile profile_sensitivity(const Model& m,
       }
     }
     prof.layers.push_back(std::move(L));
-    // Layer l's weights are not read again: a mapped checkpoint's pages of them leave the
-    // resident set (a no-op for weights copied into memory), so the peak is one layer's.
-    for (int t = 0; t < kLinears; ++t) {
+    // Layer l's weights are not read again: un-map them (mapped models only: on a copy this
+    // would push live memory to swap), so the peak holds one layer of the model.
+    for (int t = 0; t < kLinears && m.weights_mapped(); ++t) {
       const Tensor& tw = ck.tensors.get(linear_tensor_name(l, static_cast<LinearId>(t)), ck.path);
       drop_resident_pages(tw.data, tw.nbytes);
     }

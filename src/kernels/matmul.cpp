@@ -60,11 +60,16 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
     }
     return;
   }
-  if (const simd::QdotFn qdot = dot_qx_kernel(w.dtype)) {
-    // x quantized once, every row an integer dot (tensor/dtype.h QuantizedActivations). The
-    // buffers live per thread: GEMVs run one after another on the calling thread.
-    thread_local QuantizedActivations qx;
-    qx.quantize(x, K);
+  const DotRowFn dot = dot_row_kernel(w.dtype);
+  if (dot) {
+    const int64_t bs = dtype_block_size(w.dtype);
+    EDGELLM_CHECK(K % bs == 0, "gemv {}: K={} not a multiple of {}", dtype_name(w.dtype), K, bs);
+  }
+  // x quantized once, every row an integer dot (tensor/dtype.h QuantizedActivations), unless x
+  // holds a NaN/Inf. The buffers live per thread: GEMVs run one after another on the caller.
+  thread_local QuantizedActivations qx;
+  const simd::QdotFn qdot = dot_qx_kernel(w.dtype);
+  if (qdot && qx.quantize(x, K)) {
     const simd::QuantX xv = qx.view();
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t r = 0; r < N; ++r) {
@@ -72,11 +77,6 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
       y[r] = accumulate ? y[r] + v : v;
     }
     return;
-  }
-  const DotRowFn dot = dot_row_kernel(w.dtype);
-  if (dot) {
-    const int64_t bs = dtype_block_size(w.dtype);
-    EDGELLM_CHECK(K % bs == 0, "gemv {}: K={} not a multiple of {}", dtype_name(w.dtype), K, bs);
   }
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t r = 0; r < N; ++r) {

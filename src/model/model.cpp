@@ -82,7 +82,8 @@ Model::Model(Checkpoint ck, const LoadOptions& opt) : ck_(std::move(ck)) {
   validate_tensors(ck_);
   // Weights that stay mapped are not kept resident by the scan (the copy below re-reads them
   // anyway when they are copied).
-  check_finite_tensors(ck_, /*drop_pages=*/!opt.copy_weights && !opt.matrix_dtype);
+  weights_mapped_ = !opt.copy_weights && !opt.matrix_dtype;
+  check_finite_tensors(ck_, /*drop_pages=*/weights_mapped_);
   if (opt.matrix_dtype) {
     for (const Tensor& t : ck_.tensors.all()) {
       // Compressed linears stay as compressed (re-encoding them would dequantize them whole).

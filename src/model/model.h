@@ -66,12 +66,17 @@ class Model {
   HeadWeights head() const { return {final_norm_, lm_head_}; }
   // Bytes of weights as stored (what decode streams per token; every part of a packed tensor).
   size_t weight_bytes() const;
+  // The weights are read through the checkpoint's file mapping (LoadOptions::copy_weights off,
+  // no re-encoding): dropping their pages (drop_resident_pages) only un-maps them, whereas on a
+  // copy it would push live memory to swap.
+  bool weights_mapped() const { return weights_mapped_; }
 
  private:
   Checkpoint ck_;
   std::vector<LayerWeights> layers_;
   WeightView tok_embedding_, lm_head_;
   const float* final_norm_ = nullptr;
+  bool weights_mapped_ = false;
   void copy_weights_to_arena();
   std::vector<std::vector<float>> f32_copies_;  // norms/biases stored as f16/bf16, widened once
 };

@@ -86,7 +86,7 @@ float dot_row(DType t, const void* row, const float* x, int64_t n) {
   return dot_row_ref(t, row, x, n);
 }
 
-void QuantizedActivations::quantize(const float* x, int64_t n) {
+bool QuantizedActivations::quantize(const float* x, int64_t n) {
   EDGELLM_CHECK(n % 32 == 0, "quantize_activations: n={} is not a multiple of 32", n);
   const int64_t nb = n / 32;
   q.resize(static_cast<size_t>(n));
@@ -95,7 +95,13 @@ void QuantizedActivations::quantize(const float* x, int64_t n) {
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0.f;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    for (int j = 0; j < 32; ++j) {
+      if (!std::isfinite(xb[j])) return false;  // NaN/Inf: the caller keeps fp32 activations
+      amax = std::max(amax, std::fabs(xb[j]));
+    }
+    // Below 1e-30 (127/amax would overflow near 1e-37) the block is taken as zero: its share of
+    // a dot product is below fp32 resolution of any non-trivial row anyway.
+    if (amax < 1e-30f) amax = 0.f;
     const float scale = amax / 127.f;
     const float inv = amax > 0.f ? 127.f / amax : 0.f;
     int32_t sum = 0;
@@ -108,6 +114,7 @@ void QuantizedActivations::quantize(const float* x, int64_t n) {
     d[static_cast<size_t>(b)] = scale;
     s[static_cast<size_t>(b)] = sum;
   }
+  return true;
 }
 
 simd::QdotFn dot_qx_kernel(DType t) {

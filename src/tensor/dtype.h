@@ -87,7 +87,9 @@ struct QuantizedActivations {
   std::vector<int16_t> q;  // codes in [-127, 127]
   std::vector<float> d;    // per-block scale: max |x| / 127 (0 for an all-zero block)
   std::vector<int32_t> s;  // per-block sum of the codes
-  void quantize(const float* x, int64_t n);
+  // false (and the codes unusable) if x holds a NaN or Inf: that GEMV keeps fp32 activations, so
+  // a non-finite value propagates as it would without quantization.
+  bool quantize(const float* x, int64_t n);
   simd::QuantX view() const { return {q.data(), d.data(), s.data()}; }
 };
 // The integer kernel for type t, or nullptr (no integer path: use dot_row_kernel).

@@ -209,6 +209,13 @@ TEST(ObsFactor, ReusedFactorGivesTheSameCodesAsAFreshOne) {
   EXPECT_EQ(&shared.obs_factor(true, spec.percdamp), &shared.obs_factor(true, spec.percdamp));
   // A factor for other options is another factor, and new rows drop the cached ones.
   EXPECT_NE(&shared.obs_factor(false, spec.percdamp), &shared.obs_factor(true, spec.percdamp));
+  auto grown = stats_of(L);
+  const std::vector<double> before_u(grown.obs_factor(true, spec.percdamp).U.begin(),
+                                     grown.obs_factor(true, spec.percdamp).U.end());
+  grown.add(L.x.data(), 7);  // 7 more rows change H, hence U
+  const auto& after = grown.obs_factor(true, spec.percdamp);
+  EXPECT_NE(std::vector<double>(after.U.begin(), after.U.end()), before_u);
+  EXPECT_EQ(after.U, obs_factor(grown.hessian(), L.cols, true, spec.percdamp).U);
 }
 
 TEST(CompressLinear, RefusesMissingCalibration) {

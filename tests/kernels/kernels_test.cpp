@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/activations.h"
@@ -70,7 +71,7 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
   // 8-bit activations (tensor/dtype.h QuantizedActivations): its reference takes the dequantized
   // activations, and its distance from the fp32-activation product must stay within the rounding
   // bound Σ_k |w_k|·d_b(k)/2.
-  const int64_t N = 67, K = 512;
+  const int64_t N = 300, K = 512;  // N > the 256-row tile: two tiles, the last one partial
   for (DType t : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     auto wf = randn(N * K, 5, 0.05f);
     const size_t rb = dtype_row_bytes(t, K);
@@ -109,6 +110,24 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
         }
       }
     }
+  }
+}
+
+TEST(Matmul, QuantizedGemvKeepsANonFiniteActivationNonFinite) {
+  // The integer GEMV rounds x to 8 bits; a NaN/Inf in x must still reach y (as with fp32
+  // activations), not be rounded to a code.
+  const int64_t N = 5, K = 64;
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    auto wf = randn(N * K, 7, 0.05f);
+    const size_t rb = dtype_row_bytes(t, K);
+    std::vector<uint8_t> packed(rb * N);
+    for (int64_t r = 0; r < N; ++r) encode_row(t, wf.data() + r * K, packed.data() + r * rb, K);
+    WeightView w{t, packed.data(), N, K, rb, {}};
+    auto x = randn(K, 8);
+    x[40] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> y(N);
+    matmul(x.data(), w, y.data(), 1);
+    for (int64_t r = 0; r < N; ++r) EXPECT_TRUE(std::isnan(y[r])) << dtype_name(t) << " " << r;
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <regex>
 #include <string>
@@ -169,6 +170,14 @@ TEST(SimdKernels, QuantizedActivationsRoundEachBlockToItsOwnScale) {
     EXPECT_EQ(qx.s[b], sum) << b;
   }
   EXPECT_THROW(qx.quantize(x.data(), 40), Error);  // not whole blocks
+  auto tiny = x;
+  for (int j = 0; j < 32; ++j) tiny[j] = 1e-36f * (j + 1);  // 127/amax would overflow
+  ASSERT_TRUE(qx.quantize(tiny.data(), 96));
+  EXPECT_EQ(qx.d[0], 0.f);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(qx.q[j], 0) << j;
+  auto bad = x;
+  bad[50] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(qx.quantize(bad.data(), 96));
 }
 
 TEST(SimdKernels, IntegerDotsOnQuantizedActivationsMatchDecodeThenDot) {
