@@ -65,6 +65,22 @@ inline float reduce(VS v) { return hn::GetLane(hn::SumOfLanes(DS(), v)); }
 // Blocks alternate between two accumulators: one fp32 multiply-add chain per block would make the
 // loop latency-bound (4 cycles per block) instead of throughput-bound.
 
+// Σ over the row's 32-value blocks of block(w_b, x, b, ·), even and odd blocks on two fp32
+// accumulators (kBytes: one block's size).
+template <size_t kBytes, class Block>
+inline float two_chains(const void* wv, const QuantX& x, int64_t n, const Block& block) {
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const int64_t nb = n / 32;
+  VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS());
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 2 * kBytes) {
+    a0 = block(w, x, b, a0);
+    a1 = block(w + kBytes, x, b + 1, a1);
+  }
+  if (b < nb) a0 = block(w, x, b, a0);
+  return reduce(hn::Add(a0, a1));
+}
+
 // Q8_0: x = d·q, q int8.
 inline VS q8_0_block(const uint8_t* w, const QuantX& x, int64_t b, VS acc) {
   const uint8_t* qs = w + 2;
@@ -72,16 +88,7 @@ inline VS q8_0_block(const uint8_t* w, const QuantX& x, int64_t b, VS acc) {
                        acc);
 }
 float QdotQ8_0(const void* wv, const QuantX& x, int64_t n) {
-  const auto* w = static_cast<const uint8_t*>(wv);
-  const int64_t nb = n / 32;
-  VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS());
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, w += 2 * sizeof(BlockQ8_0)) {
-    a0 = q8_0_block(w, x, b, a0);
-    a1 = q8_0_block(w + sizeof(BlockQ8_0), x, b + 1, a1);
-  }
-  if (b < nb) a0 = q8_0_block(w, x, b, a0);
-  return reduce(hn::Add(a0, a1));
+  return two_chains<sizeof(BlockQ8_0)>(wv, x, n, q8_0_block);
 }
 
 // Q4_0: x = d·(nibble − 8); value k < 16 is the low nibble of qs[k], value 16 + k the high one
@@ -104,16 +111,7 @@ inline VS q4_0_block(const uint8_t* w, const QuantX& x, int64_t b, VS acc) {
   return hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)), hn::Set(DS(), half_at(w) * x.d[b]), acc);
 }
 float QdotQ4_0(const void* wv, const QuantX& x, int64_t n) {
-  const auto* w = static_cast<const uint8_t*>(wv);
-  const int64_t nb = n / 32;
-  VS a0 = hn::Zero(DS()), a1 = hn::Zero(DS());
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, w += 2 * sizeof(BlockQ4_0)) {
-    a0 = q4_0_block(w, x, b, a0);
-    a1 = q4_0_block(w + sizeof(BlockQ4_0), x, b + 1, a1);
-  }
-  if (b < nb) a0 = q4_0_block(w, x, b, a0);
-  return reduce(hn::Add(a0, a1));
+  return two_chains<sizeof(BlockQ4_0)>(wv, x, n, q4_0_block);
 }
 
 // Q4_K (256 values): sub-block j (32 values) = dd·sc_j·q − dmin·m_j; sub-blocks 2c and 2c + 1 are

@@ -16,14 +16,18 @@
 namespace edgellm {
 namespace {
 
-TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
-  const std::string dir = testing::temp_dir("fullparams_rss");
-  // ~19 MB of f32 matrices: far above the noise of a few pages the loader itself keeps.
+// An f32 HF model of ~34 MB (seeded): far above the noise of the few pages a loader keeps.
+// Returns its safetensors file's size.
+int64_t write_rss_model(const std::string& dir, uint64_t seed) {
   const ModelConfig c =
       ModelConfig::parse_shape("dim=256,layers=4,heads=4,kv_heads=4,ff=1024,vocab=8192,ctx=64");
-  write_hf_dir(c, random_source(3, 0.02f), dir, DType::F32);
-  const auto file_bytes =
-      static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+  write_hf_dir(c, random_source(seed, 0.02f), dir, DType::F32);
+  return static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+}
+
+TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
+  const std::string dir = testing::temp_dir("fullparams_rss");
+  const int64_t file_bytes = write_rss_model(dir, 3);
   LoadOptions lo;
   lo.copy_weights = false;
   auto m = Model::load(dir, lo);
@@ -46,11 +50,7 @@ TEST(FullParams, MappedBaseStopsBeingResidentOnceCopied) {
 // profile / compress, which walk it layer by layer) must not be left wholly resident by it.
 TEST(MappedModel, LoadScanDoesNotLeaveTheFileResident) {
   const std::string dir = testing::temp_dir("mapped_scan_rss");
-  const ModelConfig c =
-      ModelConfig::parse_shape("dim=256,layers=4,heads=4,kv_heads=4,ff=1024,vocab=8192,ctx=64");
-  write_hf_dir(c, random_source(4, 0.02f), dir, DType::F32);
-  const auto file_bytes =
-      static_cast<int64_t>(std::filesystem::file_size(dir + "/model.safetensors"));
+  const int64_t file_bytes = write_rss_model(dir, 4);
   const int64_t before = testing::rss_file_bytes();
   ASSERT_GE(before, 0) << "no RssFile in /proc/self/status";
   LoadOptions lo;
