@@ -118,7 +118,7 @@ SensitivityProfile profile_sensitivity(const Model& m,
     prof.layers.push_back(std::move(L));
     // Layer l's weights are not read again: un-map them (mapped models only: on a copy this
     // would push live memory to swap), so the peak holds one layer of the model.
-    for (int t = 0; t < kLinears && m.weights_mapped(); ++t) {
+    for (int t = 0; m.weights_mapped() && t < kLinears; ++t) {
       const Tensor& tw = ck.tensors.get(linear_tensor_name(l, static_cast<LinearId>(t)), ck.path);
       drop_resident_pages(tw.data, tw.nbytes);
     }

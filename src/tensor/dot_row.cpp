@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "simd/simd.h"
@@ -33,28 +34,38 @@ float dot_row_ref(DType t, const void* row, const float* x, int64_t n) {
   return static_cast<float>(acc);
 }
 
-DotRowFn dot_row_kernel(DType t) {
+namespace {
+
+// The SIMD layer's kind for a storage type that has dot kernels (simd.h), or none.
+std::optional<simd::DotKind> dot_kind(DType t) {
   switch (t) {
     case DType::F32:
-      return simd::dot_row_kernel(simd::DotKind::F32);
+      return simd::DotKind::F32;
     case DType::F16:
-      return simd::dot_row_kernel(simd::DotKind::F16);
+      return simd::DotKind::F16;
     case DType::BF16:
-      return simd::dot_row_kernel(simd::DotKind::BF16);
+      return simd::DotKind::BF16;
     case DType::Q8_0:
-      return simd::dot_row_kernel(simd::DotKind::Q8_0);
+      return simd::DotKind::Q8_0;
     case DType::Q4_0:
-      return simd::dot_row_kernel(simd::DotKind::Q4_0);
+      return simd::DotKind::Q4_0;
     case DType::Q4_K:
-      return simd::dot_row_kernel(simd::DotKind::Q4_K);
+      return simd::DotKind::Q4_K;
     case DType::Q6_K:
-      return simd::dot_row_kernel(simd::DotKind::Q6_K);
+      return simd::DotKind::Q6_K;
     case DType::I32:
     case DType::U8:
     case DType::Packed:
       break;
   }
-  return nullptr;
+  return std::nullopt;
+}
+
+}  // namespace
+
+DotRowFn dot_row_kernel(DType t) {
+  const auto k = dot_kind(t);
+  return k ? simd::dot_row_kernel(*k) : nullptr;
 }
 
 float dot_row(DType t, const void* row, const float* x, int64_t n) {
@@ -118,18 +129,8 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
 }
 
 simd::QdotFn dot_qx_kernel(DType t) {
-  switch (t) {
-    case DType::Q8_0:
-      return simd::qdot_kernel(simd::DotKind::Q8_0);
-    case DType::Q4_0:
-      return simd::qdot_kernel(simd::DotKind::Q4_0);
-    case DType::Q4_K:
-      return simd::qdot_kernel(simd::DotKind::Q4_K);
-    case DType::Q6_K:
-      return simd::qdot_kernel(simd::DotKind::Q6_K);
-    default:
-      return nullptr;
-  }
+  const auto k = dot_kind(t);
+  return k ? simd::qdot_kernel(*k) : nullptr;  // nullptr for the float kinds
 }
 
 double dot_qx_ref(DType t, const void* row, const QuantizedActivations& x, int64_t n) {
