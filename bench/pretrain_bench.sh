@@ -6,7 +6,11 @@
 # edgellm's data order, so both loss curves must agree (printed). Text: a slice of a shared
 # book. Prints one table (markdown) and writes every raw figure to WORK/results.json.
 #   bench/pretrain_bench.sh [WORK_DIR]         (default /tmp/edgellm_pretrain_bench)
-#   STEPS=8 WARMUP=2 THREADS=2 SHAPES="tiny 134M" ENGINES="edgellm pytorch"
+#   STEPS=8 WARMUP=2 THREADS=2 SHAPES="tiny 134M" ENGINES="edgellm edgellm-mixed pytorch"
+# Engines: edgellm (fp32 throughout), edgellm-mixed (--precision bf16 --optim-state 8bit: bf16
+# matmuls with fp32 accumulation and fp32 master weights, 8-bit AdamW moments), pytorch (fp32),
+# pytorch-bf16 (the same script under torch.autocast bf16, fp32 AdamW state). The first edgellm
+# engine listed writes the init weights and token file the others start from.
 # Needs: build/release/{edgellm,bench_gemm_ceiling} (built if absent) and, for the baseline,
 #   apt-get install python3-torch libopenblas0-openmp     (see bench/pretrain_torch.py)
 #
@@ -27,7 +31,7 @@ STEPS="${STEPS:-8}"
 WARMUP="${WARMUP:-2}"
 THREADS="${THREADS:-2}"
 read -r -a SHAPE_LIST <<<"${SHAPES:-tiny 134M}"
-read -r -a ENGINE_LIST <<<"${ENGINES:-edgellm pytorch}"
+read -r -a ENGINE_LIST <<<"${ENGINES:-edgellm edgellm-mixed pytorch}"
 BIN=build/release/edgellm
 CEIL=build/release/bench_gemm_ceiling
 PY=/usr/bin/python3
@@ -79,22 +83,26 @@ echo "[pretrain_bench] GEMM ceilings: $ceiling" >&2
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 for shape in "${SHAPE_LIST[@]}"; do
-  out="$WORK/edgellm-$shape"
   tokfile=""
+  init=""
   bos=1
   windows=0
   for engine in "${ENGINE_LIST[@]}"; do
-    if [ "$engine" = edgellm ]; then
+    if [[ "$engine" == edgellm* ]]; then
+      extra=()
+      [ "$engine" = edgellm-mixed ] && extra=(--precision bf16 --optim-state 8bit)
+      out="$WORK/$engine-$shape"
       rm -rf "$out"
-      log="$WORK/edgellm-$shape.log"
+      log="$WORK/$engine-$shape.log"
       # Validation: one window at the end (outside the timed steps); no intermediate checkpoints.
       "$BIN" pretrain --shape "${SPEC[$shape]}" --tokenizer "${TOK[$shape]}" --data "$SLICE" \
         --val-frac 0.05 --val-max 1 --tokens $((TOTAL * SEQ)) --seq $SEQ --batch 1 \
         --grad-accum 1 --lr 1e-3 --schedule constant --weight-decay 0.1 --clip 1.0 --seed 1 \
-        --log-every 1 --cache "$WORK/cache" --out "$out" --threads "$THREADS" 2>"$log" >/dev/null
-      "$PY" - "$out" "$log" "$shape" "$WARMUP" >>"$RESULTS" <<'EOF'
+        --log-every 1 --cache "$WORK/cache" --out "$out" --threads "$THREADS" "${extra[@]}" \
+        2>"$log" >/dev/null
+      "$PY" - "$out" "$log" "$shape" "$WARMUP" "$engine" >>"$RESULTS" <<'EOF'
 import json, re, sys
-out, log, shape, warmup = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+out, log, shape, warmup, engine = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 rows = [json.loads(l) for l in open(out + "/metrics.jsonl") if l.strip()]
 timed = [r for r in rows if r["step"] > warmup]
 text = open(log).read()
@@ -102,7 +110,7 @@ plan = re.findall(r"^  (\w+) +([\d.]+) MiB$", text, re.M)
 cfg = json.load(open(out + "/init/config.json"))
 tok = re.search(r"token file (\S+):", text).group(1)
 s = sum(r["seconds"] for r in timed) / len(timed)
-print(json.dumps({"shape": shape, "engine": "edgellm", "s_per_step": s,
+print(json.dumps({"shape": shape, "engine": engine, "s_per_step": s,
                   "s_per_step_min": min(r["seconds"] for r in timed),
                   "tokens_per_s": 512 / s,
                   "peak_rss_bytes": max(r["peak_rss_mb"] for r in rows) * 1048576,
@@ -112,15 +120,20 @@ print(json.dumps({"shape": shape, "engine": "edgellm", "s_per_step": s,
                   "train_windows": int(re.search(r"\((\d+) windows", text).group(1))}))
 EOF
       field() { tail -1 "$RESULTS" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-      tokfile=$(field token_file)
-      bos=$(field bos)
-      windows=$(field train_windows)
+      if [ -z "$tokfile" ]; then
+        tokfile=$(field token_file)
+        bos=$(field bos)
+        windows=$(field train_windows)
+        init="$out/init"
+      fi
     else
+      amp=()
+      [ "$engine" = pytorch-bf16 ] && amp=(--amp-bf16)
       # shellcheck disable=SC2086  # PYARGS holds several flags
       LD_LIBRARY_PATH="$OPENBLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PY" bench/pretrain_torch.py \
         ${PYARGS[$shape]} --seq $SEQ --batch 1 --steps "$STEPS" --warmup "$WARMUP" \
         --threads "$THREADS" --lr 1e-3 --weight-decay 0.1 --clip 1.0 \
-        --seed 1 ${tokfile:+--tokens "$tokfile" --bos "$bos" --train-windows "$windows" --init "$out/init"} |
+        --seed 1 "${amp[@]}" ${tokfile:+--tokens "$tokfile" --bos "$bos" --train-windows "$windows" --init "$init"} |
         "$PY" -c 'import json,sys; r=json.load(sys.stdin); r["shape"]=sys.argv[1]; print(json.dumps(r))' "$shape" \
           >>"$RESULTS"
     fi
@@ -153,7 +166,7 @@ for shape in shapes:
     sel = {r["engine"]: r for r in rows if r["shape"] == shape}
     ref = sel.get("pytorch")
     f = flops_per_token(shapes[shape])
-    for eng in ("edgellm", "pytorch"):
+    for eng in ("edgellm", "edgellm-mixed", "pytorch", "pytorch-bf16"):
         r = sel.get(eng)
         if not r:
             continue
@@ -168,9 +181,9 @@ print()
 for shape in shapes:
     print(f"FLOPs per token, {shape}: {flops_per_token(shapes[shape]) / 1e6:.1f} M")
 for r in rows:
-    if r["engine"] == "edgellm":
+    if r["engine"].startswith("edgellm"):
         plan = ", ".join(f"{k} {v:.1f}" for k, v in r["memory_plan_mib"].items())
-        print(f"edgellm memory plan of a step, {r['shape']} (MiB): {plan}")
+        print(f"{r['engine']} memory plan of a step, {r['shape']} (MiB): {plan}")
     else:
         print(f"PyTorch {r['torch']} {r['shape']}: RSS after `import torch` "
               f"{r['rss_after_import_bytes'] / 1048576:.0f} MiB; BLAS {r['blas'][-1] if r['blas'] else '?'}")
@@ -178,9 +191,12 @@ for r in rows:
     print(f"losses {r['shape']} {r['engine']}: " + " ".join(f"{x:.4f}" for x in r["losses"]))
 for shape in shapes:
     sel = {r["engine"]: r for r in rows if r["shape"] == shape}
-    if len(sel) == 2:
-        d = max(abs(a - b) for a, b in zip(sel["edgellm"]["losses"], sel["pytorch"]["losses"]))
-        print(f"{shape}: same init, same windows in the same order; max |loss difference| {d:.2e}")
+    for a, b in (("edgellm", "pytorch"), ("edgellm-mixed", "pytorch-bf16"),
+                 ("edgellm-mixed", "edgellm")):
+        if a in sel and b in sel:
+            d = max(abs(x - y) for x, y in zip(sel[a]["losses"], sel[b]["losses"]))
+            print(f"{shape} {a} vs {b}: same init, same windows in the same order; "
+                  f"max |loss difference| {d:.2e}")
 EOF
 "$PY" -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1]) if l.strip()], indent=1))' \
   "$RESULTS" >"$WORK/results.json"

@@ -66,6 +66,9 @@ def parse_args():
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--amp-bf16", action="store_true",
+                    help="forward under torch.autocast('cpu', bfloat16): PyTorch's own mixed "
+                         "precision (bf16 matmuls, fp32 master weights and AdamW state)")
     ap.add_argument("--tokens", help="edgellm token file (EDGETOK1); default random tokens")
     ap.add_argument("--bos", type=int, default=1)
     ap.add_argument("--train-windows", type=int, default=0,
@@ -206,7 +209,8 @@ for step in range(args.warmup + args.steps):
     tokens = torch.stack([b[0] for b in batch])
     targets = torch.stack([b[1] for b in batch])
     opt.zero_grad(set_to_none=True)
-    loss = model(tokens, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp_bf16):
+        loss = model(tokens, targets)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
     opt.step()
@@ -218,7 +222,7 @@ for step in range(args.warmup + args.steps):
 blas = loaded_blas()
 mean = sum(times) / len(times)
 print(json.dumps({
-    "engine": "pytorch",
+    "engine": "pytorch-bf16" if args.amp_bf16 else "pytorch",
     "torch": torch.__version__,
     "blas": blas,
     "threads": torch.get_num_threads(),

@@ -27,6 +27,7 @@ void register_pretrain(CLI::App& app) {
   struct Args {
     PretrainOptions p;
     std::string schedule = "cosine";
+    std::string precision = "fp32", optim_state = "fp32";
     float min_lr = -1.f;
     int threads = 0, log_every = 10;
     bool json = false;
@@ -65,6 +66,12 @@ void register_pretrain(CLI::App& app) {
   cmd->add_option("--warmup", p.o.warmup, "linear warmup steps");
   cmd->add_option("--weight-decay", p.o.adamw.weight_decay, "AdamW decoupled weight decay");
   cmd->add_option("--clip", p.o.adamw.max_grad_norm, "max global gradient norm (0 = off)");
+  cmd->add_option("--precision", a->precision,
+                  "fp32 | bf16: matmuls in bf16 with fp32 accumulation and fp32 master weights "
+                  "(about twice the GEMM rate on CPUs with AVX512_BF16)");
+  cmd->add_option("--optim-state", a->optim_state,
+                  "fp32 | 8bit: AdamW moments in fp32 (8 bytes per parameter) or 8-bit block-wise "
+                  "(2 bytes + scales)");
   cmd->add_option("--init-std", p.init_std, "stddev of the initial weights");
   cmd->add_option("--seed", p.o.seed, "seed of initialisation and data order");
   cmd->add_option("--val-every", p.o.val_every, "steps between validation losses");
@@ -78,6 +85,8 @@ void register_pretrain(CLI::App& app) {
     set_num_threads(a->threads);
     PretrainOptions p = a->p;
     p.o.schedule = lr_schedule_from_name(a->schedule);
+    p.o.precision = matmul_math_from_name(a->precision);
+    p.o.adamw.state = optim_state_from_name(a->optim_state);
     p.o.min_lr = a->min_lr >= 0 ? a->min_lr : p.o.lr / 10;
     int64_t steps = 0;
     const PretrainReport r = pretrain(

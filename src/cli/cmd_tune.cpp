@@ -70,7 +70,7 @@ void register_tune(CLI::App& app) {
   auto* cmd = app.add_subcommand("tune", "fine-tune a model (LoRA or full) on text or Alpaca data");
   struct Args : ModelArgs {
     std::string data, method = "lora", targets = "q,k,v,o,gate,up,down", layers,
-                      schedule = "constant", budget;
+                      schedule = "constant", budget, precision = "fp32", optim_state = "fp32";
     double val_frac = 0.05;
     int log_every = 1;
     int last = 0;  // partial: last layers carrying adapters
@@ -110,6 +110,11 @@ void register_tune(CLI::App& app) {
   cmd->add_option("--warmup", a->o.warmup, "linear warmup steps");
   cmd->add_option("--weight-decay", a->o.adamw.weight_decay, "AdamW decoupled weight decay");
   cmd->add_option("--clip", a->o.adamw.max_grad_norm, "max global gradient norm (0 = off)");
+  cmd->add_option("--precision", a->precision,
+                  "fp32 | bf16: matmuls against fp32 weights (full fine-tuning, an fp32 base) in "
+                  "bf16 with fp32 accumulation");
+  cmd->add_option("--optim-state", a->optim_state,
+                  "fp32 | 8bit: AdamW moments in fp32 or 8-bit block-wise");
   cmd->add_option("--rank,-r", a->o.lora.rank, "LoRA rank");
   cmd->add_option("--alpha", a->o.lora.alpha, "LoRA alpha (scale = alpha / rank)");
   cmd->add_option("--dropout", a->o.lora.dropout, "LoRA dropout");
@@ -151,6 +156,8 @@ void register_tune(CLI::App& app) {
     if (!partial && a->last != 0) fail("[tune] --last {} needs --method partial", a->last);
     o.method = tune_method_from_name(partial ? "lora" : a->method);
     o.schedule = lr_schedule_from_name(a->schedule);
+    o.precision = matmul_math_from_name(a->precision);
+    o.adamw.state = optim_state_from_name(a->optim_state);
     o.lora.targets = lora_targets_from_list(a->targets, "--targets");
     o.lora.layers = parse_layers(a->layers);
     const bool alt = a->method == "alt";

@@ -22,13 +22,19 @@ void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) { simd::f32_to_bf16_n
 
 namespace {
 
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool>;  // M, N, K, trans_w, accumulate
+// M, N, K, trans_a, trans_b, accumulate: C[M, N] (+)= op(A)[M, K] · op(B)[K, N], every operand
+// at its natural leading dimension (op(A) = Aᵀ of a row-major [K, M] when trans_a, op(B) = Bᵀ of
+// a row-major [N, K] when trans_b).
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;
 
 // Shapes whose primitive stays cached. Each primitive holds JIT-compiled code (tens to hundreds
 // of KB); the row count M is the token count of the call, so evaluating or generating over many
 // different sequence lengths would otherwise grow memory without bound. A training run uses a
 // handful of shapes; 64 covers them with room to spare, and a miss costs one JIT (~1 ms).
 constexpr size_t kMaxCachedShapes = 64;
+
+dnnl::memory::dims a_strides(int64_t M, int64_t K, bool trans);
+dnnl::memory::dims b_strides(int64_t K, int64_t N, bool trans);
 
 struct Bf16Gemm {
   struct Entry {
@@ -41,6 +47,7 @@ struct Bf16Gemm {
   std::map<Key, Entry> cache;  // creation JITs code: once per shape while it stays cached
   uint64_t tick = 0;
   std::vector<uint16_t> a16;  // activation operand rounded to bf16
+  std::vector<uint16_t> b16;  // sgemm_bf16's second operand rounded to bf16
   // One scratchpad shared by every primitive (they run one at a time). With oneDNN's default
   // per-primitive scratchpads each cached shape kept its own reordered copy of its operand,
   // ~200 MB of RSS for the 134M training step.
@@ -83,13 +90,13 @@ struct Bf16Gemm {
 
   // The one primitive descriptor of a shape: what runs and what is planned cannot differ.
   dnnl::matmul::primitive_desc desc(const Key& k) {
-    const auto [M, N, K, trans_w, acc] = k;
+    const auto [M, N, K, trans_a, trans_b, acc] = k;
     using md = dnnl::memory::desc;
     using dt = dnnl::memory::data_type;
-    md a({M, K}, dt::bf16, dnnl::memory::dims{K, 1});
-    // Weights operand is [K, N]: Wᵀ of a row-major [N, K] matrix (strides {1, K}) or a row-major
-    // [K, N] matrix itself (strides {N, 1}).
-    md b({K, N}, dt::bf16, trans_w ? dnnl::memory::dims{1, K} : dnnl::memory::dims{N, 1});
+    md a({M, K}, dt::bf16, a_strides(M, K, trans_a));
+    // The weights operand is [K, N]: Wᵀ of a row-major [N, K] matrix (strides {1, K}) or a
+    // row-major [K, N] matrix itself (strides {N, 1}).
+    md b({K, N}, dt::bf16, b_strides(K, N, trans_b));
     md c({M, N}, dt::f32, dnnl::memory::dims{N, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -102,9 +109,49 @@ struct Bf16Gemm {
   }
 };
 
+dnnl::memory::dims a_strides(int64_t M, int64_t K, bool trans) {
+  return trans ? dnnl::memory::dims{1, M} : dnnl::memory::dims{K, 1};
+}
+dnnl::memory::dims b_strides(int64_t K, int64_t N, bool trans) {
+  return trans ? dnnl::memory::dims{1, K} : dnnl::memory::dims{N, 1};
+}
+
 Bf16Gemm& state() {
   static Bf16Gemm s;
   return s;
+}
+
+// Runs the cached primitive of shape k on bf16 operands a and b into fp32 c (caller holds s.mu).
+void dnnl_run(Bf16Gemm& s, const Key& k, const uint16_t* a, const uint16_t* b, float* c) {
+  const auto [M, N, K, trans_a, trans_b, acc] = k;
+  try {
+    Bf16Gemm::Entry& e = s.get(k);
+    if (s.scratch.size() < e.scratch_bytes) s.scratch.resize(e.scratch_bytes);
+    using dt = dnnl::memory::data_type;
+    dnnl::memory am({{M, K}, dt::bf16, a_strides(M, K, trans_a)}, s.eng, const_cast<uint16_t*>(a));
+    dnnl::memory bm({{K, N}, dt::bf16, b_strides(K, N, trans_b)}, s.eng, const_cast<uint16_t*>(b));
+    dnnl::memory cm({{M, N}, dt::f32, dnnl::memory::dims{N, 1}}, s.eng, c);
+    dnnl::memory sm({{static_cast<int64_t>(s.scratch.size())}, dt::u8, dnnl::memory::dims{1}},
+                    s.eng, s.scratch.data());
+    e.prim.execute(s.stream, {{DNNL_ARG_SRC, am},
+                              {DNNL_ARG_WEIGHTS, bm},
+                              {DNNL_ARG_DST, cm},
+                              {DNNL_ARG_SCRATCHPAD, sm}});
+    s.stream.wait();
+  } catch (const dnnl::error& e) {
+    fail("[gemm_bf16] oneDNN matmul failed for M={} N={} K={}: {}", M, N, K, e.what());
+  }
+}
+
+size_t dnnl_scratch_bytes(const Key& k) {
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  try {
+    return s.scratch_size(k);
+  } catch (const dnnl::error& e) {
+    fail("[gemm_bf16] oneDNN matmul descriptor failed for M={} N={} K={}: {}", std::get<0>(k),
+         std::get<1>(k), std::get<2>(k), e.what());
+  }
 }
 
 Bf16GemmPath choose_path() {
@@ -122,6 +169,17 @@ Bf16GemmPath choose_path() {
 }
 
 std::atomic<int> g_path{-1};
+
+// y = fp32(bf16(x)), through a small bf16 buffer.
+void round_bf16(const float* x, float* y, int64_t n) {
+  constexpr int64_t kChunk = 4096;
+  uint16_t h[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    simd::f32_to_bf16_n(x + i, h, m);
+    simd::bf16_to_f32_n(h, y + i, m);
+  }
+}
 
 // Rows of W widened per sgemm call: 64 rows of K fp32 stay in L2 for K up to ~2k.
 constexpr int64_t kTileRows = 64;
@@ -207,6 +265,7 @@ std::string dnnl_isa_name() {
 
 void GemmWorkspace::merge(const GemmWorkspace& o) {
   operand = std::max(operand, o.operand);
+  operand_b = std::max(operand_b, o.operand_b);
   scratchpad = std::max(scratchpad, o.scratchpad);
   transient = std::max(transient, o.transient);
 }
@@ -221,14 +280,23 @@ GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w,
     w.transient = mk * (sizeof(uint16_t) + sizeof(float)) + static_cast<size_t>(tile) * 4;
     return w;
   }
-  Bf16Gemm& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
   w.operand = mk * sizeof(uint16_t);
-  try {
-    w.scratchpad = s.scratch_size({M, N, K, trans_w, accumulate});
-  } catch (const dnnl::error& e) {
-    fail("[gemm_bf16] oneDNN matmul descriptor failed for M={} N={} K={}: {}", M, N, K, e.what());
+  w.scratchpad = dnnl_scratch_bytes({M, N, K, false, trans_w, accumulate});
+  return w;
+}
+
+GemmWorkspace sgemm_bf16_workspace(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                   bool accumulate) {
+  GemmWorkspace w;
+  if (M == 0 || N == 0) return w;
+  const size_t mk = static_cast<size_t>(M * K), kn = static_cast<size_t>(K * N);
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) {  // both operands rounded, in place of a copy
+    w.transient = (mk + kn) * sizeof(float);
+    return w;
   }
+  w.operand = mk * sizeof(uint16_t);
+  w.operand_b = kn * sizeof(uint16_t);
+  w.scratchpad = dnnl_scratch_bytes({M, N, K, trans_a, trans_b, accumulate});
   return w;
 }
 
@@ -236,19 +304,21 @@ void gemm_bf16_reserve(const GemmWorkspace& w) {
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.a16.reserve(w.operand / sizeof(uint16_t));
+  s.b16.reserve(w.operand_b / sizeof(uint16_t));
   s.scratch.reserve(w.scratchpad);
 }
 
 size_t gemm_bf16_held_bytes() {
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  return s.a16.capacity() * sizeof(uint16_t) + s.scratch.capacity();
+  return (s.a16.capacity() + s.b16.capacity()) * sizeof(uint16_t) + s.scratch.capacity();
 }
 
 void gemm_bf16_release_held() {
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   std::vector<uint16_t>().swap(s.a16);
+  std::vector<uint16_t>().swap(s.b16);
   std::vector<uint8_t>().swap(s.scratch);
 }
 
@@ -261,29 +331,31 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
   }
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  try {
-    Bf16Gemm::Entry& e = s.get({M, N, K, trans_w, accumulate});
-    if (s.scratch.size() < e.scratch_bytes) s.scratch.resize(e.scratch_bytes);
-    s.a16.resize(static_cast<size_t>(M * K));
-    f32_to_bf16_n(a, s.a16.data(), M * K);
-    using dt = dnnl::memory::data_type;
-    dnnl::memory am({{M, K}, dt::bf16, dnnl::memory::dims{K, 1}}, s.eng, s.a16.data());
-    dnnl::memory bm(
-        {{K, N}, dt::bf16, trans_w ? dnnl::memory::dims{1, K} : dnnl::memory::dims{N, 1}}, s.eng,
-        const_cast<uint16_t*>(w));
-    dnnl::memory cm({{M, N}, dt::f32, dnnl::memory::dims{N, 1}}, s.eng, c);
-    dnnl::memory sm({{static_cast<int64_t>(s.scratch.size())},
-                     dnnl::memory::data_type::u8,
-                     dnnl::memory::dims{1}},
-                    s.eng, s.scratch.data());
-    e.prim.execute(s.stream, {{DNNL_ARG_SRC, am},
-                              {DNNL_ARG_WEIGHTS, bm},
-                              {DNNL_ARG_DST, cm},
-                              {DNNL_ARG_SCRATCHPAD, sm}});
-    s.stream.wait();
-  } catch (const dnnl::error& e) {
-    fail("[gemm_bf16] oneDNN matmul failed for M={} N={} K={}: {}", M, N, K, e.what());
+  s.a16.resize(static_cast<size_t>(M * K));
+  f32_to_bf16_n(a, s.a16.data(), M * K);
+  dnnl_run(s, {M, N, K, false, trans_w, accumulate}, s.a16.data(), w, c);
+}
+
+void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                const float* B, float* C, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  const int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
+    // The same contract in fp32: both operands rounded to bf16, products summed in fp32.
+    std::vector<float> ar(static_cast<size_t>(M * K)), br(static_cast<size_t>(K * N));
+    round_bf16(A, ar.data(), M * K);
+    round_bf16(B, br.data(), K * N);
+    sgemm(trans_a, trans_b, M, N, K, 1.f, ar.data(), lda, br.data(), ldb, accumulate ? 1.f : 0.f, C,
+          N);
+    return;
   }
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.a16.resize(static_cast<size_t>(M * K));
+  s.b16.resize(static_cast<size_t>(K * N));
+  f32_to_bf16_n(A, s.a16.data(), M * K);
+  f32_to_bf16_n(B, s.b16.data(), K * N);
+  dnnl_run(s, {M, N, K, trans_a, trans_b, accumulate}, s.a16.data(), s.b16.data(), C);
 }
 
 }  // namespace edgellm

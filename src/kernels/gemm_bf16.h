@@ -22,23 +22,33 @@ namespace edgellm {
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate);
 
+// C[M, N] (+)= bf16(op(A))[M, K] · bf16(op(B))[K, N], fp32 accumulation, both operands fp32 and
+// rounded to bf16 on the way in (op(X) = Xᵀ when trans_x), each at its natural leading
+// dimension. The fp32 matmuls of training under MatmulMath::Bf16 (kernels/matmul.h): the forward
+// and input gradient against fp32 master weights, and the weight gradient dYᵀ·X.
+void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                const float* B, float* C, bool accumulate);
+
 // Memory a GEMM call needs beside its operands, for planning a training run (train/memory.h).
-// `operand` and `scratchpad` are held by gemm_bf16 between calls (the bf16 copy of the
-// activation operand and oneDNN's scratchpad, each the largest any call has needed), so what a
+// `operand`, `operand_b` and `scratchpad` are held between calls (the bf16 copies of the
+// operands and oneDNN's scratchpad, each the largest any call has needed), so what a
 // run needs of them is the maximum over its calls; `transient` is allocated and freed inside the
 // call (decoded weight tiles, the fp32 path's rounded copies), so it too counts at its maximum.
 // Not included: oneDNN sgemm's own packing buffers (allocated and freed inside dnnl_sgemm,
 // bounded by its blocking, not by the shapes) and the JIT code of cached primitives.
 struct GemmWorkspace {
   size_t operand = 0;
+  size_t operand_b = 0;  // sgemm_bf16's bf16 copy of its second operand
   size_t scratchpad = 0;
   size_t transient = 0;
   void merge(const GemmWorkspace& o);  // element-wise maximum
-  size_t total() const { return operand + scratchpad + transient; }
+  size_t total() const { return operand + operand_b + scratchpad + transient; }
 };
 // What gemm_bf16(M, N, K, trans_w, accumulate) needs on the path it will take (the oneDNN path
 // creates the primitive descriptor, not the primitive, to read its scratchpad size).
 GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate);
+GemmWorkspace sgemm_bf16_workspace(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                   bool accumulate);
 // Grows the held buffers to at least w's operand and scratchpad sizes now (before a training
 // run's first step), so no later call of the planned shapes allocates.
 void gemm_bf16_reserve(const GemmWorkspace& w);

@@ -3,6 +3,7 @@
 #include <dnnl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
@@ -29,6 +30,26 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
                                 ldb, beta, C, ldc);
   if (st != dnnl_success)
     fail("[sgemm] oneDNN failed (status {}) for M={} N={} K={}", int(st), M, N, K);
+}
+
+namespace {
+std::atomic<int> g_math{static_cast<int>(MatmulMath::Fp32)};
+}  // namespace
+
+MatmulMath f32_matmul_math() { return static_cast<MatmulMath>(g_math.load()); }
+void set_f32_matmul_math(MatmulMath m) { g_math.store(static_cast<int>(m)); }
+
+MatmulMath matmul_math_from_name(const std::string& name) {
+  if (name == "fp32") return MatmulMath::Fp32;
+  if (name == "bf16") return MatmulMath::Bf16;
+  fail("[train] --precision '{}' unknown (fp32, bf16)", name);
+}
+
+const char* matmul_math_name(MatmulMath m) { return m == MatmulMath::Bf16 ? "bf16" : "fp32"; }
+
+bool bf16_math_on(const WeightView& w) {
+  return f32_matmul_math() == MatmulMath::Bf16 && w.dtype == DType::F32 &&
+         w.row_bytes == static_cast<size_t>(w.cols) * sizeof(float);
 }
 
 namespace {
@@ -99,6 +120,7 @@ GemmWorkspace matmul_workspace(const WeightView& w, int64_t T) {
     if (T > 1) ws.transient = packed_matmul_tile_bytes(w.packed, T);
     return ws;
   }
+  if (T > 1 && bf16_math_on(w)) return sgemm_bf16_workspace(false, true, T, w.rows, w.cols, false);
   if (T == 1 || w.dtype == DType::F32) return ws;  // GEMV / sgemm on the stored rows
   if (w.dtype == DType::BF16) return gemm_bf16_workspace(T, w.rows, w.cols, true, false);
   ws.transient = static_cast<size_t>(kTileRows * w.cols) * sizeof(float);  // the tile below
@@ -118,6 +140,10 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
   }
   const int64_t N = w.rows, K = w.cols;
   const float beta = accumulate ? 1.f : 0.f;
+  if (bf16_math_on(w)) {
+    sgemm_bf16(false, true, T, N, K, x, reinterpret_cast<const float*>(w.data), y, accumulate);
+    return;
+  }
   if (w.dtype == DType::F32) {
     sgemm(false, true, T, N, K, 1.f, x, K, reinterpret_cast<const float*>(w.data),
           static_cast<int64_t>(w.row_bytes / sizeof(float)), beta, y, N);

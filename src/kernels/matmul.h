@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "kernels/gemm_bf16.h"  // GemmWorkspace
 #include "packed/packed_weight.h"
@@ -32,6 +33,34 @@ struct WeightView {
   static WeightView f32(const float* w, int64_t rows, int64_t cols);
 };
 
+// How matmul() and matmul_backward() multiply F32 weights for T > 1 (training, prefill):
+//   Fp32  the oneDNN sgemm, exact up to summation order (default);
+//   Bf16  sgemm_bf16 (gemm_bf16.h): activations, weights and output gradients rounded to bf16,
+//         products accumulated in fp32 — mixed-precision training: the optimizer updates the
+//         fp32 master weights, the GEMMs run at the bf16 rate where the CPU has bf16 dot
+//         products (elsewhere the same numerics on the fp32 path, at no gain).
+// Process-wide, as PyTorch's torch.set_float32_matmul_precision; a run sets it for its duration
+// (ScopedMatmulMath) before planning its workspace.
+enum class MatmulMath { Fp32, Bf16 };
+MatmulMath f32_matmul_math();
+void set_f32_matmul_math(MatmulMath m);
+MatmulMath matmul_math_from_name(const std::string& name);  // "fp32" | "bf16"; throws otherwise
+const char* matmul_math_name(MatmulMath m);
+// Whether matmul()/matmul_backward() take the sgemm_bf16 path for w (T > 1): Bf16 math and
+// contiguous F32 weights.
+struct WeightView;
+bool bf16_math_on(const WeightView& w);
+class ScopedMatmulMath {
+ public:
+  explicit ScopedMatmulMath(MatmulMath m) : prev_(f32_matmul_math()) { set_f32_matmul_math(m); }
+  ~ScopedMatmulMath() { set_f32_matmul_math(prev_); }
+  ScopedMatmulMath(const ScopedMatmulMath&) = delete;
+  ScopedMatmulMath& operator=(const ScopedMatmulMath&) = delete;
+
+ private:
+  MatmulMath prev_;
+};
+
 // y[T, N] (=|+=) x[T, K] · Wᵀ. `accumulate` adds into y instead of overwriting.
 void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accumulate = false);
 
@@ -48,9 +77,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void matmul_backward(float* dx, float* dw, const float* dy, const float* x, const WeightView& w,
                      int64_t T);
 
-// Workspace beside the operands that matmul(x, w, y, T) and matmul_backward's dx through w
-// need (gemm_bf16.h GemmWorkspace), on the paths they take: what a training run plans.
+// Workspace beside the operands that matmul(x, w, y, T) and matmul_backward's dx (and, with
+// `dw`, its weight gradient) through w need (gemm_bf16.h GemmWorkspace), on the paths they take
+// under the current MatmulMath: what a training run plans.
 GemmWorkspace matmul_workspace(const WeightView& w, int64_t T);
-GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T);
+GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T, bool dw = false);
 
 }  // namespace edgellm

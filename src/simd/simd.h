@@ -7,7 +7,9 @@
 // size (tails run lane by lane).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace edgellm::simd {
 
@@ -106,6 +108,45 @@ void rope_pairs(float* p, const float* c, const float* s, int64_t half);
 
 // ---- attention inner loops -------------------------------------------------------------------
 void axpy(float* y, float a, const float* x, int64_t n);  // y += a*x
+
+// ---- optimizer (optim_kernels.cpp) ----------------------------------------------------------
+// One AdamW step's constants: g is scaled by clip; m = b1·m + (1−b1)·g, v = b2·v + (1−b2)·g²;
+// p −= decay·p + lr_bc1·m / (sqrt(v·inv_bc2) + eps)   (lr_bc1 = lr/(1−b1^t), inv_bc2 =
+// 1/(1−b2^t), decay = lr·weight_decay).
+struct AdamWStep {
+  float b1, b2, eps, clip, lr_bc1, inv_bc2, decay;
+};
+inline void adamw_f32_one(float& p, float g, float& m, float& v, const AdamWStep& s) {
+  const float gi = g * s.clip;
+  m = s.b1 * m + (1.f - s.b1) * gi;
+  v = s.b2 * v + (1.f - s.b2) * (gi * gi);
+  p -= s.decay * p + s.lr_bc1 * m / (std::sqrt(v * s.inv_bc2) + s.eps);
+}
+void adamw_f32(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+// 8-bit block-wise moments (optim_kernels.cpp has the format): mq/uq codes of m and sqrt(v),
+// [n]; ms/us their per-block scales, [ceil(n / kQ8Block)].
+constexpr int64_t kQ8Block = 256;
+void adamw_q8(float* p, const float* g, uint8_t* mq, float* ms, uint8_t* uq, float* us, int64_t n,
+              const AdamWStep& s);
+// Scalar twins of the 8-bit code: the kernel's tails and the tests' reference.
+inline float q8_decode_one(uint8_t c, float scale) {
+  const uint32_t mag = c & 0x7fu;
+  if (mag == 0) return 0.f;
+  const uint32_t bits = ((mag + ((127u - 15u) << 3)) << 20) | (uint32_t(c & 0x80u) << 24);
+  float x;
+  std::memcpy(&x, &bits, 4);
+  return x * scale;
+}
+inline uint8_t q8_encode_one(float x, float scale) {
+  const float y = x * (scale > 0 ? 1.f / scale : 0.f);
+  uint32_t yb, ab;
+  std::memcpy(&yb, &y, 4);
+  const float a = std::fmin(std::fabs(y), 1.f);
+  std::memcpy(&ab, &a, 4);
+  const uint32_t mag = ab + 0x80000u;  // half of the lowest kept mantissa bit: to nearest
+  if ((mag >> 23) < 127u - 14u) return 0;
+  return static_cast<uint8_t>(((mag - ((127u - 15u) << 23)) >> 20) | ((yb & 0x80000000u) >> 24));
+}
 
 // ---- fp16 / bf16 conversion (round to nearest even) -------------------------------------------
 void f16_to_f32_n(const void* src, float* dst, int64_t n);

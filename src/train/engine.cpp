@@ -55,13 +55,13 @@ void TrainEngine::plan_workspace() {
     for (int t = 0; t < kLinears; ++t) {
       const WeightView& w = m_->layer(l).linear(static_cast<LinearId>(t));
       ws.merge(matmul_workspace(w, T));
-      ws.merge(matmul_backward_workspace(w, T));
+      ws.merge(matmul_backward_workspace(w, T, full_ != nullptr));
     }
   const WeightView& h = m_->head().lm_head;
   for (const int64_t rows : {R, T % R}) {
     if (rows == 0) continue;
     ws.merge(matmul_workspace(h, rows));
-    ws.merge(matmul_backward_workspace(h, rows));
+    ws.merge(matmul_backward_workspace(h, rows, full_ != nullptr));
   }
   gemm_ws_ = ws;
 }
@@ -146,10 +146,10 @@ void TrainEngine::carve() {
 MemoryPlan TrainEngine::plan() const {
   MemoryPlan p;
   p[MemCategory::Gradients] = grads_.bytes();
-  // Attention probabilities live in each slot's AttentionScratch (the forward kernel's own
-  // buffer), reserved at allocate(): [NH, T, T] per slot.
+  // Attention probabilities: one [NH, T, T] buffer (the forward kernel's own), reserved at
+  // allocate(); each layer's are recomputed in the backward (layer_backward).
   p[MemCategory::Activations] =
-      acts_.bytes() + slots_.size() * static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T) * 4;
+      acts_.bytes() + static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T) * 4;
   p[MemCategory::Scratch] = scratch_.bytes();
   p[MemCategory::Workspace] = gemm_ws_.total() + rope_.bytes();
   return p;
@@ -159,7 +159,7 @@ MemoryPlan TrainEngine::allocated() const {
   MemoryPlan p;
   p[MemCategory::Gradients] = grads_.bytes();
   p[MemCategory::Activations] = acts_.bytes();
-  for (const LayerActs& a : slots_) p[MemCategory::Activations] += a.attn.scores.capacity() * 4;
+  p[MemCategory::Activations] += attn_.scores.capacity() * 4;
   p[MemCategory::Scratch] = scratch_.bytes();
   p[MemCategory::Workspace] = gemm_bf16_held_bytes() + rope_.bytes();
   return p;
@@ -171,8 +171,7 @@ void TrainEngine::allocate() {
   scratch_.allocate();
   carve();
   gemm_bf16_reserve(gemm_ws_);
-  for (LayerActs& a : slots_)
-    a.attn.scores.reserve(static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T));
+  attn_.scores.reserve(static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T));
 }
 
 void TrainEngine::zero_grad() {
@@ -240,7 +239,7 @@ void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a,
   b.up = a.up;
   b.act = act_;
   b.lora_u = a.u;
-  b.attn = &a.attn;
+  b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, out, T, /*pos0=*/0, b);
 }
 
@@ -268,7 +267,7 @@ void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
   b.gate = b.act = a.gate;
   b.up = a.up;
   b.lora_u.fill(a.u[0]);
-  b.attn = &a.attn;
+  b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, x, T, /*pos0=*/0, b);
 }
 
@@ -297,10 +296,16 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
   zero(datt_, T * Q);
   matmul_backward(datt_, g ? g->wo : nullptr, dx, a.att, w.wo, T);
   lora_backward(l, LT::O, datt_, dx, a.att, a.u[3], T);
+  // The probabilities: this layer's forward left them in attn_ only if it ran last (activation
+  // checkpointing recomputes each layer right before its backward); otherwise recompute them
+  // from the saved q and k: [NH, T, T] for one layer instead of for every layer of the window
+  // (the 134M step: 12.6 MiB instead of 151 MiB), for one more Q·Kᵀ and softmax per layer.
+  if (!o_.checkpoint_activations)
+    attention_forward(dq_, attn_, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
   zero(dq_, T * Q);
   zero(dk_, T * KVD);
   zero(dv_, T * KVD);
-  attention_backward(dq_, dk_, dv_, dp_, datt_, a.q, a.k, a.v, a.attn.scores.data(), T, c_.n_heads,
+  attention_backward(dq_, dk_, dv_, dp_, datt_, a.q, a.k, a.v, attn_.scores.data(), T, c_.n_heads,
                      c_.n_kv_heads, c_.head_dim, 0);
   rope_backward(dq_, rope_, T, c_.n_heads, 0);
   rope_backward(dk_, rope_, T, c_.n_kv_heads, 0);

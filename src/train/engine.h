@@ -13,11 +13,12 @@
 // backward. Only the window's max_window (EngineOptions) layers have saved-activation slots.
 //
 // Per layer l the saved values (LayerActs) are the ones llm.c keeps: the norm inputs' inverse
-// RMS, the normed inputs, q/k (after RoPE) and v, the attention probabilities, the attention
-// output, the residual h, the pre-activation gate/up and each adapter's A·x. The SwiGLU output
-// is recomputed in the backward (it is elementwise and [T, FF] is large). With activation
-// checkpointing only the layer inputs x_in[l] are kept; each layer is re-run just before its
-// backward into one shared slot, so saved-activation memory is one layer's instead of L's.
+// RMS, the normed inputs, q/k (after RoPE) and v, the attention output, the residual h, the
+// pre-activation gate/up and each adapter's A·x. The SwiGLU output is recomputed in the backward
+// (it is elementwise and [T, FF] is large), and so are the attention probabilities ([NH, T, T]
+// per layer would be the largest saved tensor at T = 512: one buffer serves every layer). With
+// activation checkpointing only the layer inputs x_in[l] are kept; each layer is re-run just before
+// its backward into one shared slot, so saved-activation memory is one layer's instead of L's.
 //
 // Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
 // fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the
@@ -119,7 +120,6 @@ class TrainEngine {
   struct LayerActs {
     float *rms1, *xn1, *q, *k, *v, *att, *h, *rms2, *xn2, *gate, *up;  // see engine.h header
     std::array<float*, kLoraTargets> u;                                // [T, r] each: A·x
-    AttentionScratch attn;                                             // probs [NH, T, T]
   };
   struct LayerGrads {
     float *wq, *wk, *wv, *wo, *wg, *wu, *wd, *n1, *n2, *bq, *bk, *bv;
@@ -145,6 +145,7 @@ class TrainEngine {
   EngineOptions o_;
   ModelConfig c_;
   RopeTable rope_;
+  AttentionScratch attn_;  // probs [NH, T, T] of the layer the forward or backward is at
   Arena grads_, acts_, scratch_;
   GemmWorkspace gemm_ws_;
   uint64_t dseed_ = 0;

@@ -1,7 +1,9 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "simd/simd.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -26,9 +28,38 @@ float lr_at(LrSchedule s, float base, int64_t step, int64_t warmup, int64_t tota
   return static_cast<float>(min_lr + span * 0.5 * (1.0 + std::cos(M_PI * frac)));
 }
 
+OptimState optim_state_from_name(const std::string& name) {
+  if (name == "fp32") return OptimState::F32;
+  if (name == "8bit") return OptimState::Q8;
+  fail("[train] --optim-state '{}' unknown (fp32, 8bit)", name);
+}
+
+const char* optim_state_name(OptimState s) { return s == OptimState::Q8 ? "8bit" : "fp32"; }
+
+size_t adamw_state_bytes(size_t n, size_t n_spans, OptimState s) {
+  if (s == OptimState::F32) return 2 * n * sizeof(float);
+  const size_t B = static_cast<size_t>(simd::kQ8Block);
+  return 2 * n + 2 * sizeof(float) * ((n + B - 1) / B + n_spans);
+}
+
+namespace {
+// Elements per parallel chunk of the update: a multiple of the 8-bit block.
+constexpr size_t kChunk = 64 * static_cast<size_t>(simd::kQ8Block);
+}  // namespace
+
 AdamW::AdamW(std::vector<ParamSpan> spans, AdamWConfig cfg) : spans_(std::move(spans)), cfg_(cfg) {
-  for (const ParamSpan& s : spans_) n_ += s.n;
-  state_.assign(2 * n_, 0.f);
+  const size_t B = static_cast<size_t>(simd::kQ8Block);
+  for (const ParamSpan& s : spans_) {
+    block0_.push_back(blocks_);
+    n_ += s.n;
+    blocks_ += (s.n + B - 1) / B;
+  }
+  if (cfg_.state == OptimState::Q8) {
+    state_.assign(2 * blocks_, 0.f);
+    codes_.assign(2 * n_, 0);
+  } else {
+    state_.assign(2 * n_, 0.f);
+  }
   span_t_.assign(spans_.size(), 0);
 }
 
@@ -51,9 +82,13 @@ double AdamW::step(float lr, const std::vector<char>* active) {
   for (size_t k = 0; k < spans_.size(); ++k) {
     const ParamSpan& s = spans_[k];
     if (!on(k)) continue;
+    const auto nc = static_cast<int64_t>((s.n + kChunk - 1) / kChunk);
     double part = 0;
-#pragma omp parallel for reduction(+ : part) schedule(static) if (s.n > 65536)
-    for (size_t i = 0; i < s.n; ++i) part += double(s.g[i]) * s.g[i];
+#pragma omp parallel for reduction(+ : part) schedule(static) if (nc > 1)
+    for (int64_t c = 0; c < nc; ++c) {
+      const size_t c0 = static_cast<size_t>(c) * kChunk;
+      part += simd::sum_squares(s.g + c0, static_cast<int64_t>(std::min(kChunk, s.n - c0)));
+    }
     ss += part;
   }
   const double norm = std::sqrt(ss);
@@ -63,7 +98,7 @@ double AdamW::step(float lr, const std::vector<char>* active) {
   const float clip =
       cfg_.max_grad_norm > 0 && norm > cfg_.max_grad_norm ? float(cfg_.max_grad_norm / norm) : 1.f;
   ++t_;
-  const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
+  const bool q8 = cfg_.state == OptimState::Q8;
   size_t off = 0;
   for (size_t k = 0; k < spans_.size(); ++k) {
     const ParamSpan& s = spans_[k];
@@ -72,18 +107,28 @@ double AdamW::step(float lr, const std::vector<char>* active) {
       continue;
     }
     const int64_t st = ++span_t_[k];
-    const float bc1 = 1.f - std::pow(cfg_.beta1, float(st)),
-                bc2 = 1.f - std::pow(cfg_.beta2, float(st));
-    float* m = state_.data() + off;
-    float* v = state_.data() + n_ + off;
-    const float decay = s.decay ? lr * cfg_.weight_decay : 0.f;
-#pragma omp parallel for schedule(static) if (s.n > 65536)
-    for (size_t i = 0; i < s.n; ++i) {
-      const float g = s.g[i] * clip;
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      // Decoupled decay: shrink the weight directly, not through the gradient.
-      s.p[i] -= decay * s.p[i] + lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+    simd::AdamWStep a;
+    a.b1 = cfg_.beta1;
+    a.b2 = cfg_.beta2;
+    a.eps = cfg_.eps;
+    a.clip = clip;
+    a.lr_bc1 = lr / (1.f - std::pow(cfg_.beta1, float(st)));
+    a.inv_bc2 = 1.f / (1.f - std::pow(cfg_.beta2, float(st)));
+    // Decoupled decay: shrink the weight directly, not through the gradient.
+    a.decay = s.decay ? lr * cfg_.weight_decay : 0.f;
+    const auto nc = static_cast<int64_t>((s.n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (int64_t c = 0; c < nc; ++c) {
+      const size_t c0 = static_cast<size_t>(c) * kChunk;
+      const auto n = static_cast<int64_t>(std::min(kChunk, s.n - c0));
+      if (q8) {
+        const size_t b = block0_[k] + c0 / static_cast<size_t>(simd::kQ8Block);
+        simd::adamw_q8(s.p + c0, s.g + c0, codes_.data() + off + c0, state_.data() + b,
+                       codes_.data() + n_ + off + c0, state_.data() + blocks_ + b, n, a);
+      } else {
+        simd::adamw_f32(s.p + c0, s.g + c0, state_.data() + off + c0, state_.data() + n_ + off + c0,
+                        n, a);
+      }
     }
     off += s.n;
   }

@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -66,7 +68,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
 }  // namespace
 
 Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
-    : base_(base), data_(data), o_(std::move(o)), rng_(o_.seed) {
+    : base_(base), data_(data), o_(std::move(o)), math_(o_.precision), rng_(o_.seed) {
   const ModelConfig& c = base.config();
   if (o_.steps <= 0) fail("[train] --steps {} must be positive", o_.steps);
   if (o_.batch <= 0 || o_.grad_accum <= 0)
@@ -85,7 +87,9 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
   MemoryPlan fixed;  // weights, adapters and optimizer of the adapters or the copy
   if (o_.method == TuneMethod::Full) {
     fixed[MemCategory::Weights] = static_cast<size_t>(full_numel(base)) * sizeof(float);
-    fixed[MemCategory::Optimizer] = 2 * fixed[MemCategory::Weights];
+    fixed[MemCategory::Optimizer] =
+        adamw_state_bytes(static_cast<size_t>(full_numel(base)),
+                          base.checkpoint().tensors.all().size(), o_.adamw.state);
     check_budget(fixed, o_.mem_budget, "weights and optimizer alone");
     full_ = std::make_unique<FullParams>(base);
   } else {
@@ -93,7 +97,8 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     lora_ = std::make_unique<LoraAdapters>(c, o_.lora);
     lora_->init_peft(o_.seed);
     fixed[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
-    fixed[MemCategory::Optimizer] = 2 * fixed[MemCategory::Adapters];
+    fixed[MemCategory::Optimizer] =
+        adamw_state_bytes(lora_->params().size(), static_cast<size_t>(c.n_layers), o_.adamw.state);
   }
   // The step's token buffers (run()): filled from the corpus when the data are windows over it,
   // else the examples are read where the dataset holds them.
@@ -110,7 +115,8 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
                           MemCategory::Workspace})
       p[k] = ep[k];
     p[MemCategory::Adapters] += head_values * sizeof(float);
-    p[MemCategory::Optimizer] += 2 * head_values * sizeof(float);
+    p[MemCategory::Optimizer] +=
+        head_values ? adamw_state_bytes(head_values, 8, o_.adamw.state) : 0;
     p[MemCategory::Gradients] += head_values * sizeof(float);  // head_grad_
     p[MemCategory::Workspace] += step_buffers;
     p[MemCategory::PrefixCache] = static_cast<size_t>(cache_mb) << 20;
@@ -230,6 +236,9 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       spans.push_back({full_->params().data() + en.off, engine_->full_grad() + en.off,
                        static_cast<size_t>(en.numel), en.decay});
   opt_ = std::make_unique<AdamW>(std::move(spans), o_.adamw);
+  // 8-bit moments were planned with an upper bound on their blocks; the plan now holds what was
+  // allocated (equal for fp32).
+  plan_[MemCategory::Optimizer] = opt_->state_bytes();
   order_ = std::make_unique<DataOrder>(data.n_train(), o_.seed);
   if (o_.resume) load_checkpoint();
 }
@@ -461,12 +470,18 @@ void Trainer::save_checkpoint() {
                      {int64_t(heads_->params().size())},
                      heads_->params().data(),
                      heads_->params().size()});
-  write_safetensors_f32(dir + "/" + st, views);
+  std::vector<TensorOut> outs;
+  for (const F32View& v : views) outs.push_back(f32_view_out(v));
+  // 8-bit moments: their codes beside the per-block scales ("adam").
+  const std::vector<uint8_t>& codes = opt_->codes();
+  if (!codes.empty()) outs.push_back(u8_view_out("adam_codes", codes.data(), codes.size()));
+  write_safetensors(dir + "/" + st, outs, {{"format", "pt"}});
   uint64_t rs[4];
   rng_.get_state(rs);
   nlohmann::json j = {{"step", step_},
                       {"state_file", st},
                       {"adam_t", opt_->t()},
+                      {"optim_state", optim_state_name(o_.adamw.state)},
                       {"data_epoch", order_->epoch()},
                       {"data_pos", order_->pos()},
                       {"rng", {rs[0], rs[1], rs[2], rs[3]}},
@@ -495,20 +510,38 @@ bool Trainer::load_checkpoint() {
         "[train] {}: checkpoint holds {} trainable values, this run has {} (different model or "
         "adapter settings?)",
         js, j.at("n_params").get<size_t>(), p.size());
-  bool got_heads = false;
-  for (NamedF32& t : read_safetensors_f32(dir + "/" + j.at("state_file").get<std::string>())) {
+  const std::string saved_state = j.value("optim_state", "fp32");
+  if (saved_state != optim_state_name(o_.adamw.state))
+    fail("[train] {}: checkpoint holds {} optimizer moments, this run asks for {} (--optim-state)",
+         js, saved_state, optim_state_name(o_.adamw.state));
+  bool got_heads = false, got_codes = false;
+  const std::string sf = dir + "/" + j.at("state_file").get<std::string>();
+  for (const Tensor& t : read_safetensors(sf)) {
     got_heads |= t.name == "exit_params";
     if (t.name == "exit_params" && !heads_)
       fail("[train] {}: checkpoint holds exit heads; this run has none (not --method alt)", dir);
+    if (t.name == "adam_codes") {
+      got_codes = true;
+      std::vector<uint8_t>& dst = opt_->codes();
+      if (t.dtype != DType::U8 || t.nbytes != dst.size())
+        fail("[train] {}: tensor 'adam_codes' is {} of {} bytes, expected U8 of {}", sf,
+             dtype_name(t.dtype), t.nbytes, dst.size());
+      std::copy(t.data, t.data + t.nbytes, dst.begin());
+      continue;
+    }
     std::vector<float>& dst = t.name == "params"        ? p
                               : t.name == "exit_params" ? heads_->params()
-                                                        : opt_->state();
-    if (t.data.size() != dst.size())
-      fail("[train] {}: tensor '{}' has {} values, expected {}", dir, t.name, t.data.size(),
-           dst.size());
+                              : t.name == "adam"
+                                  ? opt_->state()
+                                  : (fail("[train] {}: unexpected tensor '{}'", sf, t.name), p);
+    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(dst.size()))
+      fail("[train] {}: tensor '{}' is {} with {} values, expected F32 with {}", sf, t.name,
+           dtype_name(t.dtype), t.numel(), dst.size());
     // Copy into place: the optimizer holds pointers into these buffers.
-    std::copy(t.data.begin(), t.data.end(), dst.begin());
+    std::memcpy(dst.data(), t.data, dst.size() * sizeof(float));
   }
+  if (!opt_->codes().empty() && !got_codes)
+    fail("[train] {}: 8-bit optimizer moments without their codes ('adam_codes')", sf);
   if (heads_ && !got_heads)
     fail(
         "[train] {}: checkpoint holds no exit heads ('exit_params'); this run (--method alt) "
@@ -564,6 +597,7 @@ void Trainer::write_run_record() {
                       {"batch", o_.batch},
                       {"grad_accum", o_.grad_accum},
                       {"rank", o_.lora.rank},
+                      {"precision", matmul_math_name(o_.precision)},
                       {"lora_layers", lora_layers},
                       {"steps", step_},
                       {"seconds", elapsed_},
@@ -587,7 +621,7 @@ MemoryPlan Trainer::allocated() const {
       full_ ? full_->params().capacity() * sizeof(float) : base_.weight_bytes();
   const size_t heads = heads_ ? heads_->params().capacity() * sizeof(float) : 0;
   p[MemCategory::Adapters] = (lora_ ? lora_->params().capacity() * sizeof(float) : 0) + heads;
-  p[MemCategory::Optimizer] = opt_->state().capacity() * sizeof(float);
+  p[MemCategory::Optimizer] = opt_->state_bytes();
   p[MemCategory::Gradients] += head_grad_.capacity() * sizeof(float);
   p[MemCategory::Workspace] += step_buffers_;
   p[MemCategory::PrefixCache] = cache_stats_.bytes;

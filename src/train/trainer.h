@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/exit_heads.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -77,6 +78,8 @@ struct TuneOptions {
   bool resume = false;     // continue from out/checkpoint if present
   std::string base_model;  // recorded in adapter_config.json
   AltOptions alt;          // method Alt only
+  // How the fp32 matmuls run (kernels/matmul.h): Bf16 = mixed precision, fp32 master weights.
+  MatmulMath precision = MatmulMath::Fp32;
 };
 
 struct StepLog {
@@ -144,6 +147,7 @@ class Trainer {
   const Model& base_;
   const Dataset& data_;
   TuneOptions o_;
+  ScopedMatmulMath math_;  // set for the trainer's lifetime, before the engine plans its GEMMs
   std::unique_ptr<LoraAdapters> lora_;
   std::unique_ptr<FullParams> full_;
   std::unique_ptr<TrainEngine> engine_;

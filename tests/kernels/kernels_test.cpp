@@ -14,6 +14,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/vexp.h"
+#include "util/error.h"
 #include "util/rng.h"
 
 namespace edgellm {
@@ -155,6 +156,36 @@ void check_gemm_bf16() {
   }
 }
 
+// sgemm_bf16 (both operands fp32, rounded to bf16 inside): every transpose combination, with
+// and without accumulation, against a double reference on the rounded operands — so a missed
+// rounding (an fp32 product) or a wrong stride fails it.
+void check_sgemm_bf16() {
+  auto round = [](const std::vector<float>& x) {
+    std::vector<double> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    return r;
+  };
+  for (auto [M, N, K] : std::vector<Shape>{{2, 3, 5}, {17, 33, 64}, {70, 129, 257}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool acc : {false, true}) {
+          auto a = randn(M * K, 30), b = randn(K * N, 31), c0 = randn(M * N, 32);
+          const auto ad = round(a), bd = round(b);
+          std::vector<double> ref(M * N);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double s = acc ? c0[i * N + j] : 0.0;
+              for (int64_t k = 0; k < K; ++k)
+                s += (ta ? ad[k * M + i] : ad[i * K + k]) * (tb ? bd[j * K + k] : bd[k * N + j]);
+              ref[i * N + j] = s;
+            }
+          std::vector<float> c = c0;
+          sgemm_bf16(ta, tb, M, N, K, a.data(), b.data(), c.data(), acc);
+          EXPECT_LT(rel_err(c, ref), 1e-5)
+              << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb << " acc " << acc;
+        }
+}
+
 TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
   const Bf16GemmPath chosen = bf16_gemm_path();
   std::vector<Bf16GemmPath> paths = {Bf16GemmPath::Fp32};
@@ -163,8 +194,51 @@ TEST(GemmBf16, BothLayoutsAndAccumulationMatchReferenceOnRoundedInputs) {
     SCOPED_TRACE(bf16_gemm_path_name(p));
     set_bf16_gemm_path(p);
     check_gemm_bf16();
+    check_sgemm_bf16();
   }
   set_bf16_gemm_path(chosen);
+}
+
+// MatmulMath::Bf16 routes the forward, dx and dw of F32 weights through sgemm_bf16: each equals
+// the fp32 product of the bf16-rounded operands, and differs from the exact fp32 result (so the
+// switch is really taken); T = 1 (decode) stays fp32.
+TEST(GemmBf16, MatmulMathBf16RoundsForwardInputGradientAndWeightGradient) {
+  const int64_t T = 9, N = 40, K = 72;
+  auto x = randn(T * K, 40), w = randn(N * K, 41), dy = randn(T * N, 42);
+  const WeightView wv = WeightView::f32(w.data(), N, K);
+  auto rounded = [](std::vector<float> v) {
+    for (float& f : v) f = bf16_to_f32(f32_to_bf16(f));
+    return v;
+  };
+  const auto xr = rounded(x), wr = rounded(w), dyr = rounded(dy);
+  const WeightView wrv = WeightView::f32(wr.data(), N, K);
+  std::vector<float> y(T * N), dx(T * K), dw(N * K), y1(N);
+  std::vector<float> ye(T * N), dxe(T * K), dwe(N * K), y1e(N);
+  {
+    ScopedMatmulMath bf(MatmulMath::Bf16);
+    EXPECT_EQ(f32_matmul_math(), MatmulMath::Bf16);
+    matmul(x.data(), wv, y.data(), T);
+    matmul_backward(dx.data(), dw.data(), dy.data(), x.data(), wv, T);
+    matmul(x.data(), wv, y1.data(), 1);
+  }
+  EXPECT_EQ(f32_matmul_math(), MatmulMath::Fp32);
+  matmul(xr.data(), wrv, ye.data(), T);  // fp32 on the rounded operands: the contract
+  matmul_backward(dxe.data(), dwe.data(), dyr.data(), xr.data(), wrv, T);
+  auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    return worst;
+  };
+  EXPECT_LT(close(y, ye), 1e-4);
+  EXPECT_LT(close(dx, dxe), 1e-4);
+  EXPECT_LT(close(dw, dwe), 1e-4);
+  std::vector<float> yf(T * N);
+  matmul(x.data(), wv, yf.data(), T);
+  EXPECT_GT(close(y, yf), 1e-3) << "bf16 math took the exact fp32 path";
+  matmul(x.data(), wv, y1e.data(), 1);
+  EXPECT_EQ(close(y1, y1e), 0.0) << "decode (T = 1) must stay fp32";
+  EXPECT_EQ(matmul_math_from_name("bf16"), MatmulMath::Bf16);
+  EXPECT_THROW(matmul_math_from_name("fp16"), Error);
 }
 
 TEST(Vexp, MatchesLibmAcrossTheRangeAndAtTheEnds) {

@@ -271,6 +271,126 @@ TEST(SimdKernels, SwigluForwardAndBackward) {
   });
 }
 
+simd::AdamWStep adamw_step_constants() {
+  simd::AdamWStep a;
+  a.b1 = 0.9f;
+  a.b2 = 0.999f;
+  a.eps = 1e-8f;
+  a.clip = 0.7f;
+  a.lr_bc1 = 1e-3f / (1 - 0.9f * 0.9f);  // step 2
+  a.inv_bc2 = 1 / (1 - 0.999f * 0.999f);
+  a.decay = 1e-3f * 0.1f;
+  return a;
+}
+
+// The fp32 update against the textbook formula in double.
+TEST(SimdKernels, AdamWF32MatchesTheFormula) {
+  const simd::AdamWStep a = adamw_step_constants();
+  for_each_target([&] {
+    for (int64_t n : kSizes) {
+      auto p = randn(n, 1), g = randn(n, 2), m = randn(n, 3, 0.1f), v = randn(n, 4, 0.1f);
+      for (float& x : v) x = x * x;
+      const auto p0 = p, m0 = m, v0 = v;
+      Misaligned<float> mg(g.data(), n, 4);
+      simd::adamw_f32(p.data(), mg.p, m.data(), v.data(), n, a);
+      for (int64_t i = 0; i < n; ++i) {
+        const double gi = double(g[i]) * a.clip;
+        const double mi = a.b1 * double(m0[i]) + (1 - double(a.b1)) * gi;
+        const double vi = a.b2 * double(v0[i]) + (1 - double(a.b2)) * gi * gi;
+        const double pi =
+            p0[i] - (a.decay * double(p0[i]) + a.lr_bc1 * mi / (std::sqrt(vi * a.inv_bc2) + a.eps));
+        ASSERT_NEAR(m[i], mi, 1e-6 * (1 + std::abs(mi)));
+        ASSERT_NEAR(v[i], vi, 1e-6 * (1 + vi));
+        ASSERT_NEAR(p[i], pi, 1e-6 * (1 + std::abs(pi)));
+      }
+    }
+  });
+}
+
+// The 8-bit moment code: exact at 0 and ±1 (the block maximum), round to nearest on a grid of
+// relative steps of 1/8 (error at most half a step) down to 2^-14 of the block maximum, zero
+// below; decode(encode) is the identity on the codes.
+TEST(SimdKernels, Q8MomentCodeRoundsToNearestAndFlushes) {
+  EXPECT_EQ(simd::q8_decode_one(simd::q8_encode_one(0.f, 2.f), 2.f), 0.f);
+  EXPECT_EQ(simd::q8_decode_one(simd::q8_encode_one(2.f, 2.f), 2.f), 2.f);
+  EXPECT_EQ(simd::q8_decode_one(simd::q8_encode_one(-2.f, 2.f), 2.f), -2.f);
+  EXPECT_EQ(simd::q8_decode_one(simd::q8_encode_one(1.0624f, 2.f), 2.f), 1.f);  // 1 + 0.49 step
+  EXPECT_EQ(simd::q8_decode_one(simd::q8_encode_one(1.0626f, 2.f), 2.f), 1.125f);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int i = 0; i < 20000; ++i) {
+    const float x = u(rng) * std::ldexp(1.f, -(i % 14));  // magnitudes down to 2^-14
+    const float q = simd::q8_decode_one(simd::q8_encode_one(x, 1.f), 1.f);
+    if (std::abs(x) >= std::ldexp(1.f, -14)) {
+      ASSERT_LE(std::abs(q - x), std::abs(x) / 16 + 1e-12f) << x;
+      ASSERT_TRUE((q > 0) == (x > 0)) << x;
+    }
+  }
+  EXPECT_EQ(simd::q8_encode_one(std::ldexp(1.f, -16), 1.f), 0);
+  for (int c = 0; c < 256; ++c) {
+    // Exponent code 0 is zero; above 120 (1.0) the codes exceed the block maximum, never written.
+    if ((c & 0x7f) < 8 || (c & 0x7f) > 120) continue;
+    const auto code = static_cast<uint8_t>(c);
+    EXPECT_EQ(simd::q8_encode_one(simd::q8_decode_one(code, 3.f), 3.f), code) << c;
+  }
+}
+
+// The 8-bit AdamW kernel on every target against a scalar reference built from the scalar twins:
+// parameters to fp32 rounding, codes equal or one step apart
+// (an FMA may move a value across a rounding threshold), scales the block maxima of the new
+// moments; spans of several blocks with a partial last one.
+TEST(SimdKernels, AdamWQ8MatchesScalarReference) {
+  const simd::AdamWStep a = adamw_step_constants();
+  const int64_t B = simd::kQ8Block;
+  for_each_target([&] {
+    for (int64_t n : {int64_t(1), int64_t(17), B, 2 * B + 37}) {
+      const int64_t nb = (n + B - 1) / B;
+      auto p = randn(n, 11), g = randn(n, 12, 0.01f);
+      std::vector<uint8_t> mq(n), uq(n);
+      std::vector<float> ms(nb, 0.f), us(nb, 0.f);
+      // A first step from zero moments, then a second from what it stored.
+      for (int step = 0; step < 2; ++step) {
+        auto rp = p;
+        auto rmq = mq, ruq = uq;
+        auto rms = ms, rus = us;
+        // Reference: block by block, as documented in simd.h / optim_kernels.cpp.
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t i0 = b * B, len = std::min(B, n - i0);
+          std::vector<float> mt(len), ut(len);
+          float mx = 0, ux = 0;
+          for (int64_t i = 0; i < len; ++i) {
+            float m0 = simd::q8_decode_one(mq[i0 + i], ms[b]);
+            const float u0 = simd::q8_decode_one(uq[i0 + i], us[b]);
+            float v0 = u0 * u0;
+            simd::adamw_f32_one(rp[i0 + i], g[i0 + i], m0, v0, a);
+            mt[i] = m0;
+            ut[i] = std::sqrt(v0);
+            mx = std::max(mx, std::abs(m0));
+            ux = std::max(ux, ut[i]);
+          }
+          rms[b] = mx;
+          rus[b] = ux;
+          for (int64_t i = 0; i < len; ++i) {
+            ruq[i0 + i] = simd::q8_encode_one(ut[i], ux);
+            rmq[i0 + i] = ruq[i0 + i] == 0 ? 0 : simd::q8_encode_one(mt[i], mx);
+          }
+        }
+        simd::adamw_q8(p.data(), g.data(), mq.data(), ms.data(), uq.data(), us.data(), n, a);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_NEAR(p[i], rp[i], 1e-6 * (1 + std::abs(rp[i]))) << "n " << n << " i " << i;
+          ASSERT_LE(std::abs(int(mq[i] & 0x7f) - int(rmq[i] & 0x7f)), 1) << n << " " << i;
+          ASSERT_LE(std::abs(int(uq[i]) - int(ruq[i])), 1) << n << " " << i;
+        }
+        for (int64_t b = 0; b < nb; ++b) {
+          ASSERT_NEAR(ms[b], rms[b], 1e-6f * rms[b]);
+          ASSERT_NEAR(us[b], rus[b], 1e-6f * rus[b]);
+          ASSERT_GT(us[b], 0.f);
+        }
+      }
+    }
+  });
+}
+
 TEST(SimdKernels, RmsNormPiecesRopeAndAxpy) {
   for_each_target([] {
     for (int64_t n : kSizes) {
