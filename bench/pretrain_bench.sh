@@ -185,7 +185,7 @@ for r in rows:
         plan = ", ".join(f"{k} {v:.1f}" for k, v in r["memory_plan_mib"].items())
         print(f"{r['engine']} memory plan of a step, {r['shape']} (MiB): {plan}")
     else:
-        print(f"PyTorch {r['torch']} {r['shape']}: RSS after `import torch` "
+        print(f"{r['engine']} (PyTorch {r['torch']}) {r['shape']}: RSS after `import torch` "
               f"{r['rss_after_import_bytes'] / 1048576:.0f} MiB; BLAS {r['blas'][-1] if r['blas'] else '?'}")
 for r in rows:
     print(f"losses {r['shape']} {r['engine']}: " + " ".join(f"{x:.4f}" for x in r["losses"]))

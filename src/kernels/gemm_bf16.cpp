@@ -236,7 +236,7 @@ size_t bf16_gemm_max_cached_shapes() { return kMaxCachedShapes; }
 
 const char* bf16_gemm_path_name(Bf16GemmPath p) {
   return p == Bf16GemmPath::Dnnl ? "oneDNN bf16 matmul (AVX512_BF16)"
-                                 : "fp32 sgemm on bf16-rounded activations, weights widened";
+                                 : "fp32 sgemm on bf16-rounded operands";
 }
 
 std::string dnnl_isa_name() {

@@ -1,7 +1,8 @@
-// BF16 GEMMs against bf16-stored weights: activations are rounded to bf16, products accumulate
-// in fp32 (AVX512_BF16 dot products through oneDNN's matmul primitive). About twice the fp32
-// sgemm rate on CPUs with AVX512_BF16, at the cost of rounding the activation operand to an 8-bit
-// mantissa — the precision every bf16 engine computes in. Used by matmul()/matmul_backward()
+// BF16 GEMMs: against bf16-stored weights (gemm_bf16: activations rounded to bf16) and between
+// two fp32 operands both rounded to bf16 (sgemm_bf16, mixed-precision training); products
+// accumulate in fp32 (AVX512_BF16 dot products through oneDNN's matmul primitive). About twice the
+// fp32 sgemm rate on CPUs with AVX512_BF16, at the cost of rounding the activation operand to an
+// 8-bit mantissa — the precision every bf16 engine computes in. Used by matmul()/matmul_backward()
 // for T > 1 whenever the weights are stored as BF16.
 //
 // On CPUs without a bf16 dot-product instruction set (no AVX512_BF16: AVX2 laptops, most ARM
@@ -49,10 +50,10 @@ struct GemmWorkspace {
 GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate);
 GemmWorkspace sgemm_bf16_workspace(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                    bool accumulate);
-// Grows the held buffers to at least w's operand and scratchpad sizes now (before a training
-// run's first step), so no later call of the planned shapes allocates.
+// Grows the held buffers to at least w's operand, operand_b and scratchpad sizes now (before a
+// training run's first step), so no later call of the planned shapes allocates.
 void gemm_bf16_reserve(const GemmWorkspace& w);
-// Bytes gemm_bf16 holds between calls (capacity of its operand copy and scratchpad).
+// Bytes gemm_bf16/sgemm_bf16 hold between calls (capacity of the operand copies and scratchpad).
 size_t gemm_bf16_held_bytes();
 // Frees them (tests measure a run's reservation from zero).
 void gemm_bf16_release_held();
@@ -60,9 +61,10 @@ void gemm_bf16_release_held();
 // Round-to-nearest-even fp32 -> bf16 of n values (simd::f32_to_bf16_n).
 void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n);
 
-// Which implementation gemm_bf16 uses. Chosen once: Dnnl when the CPU has AVX512_BF16 (cpuid),
-// oneDNN's effective ISA includes it, and neither EDGELLM_TARGET forces a SIMD target below
-// AVX-512 (which stands in for a CPU without it) nor EDGELLM_BF16_GEMM=fp32 is set; else Fp32.
+// Which implementation gemm_bf16 and sgemm_bf16 use. Chosen once: Dnnl when the CPU has AVX512_BF16
+// (cpuid), oneDNN's effective ISA includes it, and neither EDGELLM_TARGET forces a SIMD target
+// below AVX-512 (which stands in for a CPU without it) nor EDGELLM_BF16_GEMM=fp32 is set; else
+// Fp32.
 enum class Bf16GemmPath { Dnnl, Fp32 };
 Bf16GemmPath bf16_gemm_path();
 void set_bf16_gemm_path(Bf16GemmPath p);  // tests: force either path

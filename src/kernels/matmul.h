@@ -40,7 +40,8 @@ struct WeightView {
 //         fp32 master weights, the GEMMs run at the bf16 rate where the CPU has bf16 dot
 //         products (elsewhere the same numerics on the fp32 path, at no gain).
 // Process-wide, as PyTorch's torch.set_float32_matmul_precision; a run sets it for its duration
-// (ScopedMatmulMath) before planning its workspace.
+// (ScopedMatmulMath) before planning its workspace; scopes restore the previous setting, so runs
+// in one process must nest (the CLI runs one trainer at a time).
 enum class MatmulMath { Fp32, Bf16 };
 MatmulMath f32_matmul_math();
 void set_f32_matmul_math(MatmulMath m);
@@ -48,7 +49,7 @@ MatmulMath matmul_math_from_name(const std::string& name);  // "fp32" | "bf16"; 
 const char* matmul_math_name(MatmulMath m);
 // Whether matmul()/matmul_backward() take the sgemm_bf16 path for w (T > 1): Bf16 math and
 // contiguous F32 weights.
-struct WeightView;
+struct WeightView;  // below
 bool bf16_math_on(const WeightView& w);
 class ScopedMatmulMath {
  public:

@@ -18,7 +18,7 @@ constexpr int64_t kTileRows = 64;
 
 GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T, bool dw) {
   GemmWorkspace ws;
-  if (bf16_math_on(w)) {  // as below: dx = dY·W and, trained, dW = dYᵀ·X
+  if (T > 1 && bf16_math_on(w)) {  // as below: dx = dY·W and, trained, dW = dYᵀ·X
     ws = sgemm_bf16_workspace(false, false, T, w.cols, w.rows, true);
     if (dw) ws.merge(sgemm_bf16_workspace(true, false, w.rows, w.cols, T, true));
     return ws;
@@ -47,13 +47,13 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
   if (dw) {
     EDGELLM_CHECK(w.dtype == DType::F32, "dw requested for a {} weight", dtype_name(w.dtype));
     // dw[N, K] += dyᵀ[N, T] · x[T, K]
-    if (bf16_math_on(w))
+    if (T > 1 && bf16_math_on(w))
       sgemm_bf16(true, false, N, K, T, dy, x, dw, true);
     else
       sgemm(true, false, N, K, T, 1.f, dy, N, x, K, 1.f, dw, K);
   }
   if (!dx) return;
-  if (bf16_math_on(w)) {
+  if (T > 1 && bf16_math_on(w)) {
     sgemm_bf16(false, false, T, K, N, dy, reinterpret_cast<const float*>(w.data), dx, true);
     return;
   }

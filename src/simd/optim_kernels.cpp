@@ -133,7 +133,7 @@ void AdamWQ8(float* p, const float* g, uint8_t* mq, float* ms, uint8_t* uq, floa
     // Pass 2: the new scales, then the codes.
     ms[blk] = mx;
     us[blk] = ux;
-    const VF minv = hn::Set(d, mx > 0 ? 1.f / mx : 0.f), uinv = hn::Set(d, ux > 0 ? 1.f / ux : 0.f);
+    const VF minv = hn::Set(d, q8_inverse_scale(mx)), uinv = hn::Set(d, q8_inverse_scale(ux));
     for (i = 0; i + N <= len; i += N) {
       const VU uc = EncodeQ8(hn::Load(d, ut + i), uinv);
       VU mc = EncodeQ8(hn::Load(d, mt + i), minv);

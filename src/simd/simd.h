@@ -129,6 +129,9 @@ constexpr int64_t kQ8Block = 256;
 void adamw_q8(float* p, const float* g, uint8_t* mq, float* ms, uint8_t* uq, float* us, int64_t n,
               const AdamWStep& s);
 // Scalar twins of the 8-bit code: the kernel's tails and the tests' reference.
+// 1/scale, or 0 for a scale below the smallest normal float (whose inverse would overflow, and
+// 0·inf would turn zero moments into NaN): such a block stores zeros.
+inline float q8_inverse_scale(float scale) { return scale >= 1.17549435e-38f ? 1.f / scale : 0.f; }
 inline float q8_decode_one(uint8_t c, float scale) {
   const uint32_t mag = c & 0x7fu;
   if (mag == 0) return 0.f;
@@ -138,7 +141,7 @@ inline float q8_decode_one(uint8_t c, float scale) {
   return x * scale;
 }
 inline uint8_t q8_encode_one(float x, float scale) {
-  const float y = x * (scale > 0 ? 1.f / scale : 0.f);
+  const float y = x * q8_inverse_scale(scale);
   uint32_t yb, ab;
   std::memcpy(&yb, &y, 4);
   const float a = std::fmin(std::fabs(y), 1.f);

@@ -44,7 +44,8 @@ TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
   plan_workspace();
 }
 
-// Every linear of every layer, forward and dx (the window may sit anywhere, and the layers below
+// Every linear of every layer, forward and dx, and dW when the weights are trained (the window
+// may sit anywhere, and the layers below
 // it run the same GEMMs), at the longest sequence; the head's GEMMs at a chunk of head_rows rows
 // and at the last, shorter chunk. Shorter sequences (Alpaca records) need smaller operands; the
 // scratchpad oneDNN asks for is taken to grow with the row count too.
@@ -241,6 +242,7 @@ void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a,
   b.lora_u = a.u;
   b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, out, T, /*pos0=*/0, b);
+  attn_layer_ = l;
 }
 
 void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
@@ -269,6 +271,7 @@ void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
   b.lora_u.fill(a.u[0]);
   b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, x, T, /*pos0=*/0, b);
+  attn_layer_ = -1;  // a frozen layer's probabilities: no backward reads them
 }
 
 void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T,
@@ -296,12 +299,14 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
   zero(datt_, T * Q);
   matmul_backward(datt_, g ? g->wo : nullptr, dx, a.att, w.wo, T);
   lora_backward(l, LT::O, datt_, dx, a.att, a.u[3], T);
-  // The probabilities: this layer's forward left them in attn_ only if it ran last (activation
-  // checkpointing recomputes each layer right before its backward); otherwise recompute them
-  // from the saved q and k: [NH, T, T] for one layer instead of for every layer of the window
-  // (the 134M step: 12.6 MiB instead of 151 MiB), for one more Q·Kᵀ and softmax per layer.
-  if (!o_.checkpoint_activations)
+  // The probabilities: attn_ holds this layer's when its forward ran last (the window's top
+  // layer, or a checkpointing recompute); otherwise they are recomputed from the saved q and k:
+  // [NH, T, T] for one layer instead of for every layer of the window (the 134M step: 12.6 MiB
+  // instead of 151 MiB), for one more Q·Kᵀ and softmax per layer.
+  if (attn_layer_ != l) {
     attention_forward(dq_, attn_, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
+    attn_layer_ = l;
+  }
   zero(dq_, T * Q);
   zero(dk_, T * KVD);
   zero(dv_, T * KVD);

@@ -145,7 +145,8 @@ class TrainEngine {
   EngineOptions o_;
   ModelConfig c_;
   RopeTable rope_;
-  AttentionScratch attn_;  // probs [NH, T, T] of the layer the forward or backward is at
+  AttentionScratch attn_;  // probs [NH, T, T] of layer attn_layer_ (-1: none of the window)
+  int attn_layer_ = -1;
   Arena grads_, acts_, scratch_;
   GemmWorkspace gemm_ws_;
   uint64_t dseed_ = 0;

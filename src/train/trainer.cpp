@@ -116,7 +116,9 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       p[k] = ep[k];
     p[MemCategory::Adapters] += head_values * sizeof(float);
     p[MemCategory::Optimizer] +=
-        head_values ? adamw_state_bytes(head_values, 8, o_.adamw.state) : 0;
+        head_values ? adamw_state_bytes(head_values, static_cast<size_t>(c.n_layers),
+                                        o_.adamw.state)
+                    : 0;  // one span per owned exit head, at most one exit per layer
     p[MemCategory::Gradients] += head_values * sizeof(float);  // head_grad_
     p[MemCategory::Workspace] += step_buffers;
     p[MemCategory::PrefixCache] = static_cast<size_t>(cache_mb) << 20;
@@ -138,6 +140,10 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     const int L = c.n_layers;
     if (!o_.lora.layers.empty())
       fail("[train] --method alt puts adapters in every layer; --lora-layers is not for it");
+    // Cloned heads are trainable fp32 [V, C] matrices: under bf16 math their GEMMs would need
+    // workspace the engine does not plan (it plans the model's own head).
+    if (o_.precision == MatmulMath::Bf16 && o_.alt.head_mode == ExitHeadMode::Cloned)
+      fail("[train] --precision bf16 with --head-mode cloned is not supported (use shared heads)");
     ExitConfig ec;
     ec.head_mode = o_.alt.head_mode;
     ec.lora_mode = o_.alt.lora_mode;
@@ -236,8 +242,11 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       spans.push_back({full_->params().data() + en.off, engine_->full_grad() + en.off,
                        static_cast<size_t>(en.numel), en.decay});
   opt_ = std::make_unique<AdamW>(std::move(spans), o_.adamw);
-  // 8-bit moments were planned with an upper bound on their blocks; the plan now holds what was
-  // allocated (equal for fp32).
+  // 8-bit moments were planned with an upper bound on their blocks (checked against the budget);
+  // the plan now holds what was allocated (equal for fp32).
+  EDGELLM_CHECK(opt_->state_bytes() <= plan_[MemCategory::Optimizer],
+                "optimizer state {} B over its planned {} B", opt_->state_bytes(),
+                plan_[MemCategory::Optimizer]);
   plan_[MemCategory::Optimizer] = opt_->state_bytes();
   order_ = std::make_unique<DataOrder>(data.n_train(), o_.seed);
   if (o_.resume) load_checkpoint();
@@ -514,10 +523,12 @@ bool Trainer::load_checkpoint() {
   if (saved_state != optim_state_name(o_.adamw.state))
     fail("[train] {}: checkpoint holds {} optimizer moments, this run asks for {} (--optim-state)",
          js, saved_state, optim_state_name(o_.adamw.state));
-  bool got_heads = false, got_codes = false;
+  bool got_heads = false, got_codes = false, got_params = false, got_adam = false;
   const std::string sf = dir + "/" + j.at("state_file").get<std::string>();
   for (const Tensor& t : read_safetensors(sf)) {
     got_heads |= t.name == "exit_params";
+    got_params |= t.name == "params";
+    got_adam |= t.name == "adam";
     if (t.name == "exit_params" && !heads_)
       fail("[train] {}: checkpoint holds exit heads; this run has none (not --method alt)", dir);
     if (t.name == "adam_codes") {
@@ -540,6 +551,8 @@ bool Trainer::load_checkpoint() {
     // Copy into place: the optimizer holds pointers into these buffers.
     std::memcpy(dst.data(), t.data, dst.size() * sizeof(float));
   }
+  if (!got_params || !got_adam)
+    fail("[train] {}: checkpoint lacks '{}'", sf, got_params ? "adam" : "params");
   if (!opt_->codes().empty() && !got_codes)
     fail("[train] {}: 8-bit optimizer moments without their codes ('adam_codes')", sf);
   if (heads_ && !got_heads)
@@ -598,6 +611,7 @@ void Trainer::write_run_record() {
                       {"grad_accum", o_.grad_accum},
                       {"rank", o_.lora.rank},
                       {"precision", matmul_math_name(o_.precision)},
+                      {"optim_state", optim_state_name(o_.adamw.state)},
                       {"lora_layers", lora_layers},
                       {"steps", step_},
                       {"seconds", elapsed_},

@@ -379,6 +379,9 @@ TEST(SimdKernels, AdamWQ8MatchesScalarReference) {
         for (int64_t i = 0; i < n; ++i) {
           ASSERT_NEAR(p[i], rp[i], 1e-6 * (1 + std::abs(rp[i]))) << "n " << n << " i " << i;
           ASSERT_LE(std::abs(int(mq[i] & 0x7f) - int(rmq[i] & 0x7f)), 1) << n << " " << i;
+          if ((mq[i] & 0x7f) && (rmq[i] & 0x7f)) {
+            ASSERT_EQ(mq[i] & 0x80, rmq[i] & 0x80) << "sign " << n << " " << i;
+          }
           ASSERT_LE(std::abs(int(uq[i]) - int(ruq[i])), 1) << n << " " << i;
         }
         for (int64_t b = 0; b < nb; ++b) {
@@ -386,6 +389,41 @@ TEST(SimdKernels, AdamWQ8MatchesScalarReference) {
           ASSERT_NEAR(us[b], rus[b], 1e-6f * rus[b]);
           ASSERT_GT(us[b], 0.f);
         }
+      }
+    }
+  });
+}
+
+// The vector encoder bit for bit against the scalar twin: with b1 = b2 = 0, clip 1 and lr 0 the
+// kernel's new moments are exactly g and |g| (sqrt of a square is exact), so its codes must
+// equal q8_encode_one(g, max|g|) and q8_encode_one(|g|, max|g|) byte for byte — sign, rounding
+// to nearest (values placed at and around half steps) and flushing included.
+TEST(SimdKernels, AdamWQ8EncoderIsBitExactAgainstTheScalarTwin) {
+  simd::AdamWStep a{};
+  a.clip = 1.f;
+  a.eps = 1e-8f;
+  a.inv_bc2 = 1.f;
+  const int64_t n = 3 * simd::kQ8Block + 19;
+  std::vector<float> g = randn(n, 21);
+  for (int64_t i = 0; i < n; i += 7)
+    g[i] = (i % 2 ? -1.f : 1.f) * (1.f + (2 * (i % 8) + 1) / 16.f) / 4;
+  for (int64_t i = 3; i < n; i += 11) g[i] = std::ldexp(g[i], -16);  // flushed
+  g[5] = 0.f;
+  for_each_target([&] {
+    std::vector<float> p(n, 1.f);
+    std::vector<uint8_t> mq(n, 0), uq(n, 0);
+    std::vector<float> ms(4, 1.f), us(4, 1.f);
+    simd::adamw_q8(p.data(), g.data(), mq.data(), ms.data(), uq.data(), us.data(), n, a);
+    for (int64_t b = 0; b * simd::kQ8Block < n; ++b) {
+      float mx = 0;
+      for (int64_t i = b * simd::kQ8Block; i < std::min(n, (b + 1) * simd::kQ8Block); ++i)
+        mx = std::max(mx, std::abs(g[i]));
+      ASSERT_EQ(ms[b], mx);
+      ASSERT_EQ(us[b], mx);
+      for (int64_t i = b * simd::kQ8Block; i < std::min(n, (b + 1) * simd::kQ8Block); ++i) {
+        const uint8_t uc = simd::q8_encode_one(std::abs(g[i]), mx);
+        ASSERT_EQ(uq[i], uc) << i;
+        ASSERT_EQ(mq[i], uc == 0 ? 0 : simd::q8_encode_one(g[i], mx)) << i;
       }
     }
   });

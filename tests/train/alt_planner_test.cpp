@@ -260,6 +260,45 @@ TEST_F(AltPlanner, PlannedEqualsAllocated) {
   }
 }
 
+// The same for mixed precision and 8-bit moments: ALT (bf16 base, shared heads) and full
+// fine-tuning, whose fp32 weights then take sgemm_bf16 for the forward, dx and dW (the second
+// operand's copy planned); the 8-bit state's exact size replaces its planned upper bound. Cloned
+// heads under bf16 math are refused (their GEMMs are not planned).
+TEST_F(AltPlanner, PlannedEqualsAllocatedWithBf16MathAnd8BitMoments) {
+  for (const TuneMethod method : {TuneMethod::Alt, TuneMethod::Full}) {
+    TuneOptions o = alt_opts(64, 0);
+    o.method = method;
+    o.precision = MatmulMath::Bf16;
+    o.adamw.state = OptimState::Q8;
+    gemm_bf16_release_held();
+    Trainer tr(*m_, *data_, o);
+    const MemoryPlan& p = tr.plan();
+    const size_t transient = tr.engine().gemm_workspace().transient;
+    auto check = [&](const char* when) {
+      const MemoryPlan a = tr.allocated();
+      for (int k = 0; k < kMemCategories; ++k) {
+        const auto c = static_cast<MemCategory>(k);
+        if (c == MemCategory::Workspace)
+          EXPECT_EQ(a[c], p[c] - transient) << when;
+        else
+          EXPECT_EQ(a[c], p[c]) << when << ": " << mem_category_name(c);
+      }
+    };
+    check("before step 1");
+    tr.run();
+    check("after 3 steps");
+    if (method == TuneMethod::Full && bf16_gemm_path() == Bf16GemmPath::Dnnl) {
+      EXPECT_GT(tr.engine().gemm_workspace().operand_b, 0u);  // sgemm_bf16 was on the path
+    }
+  }
+  EXPECT_EQ(f32_matmul_math(), MatmulMath::Fp32);
+  TuneOptions c = alt_opts(64, 0);
+  c.precision = MatmulMath::Bf16;
+  c.alt.head_mode = ExitHeadMode::Cloned;
+  EXPECT_NE(error_of([&] { Trainer(*m_, *data_, c); }).find("--head-mode cloned"),
+            std::string::npos);
+}
+
 // Peak RSS of a few ALT steps, measured in a fresh child process (this binary re-run on the test
 // below) so that no earlier test's peak hides the run's; see docs/alt.md for the slack.
 constexpr const char* kRssEnv = "EDGELLM_RSS_CHILD_OUT";
