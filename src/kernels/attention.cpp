@@ -49,6 +49,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
         p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
       }
       softmax_prefix(p, S, S);
+      if (!out) continue;
       float* o = out + h * HD;
       std::fill(o, o + HD, 0.f);
       for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
@@ -64,7 +65,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
     sgemm(false, true, T, S, HD, scale, q + h * HD, qs, k + g * HD, ks, 0.f, Ph, S);
 #pragma omp parallel for schedule(static) if (T * S >= (1 << 14))
     for (int64_t t = 0; t < T; ++t) softmax_prefix(Ph + t * S, pos0 + t + 1, S);
-    sgemm(false, false, T, HD, S, 1.f, Ph, S, v + g * HD, ks, 0.f, out + h * HD, qs);
+    if (out) sgemm(false, false, T, HD, S, 1.f, Ph, S, v + g * HD, ks, 0.f, out + h * HD, qs);
   }
 }
 

@@ -16,7 +16,8 @@ struct AttentionScratch {
 //   q: [T, NH*HD], queries at positions pos0..pos0+T-1 (RoPE already applied)
 //   k, v: [S, KV*HD] with S = pos0 + T, keys/values of positions 0..S-1
 // After the call scratch.scores holds the probabilities (row t sees s <= pos0 + t), which the
-// backward pass reuses.
+// backward pass reuses. out == nullptr computes the probabilities only (the training backward's
+// recompute: half the work, no P·V).
 void attention_forward(float* out, AttentionScratch& scratch, const float* q, const float* k,
                        const float* v, int64_t T, int64_t NH, int64_t KV, int64_t HD, int64_t pos0);
 

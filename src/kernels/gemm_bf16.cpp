@@ -21,6 +21,19 @@ namespace edgellm {
 void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) { simd::f32_to_bf16_n(x, y, n); }
 
 namespace {
+// The operands' rounding on every thread: sgemm_bf16 rounds a whole weight matrix per call (the
+// 32000 × 768 head: 24.6 M values, eight times per 134M training step), which on one thread
+// left the other idle for ~3 % of the step.
+void round_operand(const float* x, uint16_t* y, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t nc = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (nc > 1)
+  for (int64_t c = 0; c < nc; ++c)
+    simd::f32_to_bf16_n(x + c * kChunk, y + c * kChunk, std::min(kChunk, n - c * kChunk));
+}
+}  // namespace
+
+namespace {
 
 // M, N, K, trans_a, trans_b, accumulate: C[M, N] (+)= op(A)[M, K] · op(B)[K, N], every operand
 // at its natural leading dimension (op(A) = Aᵀ of a row-major [K, M] when trans_a, op(B) = Bᵀ of
@@ -332,7 +345,7 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.a16.resize(static_cast<size_t>(M * K));
-  f32_to_bf16_n(a, s.a16.data(), M * K);
+  round_operand(a, s.a16.data(), M * K);
   dnnl_run(s, {M, N, K, false, trans_w, accumulate}, s.a16.data(), w, c);
 }
 
@@ -353,8 +366,8 @@ void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, con
   std::lock_guard<std::mutex> lock(s.mu);
   s.a16.resize(static_cast<size_t>(M * K));
   s.b16.resize(static_cast<size_t>(K * N));
-  f32_to_bf16_n(A, s.a16.data(), M * K);
-  f32_to_bf16_n(B, s.b16.data(), K * N);
+  round_operand(A, s.a16.data(), M * K);
+  round_operand(B, s.b16.data(), K * N);
   dnnl_run(s, {M, N, K, trans_a, trans_b, accumulate}, s.a16.data(), s.b16.data(), C);
 }
 
