@@ -231,6 +231,26 @@ TEST_F(AltPlanner, BranchPrefixCacheIsPlannedAtItsCap) {
   EXPECT_NE(e.find("prefix_cache        3.0 MiB"), std::string::npos) << e;
 }
 
+// Allocated equals planned in every category before step 1 and after the run's steps (nothing
+// grows on the step path); transient workspace lives only inside kernel calls.
+void run_checking_plan(Trainer& tr) {
+  const MemoryPlan& p = tr.plan();
+  const size_t transient = tr.engine().gemm_workspace().transient;
+  auto check = [&](const char* when) {
+    const MemoryPlan a = tr.allocated();
+    for (int k = 0; k < kMemCategories; ++k) {
+      const auto c = static_cast<MemCategory>(k);
+      if (c == MemCategory::Workspace)
+        EXPECT_EQ(a[c], p[c] - transient) << when;
+      else
+        EXPECT_EQ(a[c], p[c]) << when << ": " << mem_category_name(c);
+    }
+  };
+  check("before step 1");
+  tr.run();
+  check("after the steps");
+}
+
 TEST_F(AltPlanner, PlannedEqualsAllocated) {
   for (const int64_t budget_kb : {int64_t(1) << 20, int64_t(0)}) {
     TuneOptions o = alt_opts(64, budget_kb << 10);
@@ -241,21 +261,7 @@ TEST_F(AltPlanner, PlannedEqualsAllocated) {
     }
     gemm_bf16_release_held();  // the run's reservation is then all gemm_bf16 holds
     Trainer tr(*m_, *data_, o);
-    const MemoryPlan& p = tr.plan();
-    const size_t transient = tr.engine().gemm_workspace().transient;
-    auto check = [&](const char* when) {
-      const MemoryPlan a = tr.allocated();
-      for (int k = 0; k < kMemCategories; ++k) {
-        const auto c = static_cast<MemCategory>(k);
-        if (c == MemCategory::Workspace)  // transient buffers live only inside kernel calls
-          EXPECT_EQ(a[c], p[c] - transient) << when;
-        else
-          EXPECT_EQ(a[c], p[c]) << when << ": " << mem_category_name(c);
-      }
-    };
-    check("before step 1");
-    tr.run();
-    check("after 3 steps");                               // nothing grew on the step path
+    run_checking_plan(tr);
     EXPECT_GT(tr.engine().gemm_workspace().operand, 0u);  // the bf16 GEMM was on the path
   }
 }
@@ -272,21 +278,7 @@ TEST_F(AltPlanner, PlannedEqualsAllocatedWithBf16MathAnd8BitMoments) {
     o.adamw.state = OptimState::Q8;
     gemm_bf16_release_held();
     Trainer tr(*m_, *data_, o);
-    const MemoryPlan& p = tr.plan();
-    const size_t transient = tr.engine().gemm_workspace().transient;
-    auto check = [&](const char* when) {
-      const MemoryPlan a = tr.allocated();
-      for (int k = 0; k < kMemCategories; ++k) {
-        const auto c = static_cast<MemCategory>(k);
-        if (c == MemCategory::Workspace)
-          EXPECT_EQ(a[c], p[c] - transient) << when;
-        else
-          EXPECT_EQ(a[c], p[c]) << when << ": " << mem_category_name(c);
-      }
-    };
-    check("before step 1");
-    tr.run();
-    check("after 3 steps");
+    run_checking_plan(tr);
     if (method == TuneMethod::Full && bf16_gemm_path() == Bf16GemmPath::Dnnl) {
       EXPECT_GT(tr.engine().gemm_workspace().operand_b, 0u);  // sgemm_bf16 was on the path
     }
