@@ -162,6 +162,18 @@ TEST_F(PretrainTest, TokenCorpusIsBosPlusEachFileAndWindowsStartWithBos) {
   std::filesystem::remove_all(dir);
 }
 
+// Unigram entropy of the token stream of `text`, counted here from the tokenizer alone: the loss
+// of the best model that ignores context.
+double unigram_entropy(const std::string& text) {
+  const auto tok = load_tokenizer(testing::data_path(kTok));
+  std::map<int32_t, double> count;
+  const std::vector<int32_t> ids = tok->encode(text);
+  for (int32_t id : ids) count[id] += 1;
+  double h = 0;
+  for (const auto& [id, n] : count) h -= n / ids.size() * std::log(n / ids.size());
+  return h;
+}
+
 PretrainOptions tiny_options(const std::string& dir, const std::string& text) {
   PretrainOptions p;
   p.shape = kTiny;
@@ -190,14 +202,7 @@ TEST_F(PretrainTest, TwoLayerModelLearnsFarBelowUnigramEntropy) {
   const std::string dir = testing::temp_dir("pretrain");
   const std::string text = read_file(testing::data_path(kShakespeare)).substr(0, 60000);
   const std::string file = write_temp(dir, "sh.txt", text);
-  // Unigram entropy of the token stream, counted here from the tokenizer alone: the loss of the
-  // best model that ignores context.
-  const auto tok = load_tokenizer(testing::data_path(kTok));
-  std::map<int32_t, double> count;
-  const std::vector<int32_t> ids = tok->encode(text);
-  for (int32_t id : ids) count[id] += 1;
-  double h = 0;
-  for (const auto& [id, n] : count) h -= n / ids.size() * std::log(n / ids.size());
+  const double h = unigram_entropy(text);
   PretrainOptions p = tiny_options(dir + "/run", file);
   p.tokens = 400 * 256;  // 400 steps of 4 × 64 tokens
   p.o.lr = 6e-3f;
@@ -248,24 +253,21 @@ TEST_F(PretrainTest, ResumedRunEqualsUninterruptedRun) {
   std::filesystem::remove_all(dir);
 }
 
-// Mixed precision (bf16 matmuls, fp32 master weights) with 8-bit AdamW moments: the same 400
-// steps as the fp32 run above learn about as well (tail losses within 0.2 nats: over seeds 3-5
-// the two differ by 0.02-0.14 nats, fp32 and bf16 matmuls alone by up to 0.23 — when the model
-// leaves its plateau moves with any rounding change), and an interrupted run resumes exactly:
-// the 8-bit codes and their scales come back from the checkpoint.
-TEST_F(PretrainTest, Bf16MatmulsAnd8BitMomentsLearnAsFp32AndResumeExactly) {
+// Mixed precision (bf16 matmuls, fp32 master weights) with 8-bit AdamW moments: for the first
+// 40 steps the loss follows the fp32 run's closely (later, when the model leaves its plateau
+// moves with any rounding change — seeds 3-5 put the two runs' tails 0.02-0.37 nats apart either
+// way, fp32 vs bf16 matmuls alone up to 0.23); 400 steps drive the loss as far below the unigram
+// entropy as the fp32 test above requires; an interrupted run resumes exactly (the 8-bit codes
+// and their scales come back from the checkpoint) and a mismatched --optim-state is refused.
+// Under ASan (about 20× slower) the 400-step run is left to the release suite.
+TEST_F(PretrainTest, Bf16MatmulsAnd8BitMomentsTrackFp32LearnAndResumeExactly) {
   EDGELLM_REQUIRE_DATA(kTok);
   EDGELLM_REQUIRE_DATA(kShakespeare);
   const std::string dir = testing::temp_dir("pt_mixed");
   const std::string text = read_file(testing::data_path(kShakespeare)).substr(0, 60000);
   const std::string file = write_temp(dir, "sh.txt", text);
-  auto tail = [](const std::vector<double>& l) {
-    double t = 0;
-    for (size_t i = l.size() - 20; i < l.size(); ++i) t += l[i] / 20;
-    return t;
-  };
   PretrainOptions f = tiny_options(dir + "/fp32", file);
-  f.tokens = 400 * 256;
+  f.tokens = 40 * 256;
   f.o.lr = 6e-3f;
   PretrainOptions q = f;
   q.out = dir + "/mixed";
@@ -275,13 +277,27 @@ TEST_F(PretrainTest, Bf16MatmulsAnd8BitMomentsLearnAsFp32AndResumeExactly) {
   const PretrainReport rq = pretrain(q);
   const auto lf = metric_losses(dir + "/fp32/metrics.jsonl"),
              lq = metric_losses(dir + "/mixed/metrics.jsonl");
-  ASSERT_EQ(lq.size(), 400u);
+  ASSERT_EQ(lq.size(), 40u);
   EXPECT_NE(lf, lq);  // the options did change the arithmetic
-  EXPECT_NEAR(tail(lq), tail(lf), 0.2);
-  EXPECT_NEAR(rq.last.val_loss, rf.last.val_loss, 0.2);
+  double worst = 0;
+  for (size_t i = 0; i < lf.size(); ++i) worst = std::max(worst, std::abs(lf[i] - lq[i]));
+  EXPECT_LT(worst, 0.05);
   // 8-bit moments: 2 bytes per parameter and two fp32 scales per 256, against 8 bytes.
   EXPECT_LT(rq.plan[MemCategory::Optimizer] * 3, rf.plan[MemCategory::Optimizer]);
   EXPECT_EQ(f32_matmul_math(), MatmulMath::Fp32) << "the run's precision leaked out of it";
+
+  if (!testing::kUnderAsan) {
+    PretrainOptions l = q;
+    l.out = dir + "/learn";
+    l.tokens = 400 * 256;
+    const PretrainReport rl = pretrain(l);
+    const auto ll = metric_losses(dir + "/learn/metrics.jsonl");
+    double tail = 0;
+    for (size_t i = ll.size() - 20; i < ll.size(); ++i) tail += ll[i] / 20;
+    const double h = unigram_entropy(text);
+    EXPECT_LT(tail, h - 0.4) << "unigram entropy " << h;
+    EXPECT_LT(rl.last.val_loss, h);
+  }
 
   PretrainOptions a = q, b = q;
   a.out = dir + "/a";
