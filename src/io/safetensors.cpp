@@ -211,40 +211,31 @@ void write_safetensors_f32(const std::string& path, const std::vector<NamedF32>&
   write_safetensors_f32(path, v);
 }
 
-TensorOut f32_view_out(const F32View& t) {
-  int64_t n = 1;
-  for (int64_t d : t.shape) n *= d;
-  EDGELLM_CHECK(n == static_cast<int64_t>(t.n), "tensor '{}': shape [{}] holds {} values, data {}",
-                t.name, fmt::join(t.shape, ", "), n, t.n);
-  TensorOut o;
-  o.name = t.name;
-  o.dtype = DType::F32;
-  o.shape = t.shape;
-  const float* src = t.data;
-  const int64_t cols = o.cols();
-  o.fill = [src, cols](int64_t r0, int64_t r1, uint8_t* dst) {
-    std::memcpy(dst, src + r0 * cols, static_cast<size_t>((r1 - r0) * cols) * sizeof(float));
-  };
-  o.bytes = reinterpret_cast<const uint8_t*>(src);  // stored as is: no staging copy
-  return o;
-}
-
-TensorOut u8_view_out(const std::string& name, const uint8_t* data, size_t n) {
+TensorOut view_out(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                   const uint8_t* data) {
   TensorOut o;
   o.name = name;
-  o.dtype = DType::U8;
-  o.shape = {static_cast<int64_t>(n)};
-  o.fill = [data, n](int64_t r0, int64_t r1, uint8_t* dst) {  // one row: all n bytes
-    std::memcpy(dst, data + static_cast<size_t>(r0) * n, static_cast<size_t>(r1 - r0) * n);
+  o.dtype = dtype;
+  o.shape = std::move(shape);
+  const size_t row = dtype_row_bytes(dtype, o.cols());
+  o.fill = [data, row](int64_t r0, int64_t r1, uint8_t* dst) {
+    std::memcpy(dst, data + static_cast<size_t>(r0) * row, static_cast<size_t>(r1 - r0) * row);
   };
-  o.bytes = data;
+  o.bytes = data;  // stored as is: no staging copy
   return o;
 }
 
 void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors) {
   std::vector<TensorOut> outs;
   outs.reserve(tensors.size());
-  for (const F32View& t : tensors) outs.push_back(f32_view_out(t));
+  for (const F32View& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    EDGELLM_CHECK(n == static_cast<int64_t>(t.n),
+                  "tensor '{}': shape [{}] holds {} values, data {}", t.name,
+                  fmt::join(t.shape, ", "), n, t.n);
+    outs.push_back(view_out(t.name, DType::F32, t.shape, reinterpret_cast<const uint8_t*>(t.data)));
+  }
   write_safetensors(path, outs, {{"format", "pt"}});
 }
 

@@ -50,10 +50,10 @@ struct F32View {
   size_t n;  // product(shape)
 };
 void write_safetensors_f32(const std::string& path, const std::vector<F32View>& tensors);
-// The TensorOuts write_safetensors_f32 writes (stored as is, no staging copy), and a U8 tensor
-// of n bytes kept by the caller, for files that mix them (8-bit optimizer moments).
-TensorOut f32_view_out(const F32View& t);
-TensorOut u8_view_out(const std::string& name, const uint8_t* data, size_t n);
+// A tensor written straight from memory the caller keeps (no staging copy), of any stored dtype:
+// what write_safetensors_f32 writes, and files that mix dtypes (a checkpoint's 8-bit moments).
+TensorOut view_out(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                   const uint8_t* data);
 // Reads every tensor of an F32 (or F16/BF16, widened) safetensors file, sorted by name.
 std::vector<NamedF32> read_safetensors_f32(const std::string& path);
 

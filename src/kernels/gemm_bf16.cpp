@@ -18,20 +18,16 @@
 
 namespace edgellm {
 
-void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) { simd::f32_to_bf16_n(x, y, n); }
-
-namespace {
-// The operands' rounding on every thread: sgemm_bf16 rounds a whole weight matrix per call (the
-// 32000 × 768 head: 24.6 M values, eight times per 134M training step), which on one thread
-// left the other idle for ~3 % of the step.
-void round_operand(const float* x, uint16_t* y, int64_t n) {
+// On every thread: sgemm_bf16 rounds a whole weight matrix per call (the 32000 × 768 head: 24.6 M
+// values, eight times per 134M training step), which on one thread left the other idle for ~3 %
+// of the step.
+void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n) {
   constexpr int64_t kChunk = 1 << 16;
   const int64_t nc = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (nc > 1)
   for (int64_t c = 0; c < nc; ++c)
     simd::f32_to_bf16_n(x + c * kChunk, y + c * kChunk, std::min(kChunk, n - c * kChunk));
 }
-}  // namespace
 
 namespace {
 
@@ -200,10 +196,8 @@ constexpr int64_t kTileRows = 64;
 void gemm_bf16_fp32(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                     bool trans_w, bool accumulate) {
   // bf16(a): the same operand the bf16 path multiplies.
-  std::vector<uint16_t> a16(static_cast<size_t>(M * K));
   std::vector<float> ar(static_cast<size_t>(M * K));
-  simd::f32_to_bf16_n(a, a16.data(), M * K);
-  simd::bf16_to_f32_n(a16.data(), ar.data(), M * K);
+  round_bf16(a, ar.data(), M * K);
   const float beta = accumulate ? 1.f : 0.f;
   if (trans_w) {  // W [N, K]: a tile of output columns at a time
     std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
@@ -288,9 +282,9 @@ GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w,
   if (M == 0 || N == 0) return w;
   const size_t mk = static_cast<size_t>(M * K);
   if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
-    // gemm_bf16_fp32: a16 and ar, and one tile of widened weights.
+    // gemm_bf16_fp32: the rounded activations, and one tile of widened weights.
     const int64_t tile = trans_w ? std::min(kTileRows, N) * K : std::min(kTileRows, K) * N;
-    w.transient = mk * (sizeof(uint16_t) + sizeof(float)) + static_cast<size_t>(tile) * 4;
+    w.transient = mk * sizeof(float) + static_cast<size_t>(tile) * 4;
     return w;
   }
   w.operand = mk * sizeof(uint16_t);
@@ -345,7 +339,7 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.a16.resize(static_cast<size_t>(M * K));
-  round_operand(a, s.a16.data(), M * K);
+  f32_to_bf16_n(a, s.a16.data(), M * K);
   dnnl_run(s, {M, N, K, false, trans_w, accumulate}, s.a16.data(), w, c);
 }
 
@@ -366,8 +360,8 @@ void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, con
   std::lock_guard<std::mutex> lock(s.mu);
   s.a16.resize(static_cast<size_t>(M * K));
   s.b16.resize(static_cast<size_t>(K * N));
-  round_operand(A, s.a16.data(), M * K);
-  round_operand(B, s.b16.data(), K * N);
+  f32_to_bf16_n(A, s.a16.data(), M * K);
+  f32_to_bf16_n(B, s.b16.data(), K * N);
   dnnl_run(s, {M, N, K, trans_a, trans_b, accumulate}, s.a16.data(), s.b16.data(), C);
 }
 

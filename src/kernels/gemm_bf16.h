@@ -58,7 +58,8 @@ size_t gemm_bf16_held_bytes();
 // Frees them (tests measure a run's reservation from zero).
 void gemm_bf16_release_held();
 
-// Round-to-nearest-even fp32 -> bf16 of n values (simd::f32_to_bf16_n).
+// Round-to-nearest-even fp32 -> bf16 of n values (simd::f32_to_bf16_n, on every thread when n is
+// large).
 void f32_to_bf16_n(const float* x, uint16_t* y, int64_t n);
 
 // Which implementation gemm_bf16 and sgemm_bf16 use. Chosen once: Dnnl when the CPU has AVX512_BF16

@@ -463,6 +463,21 @@ std::vector<float>& trainable(LoraAdapters* l, FullParams* f) {
 }
 }  // namespace
 
+std::vector<Trainer::StateTensor> Trainer::state_tensors() {
+  auto f32 = [](const char* name, std::vector<float>& v) {
+    return StateTensor{name, DType::F32, reinterpret_cast<uint8_t*>(v.data()),
+                       v.size() * sizeof(float)};
+  };
+  // fp32 moments, or the 8-bit moments' per-block scales ("adam") beside their codes.
+  std::vector<StateTensor> s{f32("params", trainable(lora_.get(), full_.get())),
+                             f32("adam", opt_->state())};
+  if (!opt_->codes().empty())
+    s.push_back({"adam_codes", DType::U8, opt_->codes().data(), opt_->codes().size()});
+  // Alt: the exit heads' parameters (their AdamW moments are part of "adam").
+  if (heads_) s.push_back(f32("exit_params", heads_->params()));
+  return s;
+}
+
 void Trainer::save_checkpoint() {
   const std::string dir = o_.out + "/checkpoint";
   std::filesystem::create_directories(dir);
@@ -470,20 +485,10 @@ void Trainer::save_checkpoint() {
   // The tensors go to a step-named file first; the JSON that names it is renamed into place
   // last, so a crash at any point leaves the previous complete checkpoint in force.
   const std::string st = fmt::format("state-{}.safetensors", step_);
-  const std::vector<float>& adam = opt_->state();
-  std::vector<F32View> views{{"params", {int64_t(p.size())}, p.data(), p.size()},
-                             {"adam", {int64_t(adam.size())}, adam.data(), adam.size()}};
-  // Alt: the exit heads' parameters (their AdamW moments are part of "adam").
-  if (heads_)
-    views.push_back({"exit_params",
-                     {int64_t(heads_->params().size())},
-                     heads_->params().data(),
-                     heads_->params().size()});
   std::vector<TensorOut> outs;
-  for (const F32View& v : views) outs.push_back(f32_view_out(v));
-  // 8-bit moments: their codes beside the per-block scales ("adam").
-  const std::vector<uint8_t>& codes = opt_->codes();
-  if (!codes.empty()) outs.push_back(u8_view_out("adam_codes", codes.data(), codes.size()));
+  for (const StateTensor& t : state_tensors())
+    outs.push_back(view_out(t.name, t.dtype,
+                            {static_cast<int64_t>(t.bytes / dtype_row_bytes(t.dtype, 1))}, t.data));
   write_safetensors(dir + "/" + st, outs, {{"format", "pt"}});
   uint64_t rs[4];
   rng_.get_state(rs);
@@ -523,43 +528,26 @@ bool Trainer::load_checkpoint() {
   if (saved_state != optim_state_name(o_.adamw.state))
     fail("[train] {}: checkpoint holds {} optimizer moments, this run asks for {} (--optim-state)",
          js, saved_state, optim_state_name(o_.adamw.state));
-  bool got_heads = false, got_codes = false, got_params = false, got_adam = false;
   const std::string sf = dir + "/" + j.at("state_file").get<std::string>();
+  const std::vector<StateTensor> want = state_tensors();
+  std::vector<char> got(want.size(), 0);
   for (const Tensor& t : read_safetensors(sf)) {
-    got_heads |= t.name == "exit_params";
-    got_params |= t.name == "params";
-    got_adam |= t.name == "adam";
-    if (t.name == "exit_params" && !heads_)
-      fail("[train] {}: checkpoint holds exit heads; this run has none (not --method alt)", dir);
-    if (t.name == "adam_codes") {
-      got_codes = true;
-      std::vector<uint8_t>& dst = opt_->codes();
-      if (t.dtype != DType::U8 || t.nbytes != dst.size())
-        fail("[train] {}: tensor 'adam_codes' is {} of {} bytes, expected U8 of {}", sf,
-             dtype_name(t.dtype), t.nbytes, dst.size());
-      std::copy(t.data, t.data + t.nbytes, dst.begin());
-      continue;
+    const auto it = std::find_if(want.begin(), want.end(),
+                                 [&](const StateTensor& w) { return w.name == t.name; });
+    if (it == want.end()) {
+      if (t.name == "exit_params")
+        fail("[train] {}: checkpoint holds exit heads; this run has none (not --method alt)", dir);
+      fail("[train] {}: unexpected tensor '{}'", sf, t.name);
     }
-    std::vector<float>& dst = t.name == "params"        ? p
-                              : t.name == "exit_params" ? heads_->params()
-                              : t.name == "adam"
-                                  ? opt_->state()
-                                  : (fail("[train] {}: unexpected tensor '{}'", sf, t.name), p);
-    if (t.dtype != DType::F32 || t.numel() != static_cast<int64_t>(dst.size()))
-      fail("[train] {}: tensor '{}' is {} with {} values, expected F32 with {}", sf, t.name,
-           dtype_name(t.dtype), t.numel(), dst.size());
+    if (t.dtype != it->dtype || t.nbytes != it->bytes)
+      fail("[train] {}: tensor '{}' is {} of {} bytes, expected {} of {}", sf, t.name,
+           dtype_name(t.dtype), t.nbytes, dtype_name(it->dtype), it->bytes);
     // Copy into place: the optimizer holds pointers into these buffers.
-    std::memcpy(dst.data(), t.data, dst.size() * sizeof(float));
+    std::memcpy(it->data, t.data, it->bytes);
+    got[static_cast<size_t>(it - want.begin())] = 1;
   }
-  if (!got_params || !got_adam)
-    fail("[train] {}: checkpoint lacks '{}'", sf, got_params ? "adam" : "params");
-  if (!opt_->codes().empty() && !got_codes)
-    fail("[train] {}: 8-bit optimizer moments without their codes ('adam_codes')", sf);
-  if (heads_ && !got_heads)
-    fail(
-        "[train] {}: checkpoint holds no exit heads ('exit_params'); this run (--method alt) "
-        "needs them",
-        dir);
+  for (size_t i = 0; i < want.size(); ++i)
+    if (!got[i]) fail("[train] {}: checkpoint lacks tensor '{}'", sf, want[i].name);
   step_ = j.at("step").get<int64_t>();
   opt_->set_t(j.at("adam_t").get<int64_t>());
   if (j.contains("span_steps")) {

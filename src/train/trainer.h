@@ -138,6 +138,15 @@ class Trainer {
   FullParams* full() { return full_.get(); }
   const Model& model() const;  // what the forward reads (the trainable copy for full)
 
+  // What a checkpoint's state file holds (params, moments, exit heads): save writes these, load
+  // requires exactly these.
+  struct StateTensor {
+    std::string name;
+    DType dtype;
+    uint8_t* data;
+    size_t bytes;
+  };
+  std::vector<StateTensor> state_tensors();
   void save_checkpoint();
   bool load_checkpoint();  // false if none
   void write_run_record();
