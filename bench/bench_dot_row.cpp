@@ -1,15 +1,31 @@
 // Decode-GEMV inner loop per storage type: the fast dot_row vs its scalar reference
-// dot_row_ref, side by side in one run (1024 rows × 4096 values, single thread, best of 5).
-// Figures are recorded in docs/formats.md.   bench_dot_row
+// dot_row_ref, side by side in one run (1024 rows × 4096 values, single thread, best of 5); for
+// the block-quantized types also the integer GEMV on 8-bit activations (simd qdot): the
+// portable int16 kernel and, where the CPU has it, the AVX512-VNNI one. Figures are recorded in
+// docs/formats.md and docs/simd.md.   bench_dot_row
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <vector>
 
+#include "simd/simd.h"
 #include "tensor/dtype.h"
 
 using namespace edgellm;
+
+simd::DotKind kind(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return simd::DotKind::Q8_0;
+    case DType::Q4_0:
+      return simd::DotKind::Q4_0;
+    case DType::Q4_K:
+      return simd::DotKind::Q4_K;
+    default:
+      return simd::DotKind::Q6_K;
+  }
+}
 
 int main() {
   const int64_t n = 4096, rows = 1024;
@@ -38,5 +54,21 @@ int main() {
     std::printf("%-5s fast %.3f ms (%.1f GB/s, %.2f Gval/s)  ref %.3f ms  speedup %.1fx\n",
                 dtype_name(t), fast * 1e3, rb * rows / fast / 1e9, n * rows / fast / 1e9, ref * 1e3,
                 ref / fast);
+    const simd::QdotFn portable = dot_qx_kernel(t) ? simd::qdot_portable_kernel(kind(t)) : nullptr;
+    if (!portable) continue;
+    QuantizedActivations qx;
+    qx.quantize(x.data(), n);
+    const simd::QuantX xv = qx.view();
+    auto time_q = [&](simd::QdotFn f) {
+      return time([&](DType, const void* row, const float*, int64_t k) { return f(row, xv, k); });
+    };
+    const double tp = time_q(portable);
+    std::printf("      qdot portable %.3f ms (%.1f GB/s)", tp * 1e3, rb * rows / tp / 1e9);
+    if (const simd::QdotFn vnni = simd::qdot_vnni_kernel(kind(t))) {
+      const double tv = time_q(vnni);
+      std::printf("  vnni %.3f ms (%.1f GB/s, %.2fx portable)", tv * 1e3, rb * rows / tv / 1e9,
+                  tp / tv);
+    }
+    std::printf("\n");
   }
 }

@@ -1,10 +1,10 @@
-// Integer decode-GEMV dot products (simd.h "qdot"): a block-quantized row (Q8_0, Q4_0, Q4_K,
-// Q6_K) against activations quantized to 8 bits per block of 32 (QuantX). The codes are widened
-// to int16 and multiplied by the int16 activation codes with a widening pairwise multiply-add
-// (pmaddwd on x86, smlal on NEON), so a block's sum is an exact integer; only the block scale is
-// applied in fp32, once per block. Against the fp32-activation kernels (dot_kernels.cpp) this
-// removes the int→float conversion and the fp32 multiply of every weight, which is what bounded
-// the quantized decode (compute-bound at ~0.3 cycles per weight there).
+// Integer decode-GEMV dot products (simd.h "qdot"), the portable kernels: a block-quantized row
+// (Q8_0, Q4_0, Q4_K, Q6_K) against activations quantized to 8 bits per block of 32 (QuantX). The
+// codes and the activation codes are widened to int16 and multiplied with a widening pairwise
+// multiply-add (pmaddwd on x86, smlal on NEON), so a block's sum is an exact integer; only the
+// block scale is applied in fp32, once per block. Against the fp32-activation kernels
+// (dot_kernels.cpp) this removes the int→float conversion and the fp32 multiply of every weight,
+// which is what bounded the quantized decode (compute-bound at ~0.3 cycles per weight there).
 //
 // Vectors are capped at 16 int16 lanes: 16 consecutive values of a block never straddle a nibble
 // half (Q4_0, Q4_K) or a Q6_K scale, on every target (16, 8 or 1 lanes).
@@ -37,25 +37,26 @@ using VW = hn::Vec<DW>;
 using DS = hn::Rebind<float, DW>;  // their fp32 conversion
 using VS = hn::Vec<DS>;
 
-// Lanes(DQ) consecutive bytes widened to int16 lanes.
+// Lanes(DQ) consecutive bytes widened to int16 lanes (weights: unsigned or signed; activations:
+// signed).
 inline VQ widen_u8(const uint8_t* p) {
   return hn::PromoteTo(DQ(), hn::LoadU(hn::Rebind<uint8_t, DQ>(), p));
 }
-inline VQ widen_i8(const uint8_t* p) {
-  return hn::PromoteTo(DQ(),
-                       hn::LoadU(hn::Rebind<int8_t, DQ>(), reinterpret_cast<const int8_t*>(p)));
+inline VQ widen_i8(const int8_t* p) {
+  return hn::PromoteTo(DQ(), hn::LoadU(hn::Rebind<int8_t, DQ>(), p));
 }
+inline VQ widen_i8(const uint8_t* p) { return widen_i8(reinterpret_cast<const int8_t*>(p)); }
 
 // acc += scale · Σ_{k<kLen} w[k]·xq[k], the sum exact in int32; wq(k) gives the int16 weight codes
 // of lanes k .. k+Lanes(DQ).
 template <int kLen, class WQ>
-inline VS block_dot(const WQ& wq, const int16_t* xq, float scale, VS acc) {
+inline VS block_dot(const WQ& wq, const int8_t* xq, float scale, VS acc) {
   const DQ dq;
   const DW dw;
   const int nq = static_cast<int>(hn::Lanes(dq));
   VW s0 = hn::Zero(dw), s1 = hn::Zero(dw);
   for (int k = 0; k < kLen; k += nq)
-    s0 = hn::ReorderWidenMulAccumulate(dw, wq(k), hn::LoadU(dq, xq + k), s0, s1);
+    s0 = hn::ReorderWidenMulAccumulate(dw, wq(k), widen_i8(xq + k), s0, s1);
   // Whatever lanes the target leaves the pairs in, the lanes of s0 + s1 sum to the dot product.
   return hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)), hn::Set(DS(), scale), acc);
 }
@@ -99,14 +100,14 @@ inline VS q4_0_block(const uint8_t* w, const QuantX& x, int64_t b, VS acc) {
   const int nq = static_cast<int>(hn::Lanes(dq));
   const VQ mask = hn::Set(dq, 0xf), eight = hn::Set(dq, 8);
   const uint8_t* qs = w + 2;
-  const int16_t* xq = x.q + 32 * b;
+  const int8_t* xq = x.q + 32 * b;
   VW s0 = hn::Zero(dw), s1 = hn::Zero(dw);
   for (int k = 0; k < 16; k += nq) {
     const VQ raw = widen_u8(qs + k);
-    s0 = hn::ReorderWidenMulAccumulate(dw, hn::Sub(hn::And(raw, mask), eight),
-                                       hn::LoadU(dq, xq + k), s0, s1);
+    s0 = hn::ReorderWidenMulAccumulate(dw, hn::Sub(hn::And(raw, mask), eight), widen_i8(xq + k), s0,
+                                       s1);
     s0 = hn::ReorderWidenMulAccumulate(dw, hn::Sub(hn::ShiftRight<4>(raw), eight),
-                                       hn::LoadU(dq, xq + 16 + k), s0, s1);
+                                       widen_i8(xq + 16 + k), s0, s1);
   }
   return hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)), hn::Set(DS(), half_at(w) * x.d[b]), acc);
 }
@@ -134,17 +135,17 @@ float QdotQ4_K(const void* wv, const QuantX& x, int64_t n) {
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) edgellm::q4k_scale_min(j, w + 4, &sc[j], &m[j]);
     const uint8_t* qs = w + 16;
-    const int16_t* xq = x.q + 256 * sb;
+    const int8_t* xq = x.q + 256 * sb;
     const float* xd = x.d + 8 * sb;
     // Sub-blocks 2c and 2c + 1 share their 32 bytes: one load, low and high nibbles.
     for (int c = 0; c < 4; ++c) {
       VW s0 = hn::Zero(dw), s1 = hn::Zero(dw), t0 = hn::Zero(dw), t1 = hn::Zero(dw);
       for (int k = 0; k < 32; k += nq) {
         const VQ raw = widen_u8(qs + 32 * c + k);
-        s0 = hn::ReorderWidenMulAccumulate(dw, hn::And(raw, mask), hn::LoadU(dq, xq + 64 * c + k),
-                                           s0, s1);
+        s0 = hn::ReorderWidenMulAccumulate(dw, hn::And(raw, mask), widen_i8(xq + 64 * c + k), s0,
+                                           s1);
         t0 = hn::ReorderWidenMulAccumulate(dw, hn::ShiftRight<4>(raw),
-                                           hn::LoadU(dq, xq + 64 * c + 32 + k), t0, t1);
+                                           widen_i8(xq + 64 * c + 32 + k), t0, t1);
       }
       a0 = hn::MulAdd(hn::ConvertTo(DS(), hn::Add(s0, s1)),
                       hn::Set(DS(), dd * sc[2 * c] * xd[2 * c]), a0);
@@ -177,7 +178,7 @@ float QdotQ6_K(const void* wv, const QuantX& x, int64_t n) {
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w + 64 * h;
       const uint8_t* qh = w + 128 + 32 * h;
-      const int16_t* xq = x.q + 256 * sb + 128 * h;
+      const int8_t* xq = x.q + 256 * sb + 128 * h;
       const float* xd = x.d + 8 * sb + 4 * h;
       // Each 16-value half (one scale per group) of the four 32-value groups: the ql bytes serve
       // groups g and g + 2 (low, high nibble), the qh byte all four (2 bits each).
@@ -194,10 +195,10 @@ float QdotQ6_K(const void* wv, const QuantX& x, int64_t n) {
               off);
           const VQ c3 =
               hn::Sub(hn::Or(hn::ShiftRight<4>(lb), hn::ShiftLeft<4>(hn::ShiftRight<6>(hb))), off);
-          s0 = hn::ReorderWidenMulAccumulate(dw, c0, hn::LoadU(dq, xq + k), s0, u0);
-          s1 = hn::ReorderWidenMulAccumulate(dw, c1, hn::LoadU(dq, xq + 32 + k), s1, u1);
-          s2 = hn::ReorderWidenMulAccumulate(dw, c2, hn::LoadU(dq, xq + 64 + k), s2, u2);
-          s3 = hn::ReorderWidenMulAccumulate(dw, c3, hn::LoadU(dq, xq + 96 + k), s3, u3);
+          s0 = hn::ReorderWidenMulAccumulate(dw, c0, widen_i8(xq + k), s0, u0);
+          s1 = hn::ReorderWidenMulAccumulate(dw, c1, widen_i8(xq + 32 + k), s1, u1);
+          s2 = hn::ReorderWidenMulAccumulate(dw, c2, widen_i8(xq + 64 + k), s2, u2);
+          s3 = hn::ReorderWidenMulAccumulate(dw, c3, widen_i8(xq + 96 + k), s3, u3);
         }
         const int half = o / 16;
         const int8_t* sch = sc + 8 * h + half;  // group g's scale of this half: sch[2g]
@@ -227,7 +228,7 @@ HWY_EXPORT(QdotQ4_0);
 HWY_EXPORT(QdotQ4_K);
 HWY_EXPORT(QdotQ6_K);
 
-QdotFn qdot_kernel(DotKind k) {
+QdotFn qdot_portable_kernel(DotKind k) {
   detail::ensure_init();
   switch (k) {
     case DotKind::Q8_0:
@@ -244,6 +245,17 @@ QdotFn qdot_kernel(DotKind k) {
       break;
   }
   return nullptr;
+}
+
+QdotFn qdot_kernel(DotKind k) {
+  detail::ensure_init();
+#if HWY_ARCH_X86
+  // The VNNI kernels belong to the AVX-512 targets: EDGELLM_TARGET=avx2 (or lower) keeps them off.
+  const int64_t best = detail::g_active_bit.load(std::memory_order_acquire);
+  if (best == HWY_AVX3 || best == HWY_AVX3_DL)
+    if (const QdotFn f = qdot_vnni_kernel(k)) return f;
+#endif
+  return qdot_portable_kernel(k);
 }
 
 }  // namespace edgellm::simd

@@ -41,18 +41,24 @@ DotF32Fn dot_f32_kernel();
 
 // ---- qdot: the same GEMV with 8-bit activations (qdot_kernels.cpp) -------------------------
 // Activations quantized per block of 32 values as llama.cpp's Q8_0 does for its integer dot
-// products: x[i] ≈ d[i/32]·q[i], q in [−127, 127] held as int16 (the multiply-add is 16 × 16 →
-// 32 bits on every target), s[b] = Σ q over block b (for the Q4_0 / Q4_K offsets). Made by
-// quantize_activations (tensor/dot_row.cpp).
+// products: x[i] ≈ d[i/32]·q[i], q in [−127, 127] as int8, s[b] = Σ q over block b (for the
+// Q8_0 / Q4_0 / Q4_K offsets). Made by QuantizedActivations::quantize (tensor/dot_row.cpp).
 struct QuantX {
-  const int16_t* q = nullptr;
+  const int8_t* q = nullptr;
   const float* d = nullptr;
   const int32_t* s = nullptr;
 };
 // row · x for a Q8_0 / Q4_0 / Q4_K / Q6_K row of n values (whole blocks); each block's integer
 // sum is exact, its scale applied in fp32. nullptr for kinds without an integer kernel.
 using QdotFn = float (*)(const void* w, const QuantX& x, int64_t n);
+// The kernel decode uses: on the avx512 / avx512_dl targets of a CPU with AVX512-VNNI the 8-bit
+// dot-product kernel (qdot_vnni.cpp), else the active target's portable one.
 QdotFn qdot_kernel(DotKind k);
+// The active target's portable kernel (int16 multiply-adds; qdot_kernels.cpp), for tests and
+// benchmarks of both.
+QdotFn qdot_portable_kernel(DotKind k);
+// The AVX512-VNNI kernel, or nullptr where the CPU (or the architecture) has no AVX512-VNNI.
+QdotFn qdot_vnni_kernel(DotKind k);
 
 // ---- packed weights (packed/packed_kernels.cpp; layout in packed/weight_format.h) ----------
 // One dense quantized row: column c's `bits`-bit code (2..8) at bit c·bits of `codes`, LSB first;

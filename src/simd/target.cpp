@@ -17,7 +17,8 @@ namespace edgellm::simd {
 
 namespace detail {
 std::atomic<bool> g_ready{false};
-}
+std::atomic<int64_t> g_active_bit{0};
+}  // namespace detail
 
 namespace {
 
@@ -63,10 +64,15 @@ std::vector<std::string> names(int64_t mask) {
 }
 
 // Under g_mu.
+void note_active() {
+  const int64_t supported = hwy::SupportedTargets() & HWY_TARGETS;
+  detail::g_active_bit.store(supported & -supported, std::memory_order_release);  // lowest: best
+}
 void apply(const std::string& name) {
   const int64_t cpu = cpu_targets();
   if (name.empty() || name == "best") {
     hwy::GetChosenTarget().Update(cpu);
+    note_active();
     return;
   }
   int64_t bit = 0;
@@ -85,6 +91,7 @@ void apply(const std::string& name) {
          join(names(cpu & HWY_TARGETS)));
   hwy::SetSupportedTargetsForTest(bit);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  note_active();
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ bool cpu_has_bf16_dot();
 namespace detail {
 void init_from_env();  // applies EDGELLM_TARGET once
 extern std::atomic<bool> g_ready;
+// The active target's Highway bit (HWY_AVX3, HWY_NEON, ...), kept by set_target/init: a plain
+// load for per-GEMV kernel choices (hwy::SupportedTargets() was ~5% of a decode profile).
+extern std::atomic<int64_t> g_active_bit;
 inline void ensure_init() {
   if (!g_ready.load(std::memory_order_acquire)) [[unlikely]]
     init_from_env();

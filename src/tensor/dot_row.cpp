@@ -118,7 +118,7 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
     int32_t sum = 0;
     for (int j = 0; j < 32; ++j) {
       // |x·inv| <= 127 up to rounding; the clamp keeps a rounding of 127.00001 in range.
-      const auto v = static_cast<int16_t>(std::clamp(std::nearbyint(xb[j] * inv), -127.f, 127.f));
+      const auto v = static_cast<int8_t>(std::clamp(std::nearbyint(xb[j] * inv), -127.f, 127.f));
       q[static_cast<size_t>(32 * b + j)] = v;
       sum += v;
     }

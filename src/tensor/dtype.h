@@ -84,7 +84,7 @@ float dot_row_ref(DType t, const void* row, const float* x, int64_t n);
 // the cost of rounding x to 8 bits per block (max |x| of each block / 127 per step), the error
 // llama.cpp's decode makes too. Prefill (T > 1) keeps fp32 activations.
 struct QuantizedActivations {
-  std::vector<int16_t> q;  // codes in [-127, 127]
+  std::vector<int8_t> q;   // codes in [-127, 127]
   std::vector<float> d;    // per-block scale: max |x| / 127 (0 for an all-zero block)
   std::vector<int32_t> s;  // per-block sum of the codes
   // false (and the codes unusable) if x holds a NaN or Inf: that GEMV keeps fp32 activations, so
