@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/matmul.h"
+#include "kernels/threads.h"
 #include "kernels/vexp.h"
 #include "simd/simd.h"
 #include "util/error.h"
@@ -38,22 +39,26 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
 
   if (T == 1) {
     // Decode: one query row per head; too small for a GEMM call, parallel over heads once the
-    // cache is long enough to be worth waking the pool.
+    // cache is long enough to be worth it, on the decode pool that runs the GEMVs around it
+    // (kernels/threads.h: waking OpenMP's passive threads here would also preempt that pool).
     const simd::DotF32Fn dot = simd::dot_f32_kernel();  // dispatch hoisted out of the loops
-#pragma omp parallel for schedule(static) if (NH * S * HD >= (1 << 15))
-    for (int64_t h = 0; h < NH; ++h) {
-      const int64_t g = h / group;
-      const float* qh = q + h * HD;
-      float* p = P + h * S;
-      for (int64_t s = 0; s < S; ++s) {
-        p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
+    auto heads = [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h) {
+        const int64_t g = h / group;
+        const float* qh = q + h * HD;
+        float* p = P + h * S;
+        for (int64_t s = 0; s < S; ++s) p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
+        softmax_prefix(p, S, S);
+        if (!out) continue;
+        float* o = out + h * HD;
+        std::fill(o, o + HD, 0.f);
+        for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
       }
-      softmax_prefix(p, S, S);
-      if (!out) continue;
-      float* o = out + h * HD;
-      std::fill(o, o + HD, 0.f);
-      for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
-    }
+    };
+    if (NH * S * HD >= (1 << 15))
+      parallel_ranges(NH, heads);
+    else
+      heads(0, NH);
     return;
   }
 

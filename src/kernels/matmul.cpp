@@ -8,6 +8,7 @@
 
 #include "kernels/gemm_bf16.h"
 #include "kernels/packed_matmul.h"
+#include "kernels/threads.h"
 #include "simd/simd.h"
 #include "util/error.h"
 
@@ -57,28 +58,38 @@ namespace {
 // Below this many weights a GEMV is done by one thread: waking the pool costs more than it saves.
 constexpr int64_t kParallelMinWeights = 1 << 16;
 
+// f(begin, end) over [0, n): on the decode pool (kernels/threads.h) when `par`, else here.
+template <class F>
+void for_ranges(bool par, int64_t n, F&& f) {
+  if (par)
+    parallel_ranges(n, f);
+  else
+    f(int64_t{0}, n);
+}
+
 void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const int64_t N = w.rows, K = w.cols;
   const bool par = N * K >= kParallelMinWeights;
   if (w.dtype == DType::F32) {
     const simd::Dot4Fn dot4 = simd::dot4_f32_kernel();  // dispatch hoisted out of the row loop
     const simd::DotF32Fn dot1 = simd::dot_f32_kernel();
-    const int64_t nblk = (N + 3) / 4;
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t b = 0; b < nblk; ++b) {
-      int64_t r = b * 4;
-      float out[4];
-      if (r + 4 <= N) {
-        dot4(reinterpret_cast<const float*>(w.row(r)), reinterpret_cast<const float*>(w.row(r + 1)),
-             reinterpret_cast<const float*>(w.row(r + 2)),
-             reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
-      } else {
-        for (int64_t j = 0; j < N - r; ++j)
-          out[j] = dot1(reinterpret_cast<const float*>(w.row(r + j)), x, K);
+    for_ranges(par, (N + 3) / 4, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = b * 4;
+        float out[4];
+        if (r + 4 <= N) {
+          dot4(reinterpret_cast<const float*>(w.row(r)),
+               reinterpret_cast<const float*>(w.row(r + 1)),
+               reinterpret_cast<const float*>(w.row(r + 2)),
+               reinterpret_cast<const float*>(w.row(r + 3)), x, K, out);
+        } else {
+          for (int64_t j = 0; j < N - r; ++j)
+            out[j] = dot1(reinterpret_cast<const float*>(w.row(r + j)), x, K);
+        }
+        for (int64_t j = 0; j < std::min<int64_t>(4, N - r); ++j)
+          y[r + j] = accumulate ? y[r + j] + out[j] : out[j];
       }
-      for (int64_t j = 0; j < std::min<int64_t>(4, N - r); ++j)
-        y[r + j] = accumulate ? y[r + j] + out[j] : out[j];
-    }
+    });
     return;
   }
   const DotRowFn dot = dot_row_kernel(w.dtype);
@@ -92,18 +103,20 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const simd::QdotFn qdot = dot_qx_kernel(w.dtype);
   if (qdot && qx.quantize(x, K)) {
     const simd::QuantX xv = qx.view();
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t r = 0; r < N; ++r) {
-      const float v = qdot(w.row(r), xv, K);
-      y[r] = accumulate ? y[r] + v : v;
-    }
+    for_ranges(par, N, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float v = qdot(w.row(r), xv, K);
+        y[r] = accumulate ? y[r] + v : v;
+      }
+    });
     return;
   }
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t r = 0; r < N; ++r) {
-    float v = dot ? dot(w.row(r), x, K) : dot_row(w.dtype, w.row(r), x, K);
-    y[r] = accumulate ? y[r] + v : v;
-  }
+  for_ranges(par, N, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float v = dot ? dot(w.row(r), x, K) : dot_row(w.dtype, w.row(r), x, K);
+      y[r] = accumulate ? y[r] + v : v;
+    }
+  });
 }
 
 // Rows decoded per tile for the T > 1 path of non-F32 weights (a multiple of every GEMM

@@ -12,8 +12,6 @@ namespace {
 
 // Columns (or kept weights) unpacked per step: a tile of codes that stays in registers/L1.
 constexpr int64_t kColTile = 64;
-// Below this many weights a GEMV runs on one thread: waking the pool costs more than it saves.
-constexpr int64_t kParallelMinWeights = 1 << 16;
 
 // The dispatched kernels a row needs, fetched once per GEMV (simd.h: a per-call dispatch costs
 // ~5% of a decode GEMV at ~10^5 rows per token).
@@ -164,10 +162,10 @@ float packed_dot_row(const PackedView& w, int64_t r, const float* x) {
   return dot_row(w, r, x, Kernels{});
 }
 
-void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate) {
+void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate, int64_t r0,
+                 int64_t r1) {
   const Kernels k;
-#pragma omp parallel for schedule(static) if (w.rows * w.cols >= kParallelMinWeights)
-  for (int64_t r = 0; r < w.rows; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const float v = dot_row(w, r, x, k);
     y[r] = accumulate ? y[r] + v : v;
   }

@@ -19,7 +19,9 @@ namespace edgellm {
 
 void packed_decode_row(const PackedView& w, int64_t r, float* dst);    // dst[K]
 float packed_dot_row(const PackedView& w, int64_t r, const float* x);  // x[K]
-// y[N] (=|+=) W·x
-void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate = false);
+// y[r] (=|+=) W[r]·x for rows r in [r0, r1), on the calling thread (kernels/packed_matmul
+// parallelises over row ranges).
+void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate, int64_t r0,
+                 int64_t r1);
 
 }  // namespace edgellm
