@@ -53,7 +53,9 @@ struct PreemptProbe {
   bool probe(Clock::time_point now) {
     if (count >= 0 && now - at < kProbeEvery) return false;
     const int64_t c = preemptions();
-    const bool grew = count >= 0 && c - count >= kPreemptedAt;
+    // An interval much longer than kProbeEvery (the thread did other work, or slept) says
+    // little about now: it only restarts the count.
+    const bool grew = count >= 0 && now - at < 4 * kProbeEvery && c - count >= kPreemptedAt;
     at = now;
     count = c;
     return grew;
