@@ -14,19 +14,6 @@
 
 using namespace edgellm;
 
-simd::DotKind kind(DType t) {
-  switch (t) {
-    case DType::Q8_0:
-      return simd::DotKind::Q8_0;
-    case DType::Q4_0:
-      return simd::DotKind::Q4_0;
-    case DType::Q4_K:
-      return simd::DotKind::Q4_K;
-    default:
-      return simd::DotKind::Q6_K;
-  }
-}
-
 int main() {
   const int64_t n = 4096, rows = 1024;
   std::mt19937 rng(5);
@@ -54,7 +41,8 @@ int main() {
     std::printf("%-5s fast %.3f ms (%.1f GB/s, %.2f Gval/s)  ref %.3f ms  speedup %.1fx\n",
                 dtype_name(t), fast * 1e3, rb * rows / fast / 1e9, n * rows / fast / 1e9, ref * 1e3,
                 ref / fast);
-    const simd::QdotFn portable = dot_qx_kernel(t) ? simd::qdot_portable_kernel(kind(t)) : nullptr;
+    const simd::QdotFn portable =
+        dot_qx_kernel(t) ? simd::qdot_portable_kernel(*dot_kind(t)) : nullptr;
     if (!portable) continue;
     QuantizedActivations qx;
     qx.quantize(x.data(), n);
@@ -64,7 +52,7 @@ int main() {
     };
     const double tp = time_q(portable);
     std::printf("      qdot portable %.3f ms (%.1f GB/s)", tp * 1e3, rb * rows / tp / 1e9);
-    if (const simd::QdotFn vnni = simd::qdot_vnni_kernel(kind(t))) {
+    if (const simd::QdotFn vnni = simd::qdot_vnni_kernel(*dot_kind(t))) {
       const double tv = time_q(vnni);
       std::printf("  vnni %.3f ms (%.1f GB/s, %.2fx portable)", tv * 1e3, rb * rows / tv / 1e9,
                   tp / tv);

@@ -34,9 +34,6 @@ float dot_row_ref(DType t, const void* row, const float* x, int64_t n) {
   return static_cast<float>(acc);
 }
 
-namespace {
-
-// The SIMD layer's kind for a storage type that has dot kernels (simd.h), or none.
 std::optional<simd::DotKind> dot_kind(DType t) {
   switch (t) {
     case DType::F32:
@@ -60,8 +57,6 @@ std::optional<simd::DotKind> dot_kind(DType t) {
   }
   return std::nullopt;
 }
-
-}  // namespace
 
 DotRowFn dot_row_kernel(DType t) {
   const auto k = dot_kind(t);

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,8 @@ struct QuantizedActivations {
   bool quantize(const float* x, int64_t n);
   simd::QuantX view() const { return {q.data(), d.data(), s.data()}; }
 };
+// The SIMD layer's kind for a storage type that has dot kernels (simd.h), or none.
+std::optional<simd::DotKind> dot_kind(DType t);
 // The integer kernel for type t, or nullptr (no integer path: use dot_row_kernel).
 simd::QdotFn dot_qx_kernel(DType t);
 // Its reference: the decoded row · the dequantized activations d[b]·q[i], accumulated in double.

@@ -204,10 +204,7 @@ TEST(SimdKernels, IntegerDotsOnQuantizedActivationsMatchDecodeThenDot) {
         EXPECT_NEAR(k(mw.p, qx.view(), n), ref, tol) << dtype_name(t) << " n=" << n;
         // The target's portable kernel, and the AVX512-VNNI one where the CPU has it (whichever
         // the first call chose, both are checked).
-        const simd::DotKind kind = t == DType::Q8_0   ? simd::DotKind::Q8_0
-                                   : t == DType::Q4_0 ? simd::DotKind::Q4_0
-                                   : t == DType::Q4_K ? simd::DotKind::Q4_K
-                                                      : simd::DotKind::Q6_K;
+        const simd::DotKind kind = *dot_kind(t);
         EXPECT_NEAR(simd::qdot_portable_kernel(kind)(mw.p, qx.view(), n), ref, tol)
             << dtype_name(t) << " n=" << n << " (portable)";
         if (const simd::QdotFn v = simd::qdot_vnni_kernel(kind)) {
