@@ -42,7 +42,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
     // cache is long enough to be worth it, on the decode pool that runs the GEMVs around it
     // (kernels/threads.h: waking OpenMP's passive threads here would also preempt that pool).
     const simd::DotF32Fn dot = simd::dot_f32_kernel();  // dispatch hoisted out of the loops
-    auto heads = [&](int64_t h0, int64_t h1) {
+    parallel_ranges_if(NH * S * HD >= (1 << 15), NH, [&](int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const int64_t g = h / group;
         const float* qh = q + h * HD;
@@ -54,11 +54,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
         std::fill(o, o + HD, 0.f);
         for (int64_t s = 0; s < S; ++s) simd::axpy(o, p[s], v + s * ks + g * HD, HD);
       }
-    };
-    if (NH * S * HD >= (1 << 15))
-      parallel_ranges(NH, heads);
-    else
-      heads(0, NH);
+    });
     return;
   }
 

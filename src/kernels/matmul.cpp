@@ -58,22 +58,13 @@ namespace {
 // Below this many weights a GEMV is done by one thread: waking the pool costs more than it saves.
 constexpr int64_t kParallelMinWeights = 1 << 16;
 
-// f(begin, end) over [0, n): on the decode pool (kernels/threads.h) when `par`, else here.
-template <class F>
-void for_ranges(bool par, int64_t n, F&& f) {
-  if (par)
-    parallel_ranges(n, f);
-  else
-    f(int64_t{0}, n);
-}
-
 void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const int64_t N = w.rows, K = w.cols;
   const bool par = N * K >= kParallelMinWeights;
   if (w.dtype == DType::F32) {
     const simd::Dot4Fn dot4 = simd::dot4_f32_kernel();  // dispatch hoisted out of the row loop
     const simd::DotF32Fn dot1 = simd::dot_f32_kernel();
-    for_ranges(par, (N + 3) / 4, [&](int64_t b0, int64_t b1) {
+    parallel_ranges_if(par, (N + 3) / 4, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = b * 4;
         float out[4];
@@ -103,7 +94,7 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
   const simd::QdotFn qdot = dot_qx_kernel(w.dtype);
   if (qdot && qx.quantize(x, K)) {
     const simd::QuantX xv = qx.view();
-    for_ranges(par, N, [&](int64_t r0, int64_t r1) {
+    parallel_ranges_if(par, N, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float v = qdot(w.row(r), xv, K);
         y[r] = accumulate ? y[r] + v : v;
@@ -111,7 +102,7 @@ void gemv(const float* x, const WeightView& w, float* y, bool accumulate) {
     });
     return;
   }
-  for_ranges(par, N, [&](int64_t r0, int64_t r1) {
+  parallel_ranges_if(par, N, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float v = dot ? dot(w.row(r), x, K) : dot_row(w.dtype, w.row(r), x, K);
       y[r] = accumulate ? y[r] + v : v;

@@ -24,11 +24,8 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, boo
   EDGELLM_CHECK(w.rows > 0 && w.cols > 0 && w.codes != nullptr, "empty packed weight {}x{}", w.rows,
                 w.cols);
   if (T == 1) {
-    auto rows = [&](int64_t r0, int64_t r1) { packed_gemv(w, x, y, accumulate, r0, r1); };
-    if (w.rows * w.cols >= kParallelMinWeights)
-      parallel_ranges(w.rows, rows);
-    else
-      rows(0, w.rows);
+    parallel_ranges_if(w.rows * w.cols >= kParallelMinWeights, w.rows,
+                       [&](int64_t r0, int64_t r1) { packed_gemv(w, x, y, accumulate, r0, r1); });
     return;
   }
   const int64_t N = w.rows, K = w.cols;

@@ -37,6 +37,15 @@ void parallel_ranges(int64_t n, F&& f) {
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// parallel_ranges when the work is worth the hand-off (`worth_it`), else f(0, n) on this thread.
+template <class F>
+void parallel_ranges_if(bool worth_it, int64_t n, F&& f) {
+  if (worth_it)
+    parallel_ranges(n, f);
+  else
+    f(int64_t{0}, n);
+}
+
 // Workers of parallel_ranges now (0 before its first use); for tests.
 int range_pool_workers();
 
