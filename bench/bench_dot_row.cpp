@@ -1,14 +1,18 @@
 // Decode-GEMV inner loop per storage type: the fast dot_row vs its scalar reference
 // dot_row_ref, side by side in one run (1024 rows × 4096 values, single thread, best of 5); for
 // the block-quantized types also the integer GEMV on 8-bit activations (simd qdot): the
-// portable int16 kernel and, where the CPU has it, the AVX512-VNNI one. Figures are recorded in
-// docs/formats.md and docs/simd.md.   bench_dot_row
+// portable int16 kernel and, where the CPU has it, the AVX512-VNNI one. Then the packed (LUC)
+// layouts: the fp32-activation GEMV (packed_gemv) vs the 8-bit one (packed_gemv_qx, where the
+// CPU has AVX512-VNNI/VBMI/VBMI2), dense and 50 % bitmask-sparse rows. Figures are recorded in
+// docs/formats.md, docs/simd.md and docs/compression.md.   bench_dot_row
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <vector>
 
+#include "packed/packed_kernels.h"
+#include "packed/packed_weight.h"
 #include "simd/simd.h"
 #include "tensor/dtype.h"
 
@@ -56,6 +60,51 @@ int main() {
       const double tv = time_q(vnni);
       std::printf("  vnni %.3f ms (%.1f GB/s, %.2fx portable)", tv * 1e3, rb * rows / tv / 1e9,
                   tp / tv);
+    }
+    std::printf("\n");
+  }
+  // Packed rows: random codes, per-row fp16 scales, and for the sparse layout a random mask.
+  for (const char* name : {"b4-sym-row", "b5-sym-row", "b4-asym-g128", "b4-sym-row-bitmask",
+                           "b5-sym-row-bitmask"}) {
+    QuantizedMatrix q;
+    q.fmt = WeightFormat::parse(name, "bench");
+    q.rows = rows;
+    q.cols = n;
+    q.scales.assign(static_cast<size_t>(rows * q.n_groups()), f16_to_f32(f32_to_f16(0.01f)));
+    if (q.fmt.scheme == QuantScheme::Asym) q.zeros.assign(q.scales.size(), 8);
+    q.codes.resize(static_cast<size_t>(rows * n));
+    const uint32_t top = q.fmt.max_code() - (q.fmt.scheme == QuantScheme::Sym ? 1 : 0);
+    for (auto& c : q.codes) c = static_cast<uint16_t>(rng() % (top + 1));
+    if (q.fmt.sparse == SparseFormat::Bitmask) {
+      q.kept.resize(q.codes.size());
+      for (size_t i = 0; i < q.kept.size(); ++i) {
+        q.kept[i] = rng() % 2;
+        if (!q.kept[i]) q.codes[i] = static_cast<uint16_t>(q.fmt.zero_code(8));
+      }
+    }
+    const PackedWeight p = pack(q);
+    const PackedView v = p.view();
+    std::vector<float> y(rows);
+    auto time_gemv = [&](auto fn) {
+      double best = 1e30;
+      for (int rep = 0; rep < 5; ++rep) {
+        auto t0 = std::chrono::steady_clock::now();
+        fn();
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      return best;
+    };
+    const double bytes = double(p.bytes().total());
+    const double tf = time_gemv([&] { packed_gemv(v, x.data(), y.data(), false, 0, rows); });
+    std::printf("%-19s %.2f bits/w  fp32-x %.3f ms (%.1f GB/s)", name, 8 * bytes / (rows * n),
+                tf * 1e3, bytes / tf / 1e9);
+    if (const PackedQxKernels k = packed_gemv_qx_kernels(v)) {
+      QuantizedActivations qx;
+      qx.quantize(x.data(), n);
+      const double tq =
+          time_gemv([&] { packed_gemv_qx(v, k, qx.view(), y.data(), false, 0, rows); });
+      std::printf("  int8-x vnni %.3f ms (%.1f GB/s, %.2fx)", tq * 1e3, bytes / tq / 1e9, tf / tq);
     }
     std::printf("\n");
   }

@@ -8,6 +8,7 @@
 #include "kernels/matmul.h"
 #include "kernels/threads.h"
 #include "packed/packed_kernels.h"
+#include "tensor/dtype.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -24,7 +25,18 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, boo
   EDGELLM_CHECK(w.rows > 0 && w.cols > 0 && w.codes != nullptr, "empty packed weight {}x{}", w.rows,
                 w.cols);
   if (T == 1) {
-    parallel_ranges_if(w.rows * w.cols >= kParallelMinWeights, w.rows,
+    const bool par = w.rows * w.cols >= kParallelMinWeights;
+    // x quantized once, every row an integer dot, where this CPU has the kernel for the layout
+    // (and x is finite: a NaN/Inf keeps the fp32 path, as kernels/matmul does).
+    thread_local QuantizedActivations qx;
+    if (const PackedQxKernels k = packed_gemv_qx_kernels(w); k && qx.quantize(x, w.cols)) {
+      const simd::QuantX xv = qx.view();
+      parallel_ranges_if(par, w.rows, [&](int64_t r0, int64_t r1) {
+        packed_gemv_qx(w, k, xv, y, accumulate, r0, r1);
+      });
+      return;
+    }
+    parallel_ranges_if(par, w.rows,
                        [&](int64_t r0, int64_t r1) { packed_gemv(w, x, y, accumulate, r0, r1); });
     return;
   }

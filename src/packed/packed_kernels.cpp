@@ -171,4 +171,32 @@ void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate,
   }
 }
 
+PackedQxKernels packed_gemv_qx_kernels(const PackedView& w) {
+  const WeightFormat& f = w.fmt;
+  const int64_t gc = f.group_cols(w.cols);
+  if (!f.quantized() || w.cols % 32 != 0 || (gc < w.cols && gc % 32 != 0)) return {};
+  if (f.sparse == SparseFormat::None) return {simd::packed_qdot_kernel(), nullptr};
+  if (f.sparse == SparseFormat::Bitmask) return {nullptr, simd::packed_mask_qdot_kernel()};
+  return {};
+}
+
+void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x,
+                    float* y, bool accumulate, int64_t r0, int64_t r1) {
+  const size_t mask_bytes = index_row_bytes(w.fmt, w.cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    float v;
+    if (k.dense) {
+      v = k.dense(row_q(w, r), x);
+    } else {
+      simd::PackedRowMaskQ m;
+      m.row = row_q(w, r);
+      m.codes = w.codes;
+      m.bit = w.row_bit[r];
+      m.mask = w.index + r * mask_bytes;
+      v = k.mask(m, x);
+    }
+    y[r] = accumulate ? y[r] + v : v;
+  }
+}
+
 }  // namespace edgellm

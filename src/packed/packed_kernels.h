@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "packed/packed_weight.h"
+#include "simd/simd.h"
 
 namespace edgellm {
 
@@ -23,5 +24,17 @@ float packed_dot_row(const PackedView& w, int64_t r, const float* x);  // x[K]
 // parallelises over row ranges).
 void packed_gemv(const PackedView& w, const float* x, float* y, bool accumulate, int64_t r0,
                  int64_t r1);
+// The same rows against 8-bit activations (simd.h "packed weights × 8-bit activations"; x
+// quantized per 32 values, as tensor/dtype.h QuantizedActivations makes it). Only where
+// packed_gemv_qx_kernels(w) has kernels: dense or bitmask rows of whole 32-column groups, on a CPU
+// with AVX512-VNNI/VBMI/VBMI2; elsewhere decode keeps fp32 activations.
+struct PackedQxKernels {
+  simd::PackedQdotFn dense = nullptr;
+  simd::PackedMaskQdotFn mask = nullptr;
+  explicit operator bool() const { return dense || mask; }
+};
+PackedQxKernels packed_gemv_qx_kernels(const PackedView& w);
+void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x,
+                    float* y, bool accumulate, int64_t r0, int64_t r1);
 
 }  // namespace edgellm

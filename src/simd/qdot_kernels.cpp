@@ -247,15 +247,29 @@ QdotFn qdot_portable_kernel(DotKind k) {
   return nullptr;
 }
 
-QdotFn qdot_kernel(DotKind k) {
+namespace {
+// The VNNI kernels belong to the AVX-512 targets: EDGELLM_TARGET=avx2 (or lower) keeps them off.
+bool avx512_active() {
   detail::ensure_init();
 #if HWY_ARCH_X86
-  // The VNNI kernels belong to the AVX-512 targets: EDGELLM_TARGET=avx2 (or lower) keeps them off.
   const int64_t best = detail::g_active_bit.load(std::memory_order_acquire);
-  if (best == HWY_AVX3 || best == HWY_AVX3_DL)
-    if (const QdotFn f = qdot_vnni_kernel(k)) return f;
+  return best == HWY_AVX3 || best == HWY_AVX3_DL;
+#else
+  return false;
 #endif
+}
+}  // namespace
+
+QdotFn qdot_kernel(DotKind k) {
+  if (avx512_active())
+    if (const QdotFn f = qdot_vnni_kernel(k)) return f;
   return qdot_portable_kernel(k);
+}
+
+PackedQdotFn packed_qdot_kernel() { return avx512_active() ? packed_qdot_vnni_kernel() : nullptr; }
+
+PackedMaskQdotFn packed_mask_qdot_kernel() {
+  return avx512_active() ? packed_mask_qdot_vnni_kernel() : nullptr;
 }
 
 }  // namespace edgellm::simd

@@ -43,10 +43,13 @@ DotF32Fn dot_f32_kernel();
 // Activations quantized per block of 32 values as llama.cpp's Q8_0 does for its integer dot
 // products: x[i] ≈ d[i/32]·q[i], q in [−127, 127] as int8, s[b] = Σ q over block b (for the
 // Q8_0 / Q4_0 / Q4_K offsets). Made by QuantizedActivations::quantize (tensor/dot_row.cpp).
+// ds[b] = Σ_{b' < b} d[b']·s[b'] (nb + 1 values, double): an offset o over blocks [b0, b1) adds
+// o·(ds[b1] − ds[b0]) to a dot product (the packed kernels' group zero points).
 struct QuantX {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const int32_t* s = nullptr;
+  const double* ds = nullptr;
 };
 // row · x for a Q8_0 / Q4_0 / Q4_K / Q6_K row of n values (whole blocks); each block's integer
 // sum is exact, its scale applied in fp32. nullptr for kinds without an integer kernel.
@@ -90,6 +93,28 @@ PackedDotQFn packed_dot_q_kernel();
 PackedDecodeQFn packed_decode_q_kernel();
 DotCodesFn dot_codes_kernel();
 DecodeCodesFn decode_codes_kernel();
+
+// ---- packed weights × 8-bit activations (packed_vnni.cpp) ---------------------------------
+// row · x with x quantized per 32 values (QuantX), for rows whose groups are whole 32-column
+// blocks (cols a multiple of 32; group a multiple of 32, or >= cols). Each block's integer sum is
+// exact; the result equals Σ_c ŵ_c·d_{c/32}·q_c up to fp32 rounding.
+// A bitmask row: its kept codes start at bit `bit` of `codes` (the matrix's one code stream),
+// column c kept iff bit c % 8 of mask[c / 8]; pruned columns contribute 0.
+struct PackedRowMaskQ {
+  PackedRowQ row;  // scales, zeros, cols, group, bits, sym_off (row.codes unused)
+  const uint8_t* codes = nullptr;
+  uint64_t bit = 0;
+  const uint8_t* mask = nullptr;
+};
+using PackedQdotFn = float (*)(const PackedRowQ&, const QuantX&);
+using PackedMaskQdotFn = float (*)(const PackedRowMaskQ&, const QuantX&);
+// On the avx512 targets of a CPU with AVX512-VNNI, VBMI and VBMI2 (Ice Lake, Zen 4 and later) the
+// vpdpbusd kernels; nullptr elsewhere (the caller keeps the fp32 path: packed_dot_q, dot_codes).
+PackedQdotFn packed_qdot_kernel();
+PackedMaskQdotFn packed_mask_qdot_kernel();
+// The same kernels regardless of the active target (nullptr where the CPU lacks them), for tests.
+PackedQdotFn packed_qdot_vnni_kernel();
+PackedMaskQdotFn packed_mask_qdot_vnni_kernel();
 
 // ---- exp / softmax / activations (kernels/vexp.h, activations*.cpp) --------------------------
 // y[i] = exp(x[i]); y may alias x. Relative error <= ~2 ulp on [-87, 88], 0 below -104, +inf

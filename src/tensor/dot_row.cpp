@@ -98,6 +98,8 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
   q.resize(static_cast<size_t>(n));
   d.resize(static_cast<size_t>(nb));
   s.resize(static_cast<size_t>(nb));
+  ds.resize(static_cast<size_t>(nb + 1));
+  ds[0] = 0;
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + 32 * b;
     float amax = 0.f;
@@ -119,6 +121,7 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
     }
     d[static_cast<size_t>(b)] = scale;
     s[static_cast<size_t>(b)] = sum;
+    ds[static_cast<size_t>(b + 1)] = ds[static_cast<size_t>(b)] + double(scale) * sum;
   }
   return true;
 }

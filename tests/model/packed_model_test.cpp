@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "kernels/threads.h"
 #include "model/forward.h"
+#include "packed/packed_kernels.h"
 #include "test_util.h"
 #include "train/data.h"
 #include "train/trainer.h"
@@ -148,7 +149,13 @@ TEST_F(PackedModel, LogitsEqualTheDequantizedF32Model) {
     std::printf("[packed] %-20s max |logit| %.3f  prefill err %.2e  decode err %.2e\n",
                 s.format().name().c_str(), scale, err_pre, err_dec);
     EXPECT_LE(err_pre, 1e-5f * scale) << s.format().name();
-    EXPECT_LE(err_dec, 1e-5f * scale) << s.format().name();
+    // Decode multiplies the layouts that have an integer kernel on this CPU by 8-bit activations
+    // (packed_gemv_qx, as llama.cpp and the GGUF types do): each activation is rounded to 1/254
+    // of its 32-block's max, ~1 % of a logit here; that kernel's exactness against the same
+    // rounded activations is tests/packed's. The other layouts keep fp32 and match to rounding.
+    const Tensor& q = ck.tensors.get("model.layers.0.self_attn.q_proj.weight", "ck");
+    const bool int8_x = bool(packed_gemv_qx_kernels(q.packed->view()));
+    EXPECT_LE(err_dec, (int8_x ? 3e-2f : 1e-5f) * scale) << s.format().name();
   }
 }
 

@@ -186,5 +186,69 @@ TEST(PackedKernels, MatchScalarReferenceOnOddShapes) {
     }
 }
 
+// The decode GEMV on 8-bit activations (simd packed_vnni.cpp) against the decoded row times the
+// dequantized activations, in double: dense and bitmask rows of every bit width, per-row and
+// 32/64/128-column groups (a short last group included), masks from empty to full blocks.
+TEST(PackedKernels, IntegerDecodeMatchesReference) {
+  if (!simd::packed_qdot_vnni_kernel() || !simd::packed_mask_qdot_vnni_kernel())
+    GTEST_SKIP() << "this CPU has no AVX512-VNNI/VBMI/VBMI2: decode keeps fp32 activations";
+  Rng rng(12);
+  int sparse_seen = 0;
+  for (const WeightFormat& f : formats()) {
+    if (!f.quantized() || f.sparse == SparseFormat::NM || f.group == 8) continue;
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{9, 96}, {5, 320}})
+      for (double p : {0.1, 0.55, 0.97}) {
+        const PackedWeight pw = pack(random_q(f, rows, cols, p, rng));
+        const PackedView v = pw.view();
+        sparse_seen += pw.fmt.sparse == SparseFormat::Bitmask;
+        const PackedQxKernels k = packed_gemv_qx_kernels(v);
+        ASSERT_TRUE(k) << pw.fmt.name();
+        std::vector<float> x(cols);
+        for (float& e : x) e = float(rng.normal());
+        x[5] = 0;  // a zero and a block of zeros (scale 0)
+        std::fill(x.begin() + 32, x.begin() + 64, 0.f);
+        QuantizedActivations qx;
+        ASSERT_TRUE(qx.quantize(x.data(), cols));
+        std::vector<float> y(rows, 0.5f), y_mm(rows, 0.5f);
+        packed_gemv_qx(v, k, qx.view(), y.data(), /*accumulate=*/true, 0, rows);
+        packed_matmul(x.data(), v, y_mm.data(), 1, /*accumulate=*/true);  // the decode path
+        std::vector<double> w(cols);
+        const int64_t ng = v.fmt.n_groups(cols), gc = v.fmt.group_cols(cols);
+        for (int64_t r = 0; r < rows; ++r) {
+          ref::packed_decode_row<double>(v, r, w.data());
+          // The kernel sums code·q and off·q as integers (exact) and adds them in fp32 per lane:
+          // its rounding scales with both magnitudes, the offsets' included.
+          double want = 0, mag = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double xc = double(qx.d[c / 32]) * qx.q[c];
+            const int64_t g = r * ng + c / gc;
+            const int off = v.zeros ? v.zeros[g] : (1 << (v.fmt.bits - 1)) - 1;
+            want += w[c] * xc;
+            mag += std::abs(w[c] * xc) + std::abs(f16_to_f32(v.scales[g]) * off * xc);
+          }
+          ASSERT_NEAR(y[r], 0.5 + want, 1e-5 * (mag + 1)) << pw.fmt.name() << " p" << p;
+          ASSERT_EQ(y_mm[r], y[r]) << pw.fmt.name();
+        }
+      }
+  }
+  EXPECT_GT(sparse_seen, 20);  // the bitmask kernel was exercised
+}
+
+TEST(PackedKernels, IntegerDecodeOnlyForWholeBlocks) {
+  Rng rng(13);
+  WeightFormat f;
+  f.bits = 4;
+  f.group = 32;
+  EXPECT_FALSE(packed_gemv_qx_kernels(pack(random_q(f, 3, 100, 0, rng)).view()));  // cols % 32
+  f.group = 48;
+  EXPECT_FALSE(packed_gemv_qx_kernels(pack(random_q(f, 3, 96, 0, rng)).view()));  // group % 32
+  f.group = 32;
+  f.sparse = SparseFormat::NM;
+  f.nm_n = 2, f.nm_m = 4;
+  EXPECT_FALSE(packed_gemv_qx_kernels(pack(random_q(f, 3, 96, 0.5, rng)).view()));
+  f.bits = 16, f.group = 0, f.sparse = SparseFormat::None, f.nm_n = 0, f.nm_m = 0;
+  EXPECT_FALSE(packed_gemv_qx_kernels(pack(random_q(f, 3, 96, 0, rng)).view()));
+}
+
 }  // namespace
 }  // namespace edgellm
