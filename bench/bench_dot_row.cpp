@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -19,7 +20,7 @@
 using namespace edgellm;
 
 int main() {
-  const int64_t n = 4096, rows = 1024;
+  const int64_t n = 4096, rows = std::getenv("ROWS") ? std::atoll(std::getenv("ROWS")) : 1024;
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> w(n * rows), x(n);

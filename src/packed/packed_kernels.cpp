@@ -183,6 +183,8 @@ PackedQxKernels packed_gemv_qx_kernels(const PackedView& w) {
 void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x,
                     float* y, bool accumulate, int64_t r0, int64_t r1) {
   const size_t mask_bytes = index_row_bytes(w.fmt, w.cols);
+  const uint8_t* codes_end =
+      w.fmt.sparse == SparseFormat::Bitmask ? w.codes + (w.row_bit[w.rows] + 7) / 8 : nullptr;
   for (int64_t r = r0; r < r1; ++r) {
     float v;
     if (k.dense) {
@@ -191,6 +193,7 @@ void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::Q
       simd::PackedRowMaskQ m;
       m.row = row_q(w, r);
       m.codes = w.codes;
+      m.codes_end = codes_end;
       m.bit = w.row_bit[r];
       m.mask = w.index + r * mask_bytes;
       v = k.mask(m, x);

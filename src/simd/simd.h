@@ -98,11 +98,13 @@ DecodeCodesFn decode_codes_kernel();
 // row · x with x quantized per 32 values (QuantX), for rows whose groups are whole 32-column
 // blocks (cols a multiple of 32; group a multiple of 32, or >= cols). Each block's integer sum is
 // exact; the result equals Σ_c ŵ_c·d_{c/32}·q_c up to fp32 rounding.
-// A bitmask row: its kept codes start at bit `bit` of `codes` (the matrix's one code stream),
+// A dense row reads codes[0, readable) only (PackedRowQ). A bitmask row: its kept codes start at
+// bit `bit` of `codes` (the matrix's one code stream),
 // column c kept iff bit c % 8 of mask[c / 8]; pruned columns contribute 0.
 struct PackedRowMaskQ {
   PackedRowQ row;  // scales, zeros, cols, group, bits, sym_off (row.codes unused)
   const uint8_t* codes = nullptr;
+  const uint8_t* codes_end = nullptr;  // one past the stream's last byte (reads stay below it)
   uint64_t bit = 0;
   const uint8_t* mask = nullptr;
 };
