@@ -109,7 +109,8 @@ void register_compress(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype,
                   "storage of the unpacked matrices (embeddings): f32|f16|bf16");
   cmd->add_flag("--head", a->head,
-                "compress an untied lm_head too (uniform rtn only; default: decoder linears)");
+                "compress an untied lm_head too, dense by RTN at --bits/--group/--scheme (any "
+                "policy; default: decoder linears only)");
   cmd->callback([a] {
     apply_threads(*a);
     CompressSpec spec;
@@ -153,16 +154,12 @@ void register_compress(CLI::App& app) {
           a->granularity, policy);
     if (spec.sparsity.nm() && policy != "uniform")
       fail("[compress] --nm {} works with --policy uniform only (got {})", a->nm, policy);
-    if (a->head && policy != "uniform")
-      fail("[compress] --head works with --policy uniform only (got {})", policy);
     const bool needs_stats = spec.needs_hessian() || spec.pruner == Pruner::Wanda;
     if (needs_stats && !have_calib)
       fail(
           "[compress] --quantizer {} --pruner {} needs calibration statistics: give --calib "
           "FILE|data-free",
           quantizer_name(spec.quantizer), pruner_name(spec.pruner));
-    if (needs_stats && a->head)
-      fail("[compress] --head needs --quantizer rtn and no data-aware pruner");
     const bool needs_profile = policy != "uniform" && policy != "file";
     if (needs_profile && a->sensitivity.empty() && !have_calib)
       fail(
@@ -235,12 +232,13 @@ void register_compress(CLI::App& app) {
     }
     std::optional<LayerAllocation> alloc;
     LinearPlan plan;
-    if (spec.sparsity.nm() || a->head) {
-      plan = uniform_plan(spec, a->head);
+    if (spec.sparsity.nm()) {
+      plan = uniform_plan(spec);
     } else {
       alloc = allocate_layers(mc, prof ? &*prof : nullptr, ao);
       plan = allocation_plan(*alloc, spec);
     }
+    if (a->head) plan = with_head(std::move(plan), head_spec(spec));
 
     nlohmann::json pol = {{"name", policy},    {"spec", spec_json(spec)}, {"head", a->head},
                           {"B", spec.bits},    {"P", spec.sparsity.p},    {"p_min", a->p_min},

@@ -19,6 +19,21 @@ LinearPlan uniform_plan(const CompressSpec& spec, bool head) {
   };
 }
 
+LinearPlan with_head(LinearPlan plan, const CompressSpec& head) {
+  head.validate("head plan");
+  return [plan = std::move(plan), head](const TensorSpec& s) {
+    return s.role == TensorRole::Head ? std::optional<CompressSpec>(head) : plan(s);
+  };
+}
+
+CompressSpec head_spec(const CompressSpec& base) {
+  CompressSpec h = base;
+  h.quantizer = Quantizer::Rtn;
+  h.pruner = Pruner::None;
+  h.sparsity = {};
+  return h;
+}
+
 nlohmann::json spec_json(const CompressSpec& s) {
   nlohmann::json j = {{"bits", s.bits},
                       {"group", s.group},

@@ -36,6 +36,13 @@ using LinearDone =
 // A plan giving every decoder linear the same spec (the `uniform` allocation); the untied head
 // too when `head` is set (the paper compresses the decoder layers only).
 LinearPlan uniform_plan(const CompressSpec& spec, bool head = false);
+// `plan` for the decoder linears, `head` for the untied lm_head (any policy's allocation plus a
+// compressed head: `compress --head`).
+LinearPlan with_head(LinearPlan plan, const CompressSpec& head);
+// The head's spec under `compress --head`: the base's bits, group and scheme by RTN, dense. The
+// head has no calibration stream of its own (sequential GPTQ/SparseGPT statistics are per layer),
+// and the policies allocate the decoder linears only.
+CompressSpec head_spec(const CompressSpec& base);
 
 // The compressed checkpoint. Its compression record (Checkpoint::compression) holds `record`
 // (policy, sensitivities, provenance: whatever the caller adds) plus, per compressed tensor, the

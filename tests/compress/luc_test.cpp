@@ -3,13 +3,17 @@
 // layer-by-layer compression of stories260K (CLI and library) reloading to the same perplexity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <numeric>
 
+#include "compress/compress_linear.h"
+#include "compress/compress_model.h"
 #include "compress/layer_allocation.h"
 #include "compress/policy.h"
 #include "eval/calibrated_compress.h"
@@ -332,6 +336,44 @@ TEST(CalibratedCompress, Stories260KReloadsToTheSamePerplexity) {
   EXPECT_EQ(cfg["sensitivity"]["layers"].size(), 5u);
   EXPECT_TRUE(cfg["sequential"].get<bool>());
   std::filesystem::remove_all(dir);
+}
+
+// `compress --head` with any allocation: the untied head is packed dense by RTN at the base's
+// bits, group and scheme (and equals RTN of the source head), whatever the decoder linears get
+// (here GPTQ + SparseGPT at 50 %, statistics per layer, which the head has none of).
+TEST(CalibratedCompress, HeadJoinsAnyPlanDenseByRtn) {
+  const ModelConfig c = small_config();
+  auto m = random_model(c, 15);
+  CompressSpec base;
+  base.bits = 4;
+  base.group = 0;
+  base.quantizer = Quantizer::Gptq;
+  base.pruner = Pruner::SparseGpt;
+  base.sparsity.p = 0.5;
+  const CompressSpec h = head_spec(base);
+  EXPECT_EQ(h.quantizer, Quantizer::Rtn);
+  EXPECT_EQ(h.pruner, Pruner::None);
+  EXPECT_EQ(h.sparsity.p, 0.0);
+  const Checkpoint ck = compress_model_calibrated(*m, random_windows(c, 4, 16, 3),
+                                                  with_head(uniform_plan(base), h));
+  const Tensor& head = ck.tensors.get("lm_head.weight", "ck");
+  ASSERT_EQ(head.dtype, DType::Packed);
+  EXPECT_EQ(head.packed->format().name(), "b4-sym-row");
+  EXPECT_EQ(head.packed->kept(), head.numel());
+  const Tensor& q = ck.tensors.get("model.layers.1.self_attn.q_proj.weight", "ck");
+  ASSERT_EQ(q.dtype, DType::Packed);
+  EXPECT_LT(q.packed->kept(), q.numel() * 6 / 10);  // the linears keep their own plan
+  // The head's bytes are RTN's of the source head.
+  const Tensor& src = m->checkpoint().tensors.get("lm_head.weight", "src");
+  const int64_t rows = src.shape[0], cols = src.shape[1];
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) decode_tensor_row(src, r, w.data() + r * cols);
+  const CompressedLinear rtn = compress_linear(w.data(), rows, cols, h, nullptr);
+  const PackedParts& parts = head.packed->parts();
+  ASSERT_EQ(parts.codes.size, rtn.packed.codes.size());
+  EXPECT_TRUE(std::equal(rtn.packed.codes.begin(), rtn.packed.codes.end(), parts.codes.data));
+  ASSERT_EQ(parts.scales.size, rtn.packed.scales.size() * 2);
+  EXPECT_EQ(std::memcmp(rtn.packed.scales.data(), parts.scales.data, parts.scales.size), 0);
 }
 
 // `edgellm profile` writes a sens.json that reads back (schema of docs/compression.md) and an
