@@ -65,8 +65,8 @@ int main() {
     std::printf("\n");
   }
   // Packed rows: random codes, per-row fp16 scales, and for the sparse layout a random mask.
-  for (const char* name : {"b4-sym-row", "b5-sym-row", "b4-asym-g128", "b4-sym-row-bitmask",
-                           "b5-sym-row-bitmask"}) {
+  for (const char* name :
+       {"b4-sym-row", "b5-sym-row", "b4-asym-g128", "b4-sym-row-bitmask", "b5-sym-row-bitmask"}) {
     QuantizedMatrix q;
     q.fmt = WeightFormat::parse(name, "bench");
     q.rows = rows;

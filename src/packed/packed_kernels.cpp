@@ -180,8 +180,8 @@ PackedQxKernels packed_gemv_qx_kernels(const PackedView& w) {
   return {};
 }
 
-void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x,
-                    float* y, bool accumulate, int64_t r0, int64_t r1) {
+void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x, float* y,
+                    bool accumulate, int64_t r0, int64_t r1) {
   const size_t mask_bytes = index_row_bytes(w.fmt, w.cols);
   const uint8_t* codes_end =
       w.fmt.sparse == SparseFormat::Bitmask ? w.codes + (w.row_bit[w.rows] + 7) / 8 : nullptr;

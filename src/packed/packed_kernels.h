@@ -34,7 +34,7 @@ struct PackedQxKernels {
   explicit operator bool() const { return dense || mask; }
 };
 PackedQxKernels packed_gemv_qx_kernels(const PackedView& w);
-void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x,
-                    float* y, bool accumulate, int64_t r0, int64_t r1);
+void packed_gemv_qx(const PackedView& w, const PackedQxKernels& k, const simd::QuantX& x, float* y,
+                    bool accumulate, int64_t r0, int64_t r1);
 
 }  // namespace edgellm

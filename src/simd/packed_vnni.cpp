@@ -13,8 +13,10 @@
 //
 // Each 32-column block's int32 lane sums Σ code·q are exact and scaled by scale_g·d_block in
 // fp32; the offsets come off once per group as scale_g·off_g·Σ d·s (QuantX::ds, in double).
-// No step reads past the end of the matrix's codes (whole loads inside, masked loads at the end). 512-bit vectors: on Zen 4 they run as two 256-bit halves, but they halve the
-// instructions per weight, and the unpack and the expand are that many instructions.
+// No step reads past the end of the matrix's codes (whole loads inside, masked loads at the
+// end). 512-bit vectors (a first 256-bit version, with per-block offsets, was 1.4× slower per
+// row in cache: 0.133 against 0.095 ms for b4 in bench_dot_row): the unpack and the expand are
+// a fixed number of instructions per vector, so wider vectors mean fewer of them per weight.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -24,9 +26,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define EDGELLM_VBMI                                                                        \
-  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2," \
-                        "bmi2,fma,f16c")))
+#define EDGELLM_VBMI                                                                 \
+  __attribute__((                                                                    \
+      target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2," \
+             "bmi2,fma,f16c")))
 
 namespace edgellm::simd {
 namespace {
@@ -71,24 +74,23 @@ EDGELLM_VBMI inline Unpack make_unpack(int b) {
 // that hold them. A whole 64-byte load where the buffer has them (end: one past its last byte),
 // else a masked load of the n_bytes only: masked loads everywhere ran at 6 GB/s out of cache
 // here against 16 for plain ones (Zen 5; 2.3x slower decode).
-EDGELLM_VBMI inline __m512i unpack64(const Unpack& u, const uint8_t* p, const uint8_t* end,
-                                     int sub, int n_bytes) {
-  const __m512i raw = end - p >= 64 ? _mm512_loadu_si512(p)
-                                    : _mm512_maskz_loadu_epi8(
-                                          _bzhi_u64(~0ull, static_cast<unsigned>(n_bytes)), p);
+EDGELLM_VBMI inline __m512i unpack64(const Unpack& u, const uint8_t* p, const uint8_t* end, int sub,
+                                     int n_bytes) {
+  const __m512i raw =
+      end - p >= 64 ? _mm512_loadu_si512(p)
+                    : _mm512_maskz_loadu_epi8(_bzhi_u64(~0ull, static_cast<unsigned>(n_bytes)), p);
   const __m512i lanes = _mm512_permutexvar_epi8(u.perm, raw);
   const __m512i shift = _mm512_add_epi8(u.shift, _mm512_set1_epi8(static_cast<char>(sub)));
   return _mm512_and_si512(_mm512_multishift_epi64_epi8(shift, lanes), u.mask);
 }
-EDGELLM_VBMI inline __m256i unpack32(const Unpack& u, const uint8_t* p, const uint8_t* end,
-                                     int sub, int n_bytes) {
+EDGELLM_VBMI inline __m256i unpack32(const Unpack& u, const uint8_t* p, const uint8_t* end, int sub,
+                                     int n_bytes) {
   const __m256i raw =
-      end - p >= 32
-          ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-          : _mm256_maskz_loadu_epi8(_bzhi_u32(~0u, static_cast<unsigned>(n_bytes)), p);
+      end - p >= 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                    : _mm256_maskz_loadu_epi8(_bzhi_u32(~0u, static_cast<unsigned>(n_bytes)), p);
   const __m256i lanes = _mm256_permutexvar_epi8(_mm512_castsi512_si256(u.perm), raw);
-  const __m256i shift = _mm256_add_epi8(_mm512_castsi512_si256(u.shift),
-                                        _mm256_set1_epi8(static_cast<char>(sub)));
+  const __m256i shift =
+      _mm256_add_epi8(_mm512_castsi512_si256(u.shift), _mm256_set1_epi8(static_cast<char>(sub)));
   return _mm256_and_si256(_mm256_multishift_epi64_epi8(shift, lanes),
                           _mm512_castsi512_si256(u.mask));
 }
@@ -100,9 +102,9 @@ EDGELLM_VBMI inline float hsum512(__m512 v) {
 
 // Σ_k scale_g·d_k·Σ_c code_c·q_c over the row's 32-column blocks k, minus the offsets
 // Σ_g scale_g·off_g·Σ_{k in g} d_k·s_k (QuantX::ds). codes64(k) gives blocks k and k + 1 as 64
-// unsigned bytes, codes32(k) block k alone (both also get the group's offset off_g); pairs run on 512-bit vectors (two fp32 chains), a
-// group with an odd number of blocks ends with one 256-bit step. Groups are whole blocks or the
-// whole row (the last may be shorter).
+// unsigned bytes, codes32(k) block k alone (both also get the group's offset off_g); pairs run on
+// 512-bit vectors (two fp32 chains), a group with an odd number of blocks ends with one 256-bit
+// step. Groups are whole blocks or the whole row (the last may be shorter).
 template <class Codes64, class Codes32>
 EDGELLM_VBMI inline float accumulate(const PackedRowQ& row, const QuantX& x, Codes64&& codes64,
                                      Codes32&& codes32) {
@@ -114,8 +116,8 @@ EDGELLM_VBMI inline float accumulate(const PackedRowQ& row, const QuantX& x, Cod
   auto pair = [&](__m512 acc, int64_t k, float scale, int off) EDGELLM_VBMI {
     const __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes64(k, off),
                                           _mm512_loadu_si512(x.q + 32 * k));
-    const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(scale * x.d[k]),
-                                        _mm256_set1_ps(scale * x.d[k + 1]), 1);
+    const __m512 d =
+        _mm512_insertf32x8(_mm512_set1_ps(scale * x.d[k]), _mm256_set1_ps(scale * x.d[k + 1]), 1);
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), d, acc);
   };
   for (int64_t k0 = 0, g = 0; k0 < nb; k0 += per_group, ++g) {
@@ -133,9 +135,9 @@ EDGELLM_VBMI inline float accumulate(const PackedRowQ& row, const QuantX& x, Cod
       k += 2;
     }
     if (k < k1) {
-      const __m256i v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes32(k, off),
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                x.q + 32 * k)));
+      const __m256i v =
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes32(k, off),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 32 * k)));
       a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scale * x.d[k]), a2);
     }
   }
@@ -148,12 +150,10 @@ EDGELLM_VBMI float dense_row(const PackedRowQ& row, const QuantX& x) {
   const uint8_t* end = row.codes + row.readable;
   return accumulate(
       row, x,
-      [&](int64_t k, int) EDGELLM_VBMI {
-        return unpack64(u, row.codes + k * 4 * b, end, 0, 8 * b);
-      },
-      [&](int64_t k, int) EDGELLM_VBMI {
-        return unpack32(u, row.codes + k * 4 * b, end, 0, 4 * b);
-      });
+      [&](int64_t k, int)
+          EDGELLM_VBMI { return unpack64(u, row.codes + k * 4 * b, end, 0, 8 * b); },
+      [&](int64_t k, int)
+          EDGELLM_VBMI { return unpack32(u, row.codes + k * 4 * b, end, 0, 4 * b); });
 }
 
 // A bitmask row: the kept codes expanded to their columns, the pruned ones filled with the
@@ -169,7 +169,8 @@ EDGELLM_VBMI float bitmask_row(const PackedRowMaskQ& m, const QuantX& x) {
         uint64_t keep;
         __builtin_memcpy(&keep, m.mask + 4 * k, 8);
         const int n = __builtin_popcountll(keep), sub = static_cast<int>(bit & 7);
-        const __m512i kept = unpack64(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
+        const __m512i kept =
+            unpack64(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
         bit += static_cast<uint64_t>(n) * b;
         return _mm512_mask_expand_epi8(_mm512_set1_epi8(static_cast<char>(off)), keep, kept);
       },
@@ -177,7 +178,8 @@ EDGELLM_VBMI float bitmask_row(const PackedRowMaskQ& m, const QuantX& x) {
         uint32_t keep;
         __builtin_memcpy(&keep, m.mask + 4 * k, 4);
         const int n = __builtin_popcount(keep), sub = static_cast<int>(bit & 7);
-        const __m256i kept = unpack32(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
+        const __m256i kept =
+            unpack32(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
         bit += static_cast<uint64_t>(n) * b;
         return _mm256_mask_expand_epi8(_mm256_set1_epi8(static_cast<char>(off)), keep, kept);
       });
@@ -188,8 +190,9 @@ bool cpu_has_vbmi_vnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("fma");
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
+         __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi2") &&
+         __builtin_cpu_supports("fma");
 }
 
 }  // namespace

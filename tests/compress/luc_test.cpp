@@ -354,8 +354,8 @@ TEST(CalibratedCompress, HeadJoinsAnyPlanDenseByRtn) {
   EXPECT_EQ(h.quantizer, Quantizer::Rtn);
   EXPECT_EQ(h.pruner, Pruner::None);
   EXPECT_EQ(h.sparsity.p, 0.0);
-  const Checkpoint ck = compress_model_calibrated(*m, random_windows(c, 4, 16, 3),
-                                                  with_head(uniform_plan(base), h));
+  const Checkpoint ck =
+      compress_model_calibrated(*m, random_windows(c, 4, 16, 3), with_head(uniform_plan(base), h));
   const Tensor& head = ck.tensors.get("lm_head.weight", "ck");
   ASSERT_EQ(head.dtype, DType::Packed);
   EXPECT_EQ(head.packed->format().name(), "b4-sym-row");
