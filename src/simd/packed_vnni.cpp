@@ -163,24 +163,31 @@ EDGELLM_VBMI float bitmask_row(const PackedRowMaskQ& m, const QuantX& x) {
   const Unpack u = make_unpack(row.bits);
   const int b = row.bits;
   uint64_t bit = m.bit;  // blocks are visited in order
+  // The next n kept codes: where they start (byte, bit within it) and the bytes that hold them.
+  struct Span {
+    const uint8_t* p;
+    int sub, n_bytes;
+  };
+  auto take = [&](int n) {
+    const int sub = static_cast<int>(bit & 7);
+    const Span s{m.codes + (bit >> 3), sub, (sub + n * b + 7) / 8};
+    bit += static_cast<uint64_t>(n) * b;
+    return s;
+  };
   return accumulate(
       row, x,
       [&](int64_t k, int off) EDGELLM_VBMI {
         uint64_t keep;
         __builtin_memcpy(&keep, m.mask + 4 * k, 8);
-        const int n = __builtin_popcountll(keep), sub = static_cast<int>(bit & 7);
-        const __m512i kept =
-            unpack64(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
-        bit += static_cast<uint64_t>(n) * b;
+        const Span s = take(__builtin_popcountll(keep));
+        const __m512i kept = unpack64(u, s.p, m.codes_end, s.sub, s.n_bytes);
         return _mm512_mask_expand_epi8(_mm512_set1_epi8(static_cast<char>(off)), keep, kept);
       },
       [&](int64_t k, int off) EDGELLM_VBMI {
         uint32_t keep;
         __builtin_memcpy(&keep, m.mask + 4 * k, 4);
-        const int n = __builtin_popcount(keep), sub = static_cast<int>(bit & 7);
-        const __m256i kept =
-            unpack32(u, m.codes + (bit >> 3), m.codes_end, sub, (sub + n * b + 7) / 8);
-        bit += static_cast<uint64_t>(n) * b;
+        const Span s = take(__builtin_popcount(keep));
+        const __m256i kept = unpack32(u, s.p, m.codes_end, s.sub, s.n_bytes);
         return _mm256_mask_expand_epi8(_mm256_set1_epi8(static_cast<char>(off)), keep, kept);
       });
 }
