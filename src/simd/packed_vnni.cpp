@@ -26,6 +26,8 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#include "simd/x86_hsum.h"
+
 #define EDGELLM_VBMI                                                                 \
   __attribute__((                                                                    \
       target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2," \
@@ -34,11 +36,7 @@
 namespace edgellm::simd {
 namespace {
 
-EDGELLM_VBMI inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
+using x86::hsum;
 
 // The per-row constants of the unpack: the vpermb index (lane j, byte k ← byte j·b + k) and the
 // vpmultishiftqb control (byte i of a lane ← bits i·b .. of it), for a stream starting at bit 0;

@@ -22,6 +22,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#include "simd/x86_hsum.h"
 #include "tensor/quant_blocks.h"
 
 #define EDGELLM_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,fma,f16c")))
@@ -35,11 +36,7 @@ EDGELLM_VNNI inline float f16(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-EDGELLM_VNNI inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
+using x86::hsum;
 
 // An int32 vector holding v in lane 0 and zeros elsewhere: the starting value of a block's
 // vpdpbusd, so that the block's offset term needs no extra instruction.

@@ -1,0 +1,18 @@
+// The horizontal sum shared by the per-ISA x86 files (qdot_vnni.cpp, packed_vnni.cpp). Compiled
+// for AVX only, so it inlines into their functions, whose targets are supersets of it.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+namespace edgellm::simd::x86 {
+
+__attribute__((target("avx"))) inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+}  // namespace edgellm::simd::x86
+
+#endif
