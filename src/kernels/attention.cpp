@@ -28,13 +28,23 @@ inline void softmax_prefix(float* p, int64_t n, int64_t S) {
 
 }  // namespace
 
+void attention_probs_head(float* P, const float* q, const float* k, int64_t h, int64_t T,
+                          int64_t NH, int64_t KV, int64_t HD, int64_t pos0) {
+  const int64_t S = pos0 + T, g = h / (NH / KV);
+  const float scale = 1.f / std::sqrt(static_cast<float>(HD));
+  sgemm(false, true, T, S, HD, scale, q + h * HD, NH * HD, k + g * HD, KV * HD, 0.f, P, S);
+#pragma omp parallel for schedule(static) if (T * S >= (1 << 14))
+  for (int64_t t = 0; t < T; ++t) softmax_prefix(P + t * S, pos0 + t + 1, S);
+}
+
 void attention_forward(float* out, AttentionScratch& scratch, const float* q, const float* k,
                        const float* v, int64_t T, int64_t NH, int64_t KV, int64_t HD,
                        int64_t pos0) {
   EDGELLM_CHECK(NH % KV == 0, "NH {} not a multiple of KV {}", NH, KV);
   const int64_t S = pos0 + T, group = NH / KV, qs = NH * HD, ks = KV * HD;
   const float scale = 1.f / std::sqrt(static_cast<float>(HD));
-  scratch.scores.resize(static_cast<size_t>(NH * T * S));
+  const bool all = T == 1 || scratch.keep_all_heads;
+  scratch.scores.resize(static_cast<size_t>((all ? NH : 1) * T * S));
   float* P = scratch.scores.data();
 
   if (T == 1) {
@@ -61,12 +71,10 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
   // Prefill: per head, scores = q_h k_gᵀ and out_h = P v_g as strided GEMMs (the heads are
   // column blocks of q/k/v, so lda = NH*HD / KV*HD and no copies are needed).
   for (int64_t h = 0; h < NH; ++h) {
-    const int64_t g = h / group;
-    float* Ph = P + h * T * S;
-    sgemm(false, true, T, S, HD, scale, q + h * HD, qs, k + g * HD, ks, 0.f, Ph, S);
-#pragma omp parallel for schedule(static) if (T * S >= (1 << 14))
-    for (int64_t t = 0; t < T; ++t) softmax_prefix(Ph + t * S, pos0 + t + 1, S);
-    if (out) sgemm(false, false, T, HD, S, 1.f, Ph, S, v + g * HD, ks, 0.f, out + h * HD, qs);
+    float* Ph = all ? P + h * T * S : P;
+    attention_probs_head(Ph, q, k, h, T, NH, KV, HD, pos0);
+    if (out)
+      sgemm(false, false, T, HD, S, 1.f, Ph, S, v + h / group * HD, ks, 0.f, out + h * HD, qs);
   }
 }
 

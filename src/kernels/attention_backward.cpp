@@ -12,33 +12,52 @@
 
 namespace edgellm {
 
+namespace {
+
+// Head h's backward from its probabilities P [T, S]; dp is T*S floats of scratch.
+void head_backward(float* dq, float* dk, float* dv, float* dp, const float* dout, const float* q,
+                   const float* k, const float* v, const float* P, int64_t h, int64_t T, int64_t NH,
+                   int64_t KV, int64_t HD, int64_t pos0) {
+  const int64_t S = pos0 + T, g = h / (NH / KV), qs = NH * HD, ks = KV * HD;
+  const float scale = 1.f / std::sqrt(static_cast<float>(HD));
+  // dv_g[S, HD] += Pᵀ[S, T] · dout_h[T, HD]
+  sgemm(true, false, S, HD, T, 1.f, P, S, dout + h * HD, qs, 1.f, dv + g * HD, ks);
+  // dp[T, S] = dout_h[T, HD] · v_gᵀ[HD, S]
+  sgemm(false, true, T, S, HD, 1.f, dout + h * HD, qs, v + g * HD, ks, 0.f, dp, S);
+#pragma omp parallel for schedule(static) if (T > 1)
+  for (int64_t t = 0; t < T; ++t) {
+    const float* pr = P + t * S;
+    float* d = dp + t * S;
+    const int64_t n = pos0 + t + 1;  // causal prefix; beyond it P = 0
+    double dot = 0;
+    for (int64_t s = 0; s < n; ++s) dot += double(pr[s]) * d[s];
+    const float fd = static_cast<float>(dot);
+    for (int64_t s = 0; s < n; ++s) d[s] = pr[s] * (d[s] - fd);
+    for (int64_t s = n; s < S; ++s) d[s] = 0;
+  }
+  // dq_h[T, HD] += scale · dZ[T, S] · k_g[S, HD];  dk_g[S, HD] += scale · dZᵀ[S, T] · q_h[T, HD]
+  sgemm(false, false, T, HD, S, scale, dp, S, k + g * HD, ks, 1.f, dq + h * HD, qs);
+  sgemm(true, false, S, HD, T, scale, dp, S, q + h * HD, qs, 1.f, dk + g * HD, ks);
+}
+
+}  // namespace
+
 void attention_backward(float* dq, float* dk, float* dv, float* dp, const float* dout,
                         const float* q, const float* k, const float* v, const float* probs,
                         int64_t T, int64_t NH, int64_t KV, int64_t HD, int64_t pos0) {
   EDGELLM_CHECK(NH % KV == 0, "NH {} not a multiple of KV {}", NH, KV);
-  const int64_t S = pos0 + T, group = NH / KV, qs = NH * HD, ks = KV * HD;
-  const float scale = 1.f / std::sqrt(static_cast<float>(HD));
+  const int64_t S = pos0 + T;
+  for (int64_t h = 0; h < NH; ++h)
+    head_backward(dq, dk, dv, dp, dout, q, k, v, probs + h * T * S, h, T, NH, KV, HD, pos0);
+}
+
+void attention_backward_recompute(float* dq, float* dk, float* dv, float* p, float* dp,
+                                  const float* dout, const float* q, const float* k, const float* v,
+                                  int64_t T, int64_t NH, int64_t KV, int64_t HD, int64_t pos0) {
+  EDGELLM_CHECK(NH % KV == 0, "NH {} not a multiple of KV {}", NH, KV);
   for (int64_t h = 0; h < NH; ++h) {
-    const int64_t g = h / group;
-    const float* P = probs + h * T * S;  // [T, S]
-    // dv_g[S, HD] += Pᵀ[S, T] · dout_h[T, HD]
-    sgemm(true, false, S, HD, T, 1.f, P, S, dout + h * HD, qs, 1.f, dv + g * HD, ks);
-    // dp[T, S] = dout_h[T, HD] · v_gᵀ[HD, S]
-    sgemm(false, true, T, S, HD, 1.f, dout + h * HD, qs, v + g * HD, ks, 0.f, dp, S);
-#pragma omp parallel for schedule(static) if (T > 1)
-    for (int64_t t = 0; t < T; ++t) {
-      const float* pr = P + t * S;
-      float* d = dp + t * S;
-      const int64_t n = pos0 + t + 1;  // causal prefix; beyond it P = 0
-      double dot = 0;
-      for (int64_t s = 0; s < n; ++s) dot += double(pr[s]) * d[s];
-      const float fd = static_cast<float>(dot);
-      for (int64_t s = 0; s < n; ++s) d[s] = pr[s] * (d[s] - fd);
-      for (int64_t s = n; s < S; ++s) d[s] = 0;
-    }
-    // dq_h[T, HD] += scale · dZ[T, S] · k_g[S, HD];  dk_g[S, HD] += scale · dZᵀ[S, T] · q_h[T, HD]
-    sgemm(false, false, T, HD, S, scale, dp, S, k + g * HD, ks, 1.f, dq + h * HD, qs);
-    sgemm(true, false, S, HD, T, scale, dp, S, q + h * HD, qs, 1.f, dk + g * HD, ks);
+    attention_probs_head(p, q, k, h, T, NH, KV, HD, pos0);
+    head_backward(dq, dk, dv, dp, dout, q, k, v, p, h, T, NH, KV, HD, pos0);
   }
 }
 

@@ -147,11 +147,10 @@ void TrainEngine::carve() {
 MemoryPlan TrainEngine::plan() const {
   MemoryPlan p;
   p[MemCategory::Gradients] = grads_.bytes();
-  // Attention probabilities: one [NH, T, T] buffer (the forward kernel's own), reserved at
-  // allocate(); each layer's are recomputed in the backward (layer_backward).
-  p[MemCategory::Activations] =
-      acts_.bytes() + static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T) * 4;
-  p[MemCategory::Scratch] = scratch_.bytes();
+  p[MemCategory::Activations] = acts_.bytes();
+  // Attention probabilities: one head's [T, T] (the forward kernel's own buffer, reserved at
+  // allocate()); the backward recomputes each head's into it (layer_backward).
+  p[MemCategory::Scratch] = scratch_.bytes() + static_cast<size_t>(o_.max_T * o_.max_T) * 4;
   p[MemCategory::Workspace] = gemm_ws_.total() + rope_.bytes();
   return p;
 }
@@ -160,8 +159,7 @@ MemoryPlan TrainEngine::allocated() const {
   MemoryPlan p;
   p[MemCategory::Gradients] = grads_.bytes();
   p[MemCategory::Activations] = acts_.bytes();
-  p[MemCategory::Activations] += attn_.scores.capacity() * 4;
-  p[MemCategory::Scratch] = scratch_.bytes();
+  p[MemCategory::Scratch] = scratch_.bytes() + attn_.scores.capacity() * 4;
   p[MemCategory::Workspace] = gemm_bf16_held_bytes() + rope_.bytes();
   return p;
 }
@@ -172,7 +170,7 @@ void TrainEngine::allocate() {
   scratch_.allocate();
   carve();
   gemm_bf16_reserve(gemm_ws_);
-  attn_.scores.reserve(static_cast<size_t>(c_.n_heads * o_.max_T * o_.max_T));
+  attn_.scores.reserve(static_cast<size_t>(o_.max_T * o_.max_T));
 }
 
 void TrainEngine::zero_grad() {
@@ -242,7 +240,6 @@ void TrainEngine::layer_forward(int l, const float* x, float* out, LayerActs& a,
   b.lora_u = a.u;
   b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, out, T, /*pos0=*/0, b);
-  attn_layer_ = l;
 }
 
 void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
@@ -271,7 +268,6 @@ void TrainEngine::layer_forward_frozen(int l, float* x, int64_t T, bool train) {
   b.lora_u.fill(a.u[0]);
   b.attn = &attn_;
   edgellm::layer_forward(ctx, l, m_->layer(l), x, x, T, /*pos0=*/0, b);
-  attn_layer_ = -1;  // a frozen layer's probabilities: no backward reads them
 }
 
 void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a, int64_t T,
@@ -299,19 +295,15 @@ void TrainEngine::layer_backward(int l, float* dx, const float* x, LayerActs& a,
   zero(datt_, T * Q);
   matmul_backward(datt_, g ? g->wo : nullptr, dx, a.att, w.wo, T);
   lora_backward(l, LT::O, datt_, dx, a.att, a.u[3], T);
-  // The probabilities: attn_ holds this layer's when its forward ran last (the window's top
-  // layer, or a checkpointing recompute); otherwise they are recomputed from the saved q and k:
-  // [NH, T, T] for one layer instead of for every layer of the window (the 134M step: 12.6 MiB
-  // instead of 151 MiB), for one more Q·Kᵀ and softmax per layer (~7 ms per layer there).
-  if (attn_layer_ != l) {
-    attention_forward(nullptr, attn_, a.q, a.k, a.v, T, c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
-    attn_layer_ = l;
-  }
+  // The probabilities are recomputed head by head from the saved q and k into the forward's
+  // one-head buffer: [T, T] instead of [NH, T, T] per layer (the 134M step: 1 MiB against 151),
+  // for one more Q·Kᵀ and softmax per layer (~7 ms per layer there).
   zero(dq_, T * Q);
   zero(dk_, T * KVD);
   zero(dv_, T * KVD);
-  attention_backward(dq_, dk_, dv_, dp_, datt_, a.q, a.k, a.v, attn_.scores.data(), T, c_.n_heads,
-                     c_.n_kv_heads, c_.head_dim, 0);
+  attn_.scores.resize(static_cast<size_t>(T * T));
+  attention_backward_recompute(dq_, dk_, dv_, attn_.scores.data(), dp_, datt_, a.q, a.k, a.v, T,
+                               c_.n_heads, c_.n_kv_heads, c_.head_dim, 0);
   rope_backward(dq_, rope_, T, c_.n_heads, 0);
   rope_backward(dk_, rope_, T, c_.n_kv_heads, 0);
   if (g) {

@@ -16,9 +16,10 @@
 // RMS, the normed inputs, q/k (after RoPE) and v, the attention output, the residual h, the
 // pre-activation gate/up and each adapter's A·x. The SwiGLU output is recomputed in the backward
 // (it is elementwise and [T, FF] is large), and so are the attention probabilities ([NH, T, T]
-// per layer would be the largest saved tensor at T = 512: one buffer serves every layer). With
-// activation checkpointing only the layer inputs x_in[l] are kept; each layer is re-run just before
-// its backward into one shared slot, so saved-activation memory is one layer's instead of L's.
+// per layer would be the largest saved tensor at T = 512: one head's [T, T] serves every head of
+// every layer). With activation checkpointing only the layer inputs x_in[l] are kept; each layer
+// is re-run just before its backward into one shared slot, so saved-activation memory is one
+// layer's instead of L's.
 //
 // Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
 // fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the
@@ -145,8 +146,7 @@ class TrainEngine {
   EngineOptions o_;
   ModelConfig c_;
   RopeTable rope_;
-  AttentionScratch attn_;  // probs [NH, T, T] of layer attn_layer_ (-1: none of the window)
-  int attn_layer_ = -1;
+  AttentionScratch attn_;  // one head's probabilities [T, T]: forward, then backward recompute
   Arena grads_, acts_, scratch_;
   GemmWorkspace gemm_ws_;
   uint64_t dseed_ = 0;

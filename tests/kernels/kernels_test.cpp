@@ -336,6 +336,27 @@ TEST_P(Attention, MatchesReference) {
   AttentionScratch sc;
   attention_forward(out.data(), sc, q.data(), k.data(), v.data(), T, NH, KV, HD, pos0);
   EXPECT_LT(rel_err(out, ref), 1e-5);
+  // Prefill keeps one head's probabilities unless asked for all; the output is the same.
+  EXPECT_EQ(sc.scores.size(), static_cast<size_t>((T == 1 ? NH : 1) * T * S));
+  AttentionScratch all;
+  all.keep_all_heads = true;
+  std::vector<float> out_all(T * NH * HD);
+  attention_forward(out_all.data(), all, q.data(), k.data(), v.data(), T, NH, KV, HD, pos0);
+  EXPECT_EQ(out_all, out);
+  ASSERT_EQ(all.scores.size(), static_cast<size_t>(NH * T * S));
+  // Every head's rows are probabilities over the causal prefix.
+  for (int64_t h = 0; h < NH; ++h)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* p = all.scores.data() + (h * T + t) * S;
+      double sum = 0;
+      for (int64_t s = 0; s < S; ++s) {
+        if (s > pos0 + t) {
+          EXPECT_EQ(p[s], 0.f);
+        }
+        sum += p[s];
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Attention,

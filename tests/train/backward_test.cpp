@@ -194,6 +194,7 @@ TEST_P(AttentionBackward, ReferenceMatchesFdAndFastMatchesReference) {
   EXPECT_LT(rel_err(dv, fd(v, loss)), kRefTol);
   VF qf = to_f(q), kf = to_f(k), vf = to_f(v), gf = to_f(G), out(T * NH * HD), dp(T * S);
   AttentionScratch sc;
+  sc.keep_all_heads = true;
   attention_forward(out.data(), sc, qf.data(), kf.data(), vf.data(), T, NH, KV, HD, pos0);
   VF dqf(q.size(), 0.f), dkf(k.size(), 0.f), dvf(v.size(), 0.f);
   attention_backward(dqf.data(), dkf.data(), dvf.data(), dp.data(), gf.data(), qf.data(), kf.data(),
@@ -201,6 +202,14 @@ TEST_P(AttentionBackward, ReferenceMatchesFdAndFastMatchesReference) {
   EXPECT_LT(rel_err(dqf, dq), kFastTol);
   EXPECT_LT(rel_err(dkf, dk), kFastTol);
   EXPECT_LT(rel_err(dvf, dv), kFastTol);
+  // Recomputing each head's probabilities into one [T, S] buffer: the same gradients, bit for
+  // bit (the same GEMM and softmax calls, per head).
+  VF p(T * S), dqr(q.size(), 0.f), dkr(k.size(), 0.f), dvr(v.size(), 0.f);
+  attention_backward_recompute(dqr.data(), dkr.data(), dvr.data(), p.data(), dp.data(), gf.data(),
+                               qf.data(), kf.data(), vf.data(), T, NH, KV, HD, pos0);
+  EXPECT_EQ(dqr, dqf);
+  EXPECT_EQ(dkr, dkf);
+  EXPECT_EQ(dvr, dvf);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionBackward,

@@ -93,16 +93,16 @@ TEST_F(Window, ActivationArenaOfMLayersDoesNotGrowWithDepth) {
   EXPECT_EQ(windowed[0], windowed[1]);
   // Hand count: m+1 layer inputs [T, C]; per slot rms1, rms2 [T], xn1, h, xn2 [T, C], q, att
   // [T, Q], k, v [T, KV], gate, up [T, FF], 7 adapter outputs [T, r], each rounded up to 16
-  // floats (the arena's alignment); and one probabilities buffer [NH, T, T] for all layers
-  // (each layer's are recomputed in its backward).
-  const int64_t C = 24, Q = 24, KV = 12, FF = 37, NH = 4;
+  // floats (the arena's alignment). The attention probabilities are not activations: one
+  // head's [T, T] in scratch, recomputed head by head in the backward.
+  const int64_t C = 24, Q = 24, KV = 12, FF = 37;
   auto pad = [](int64_t n) { return (n + 15) / 16 * 16; };
   const int64_t slot = 2 * pad(T) + 3 * pad(T * C) + 2 * pad(T * Q) + 2 * pad(T * KV) +
                        2 * pad(T * FF) + 7 * pad(T * r);
-  EXPECT_EQ(windowed[0], static_cast<size_t>(((m + 1) * pad(T * C) + m * slot + NH * T * T) * 4));
+  EXPECT_EQ(windowed[0], static_cast<size_t>(((m + 1) * pad(T * C) + m * slot) * 4));
   // Without a window the arena holds all L layers: it grows with depth.
-  EXPECT_EQ(all[0], static_cast<size_t>(((4 + 1) * pad(T * C) + 4 * slot + NH * T * T) * 4));
-  EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot + NH * T * T) * 4));
+  EXPECT_EQ(all[0], static_cast<size_t>(((4 + 1) * pad(T * C) + 4 * slot) * 4));
+  EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot) * 4));
 }
 
 // Window [l1 - m, l1) of a windowed engine vs the full backward [0, l1) of an unwindowed one:
