@@ -37,6 +37,7 @@ namespace edgellm::simd {
 namespace {
 
 using x86::hsum;
+using x86::hsum512;
 
 // The per-row constants of the unpack: the vpermb index (lane j, byte k ← byte j·b + k) and the
 // vpmultishiftqb control (byte i of a lane ← bits i·b .. of it), for a stream starting at bit 0;
@@ -93,45 +94,41 @@ EDGELLM_VBMI inline __m256i unpack32(const Unpack& u, const uint8_t* p, const ui
                           _mm512_castsi512_si256(u.mask));
 }
 
-EDGELLM_VBMI inline float hsum512(__m512 v) {
-  // extract, not _mm512_castps512_ps256: GCC 12 warns about the cast (-Wuninitialized, its header).
-  return hsum(_mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1)));
-}
-
 // Σ_k scale_g·d_k·Σ_c code_c·q_c over the row's 32-column blocks k, minus the offsets
 // Σ_g scale_g·off_g·Σ_{k in g} d_k·s_k (QuantX::ds). codes64(k) gives blocks k and k + 1 as 64
 // unsigned bytes, codes32(k) block k alone (both also get the group's offset off_g); pairs run on
 // 512-bit vectors (two fp32 chains), a group with an odd number of blocks ends with one 256-bit
-// step. Groups are whole blocks or the whole row (the last may be shorter).
+// step. Each block's lanes are scaled by d_k (QuantX::d8) inside a group and the group's sum by
+// scale_g at its end. Groups are whole blocks or the whole row (the last may be shorter).
 template <class Codes64, class Codes32>
 EDGELLM_VBMI inline float accumulate(const PackedRowQ& row, const QuantX& x, Codes64&& codes64,
                                      Codes32&& codes32) {
   const int64_t nb = row.cols / 32;
   const int64_t per_group = (row.group >= row.cols ? row.cols : row.group) / 32;
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+  __m512 a0 = _mm512_setzero_ps();
   __m256 a2 = _mm256_setzero_ps();
   double offsets = 0;
-  auto pair = [&](__m512 acc, int64_t k, float scale, int off) EDGELLM_VBMI {
+  auto pair = [&](__m512 acc, int64_t k, int off) EDGELLM_VBMI {
     const __m512i v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes64(k, off),
                                           _mm512_loadu_si512(x.q + 32 * k));
-    const __m512 d =
-        _mm512_insertf32x8(_mm512_set1_ps(scale * x.d[k]), _mm256_set1_ps(scale * x.d[k + 1]), 1);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), d, acc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x.d8 + 8 * k), acc);
   };
   for (int64_t k0 = 0, g = 0; k0 < nb; k0 += per_group, ++g) {
     const int64_t k1 = std::min(nb, k0 + per_group);
     const float scale = _cvtsh_ss(row.scales[g]);
     const int off = row.zeros ? row.zeros[g] : row.sym_off;
     offsets += double(scale) * off * (x.ds[k1] - x.ds[k0]);
+    __m512 g0 = _mm512_setzero_ps(), g1 = g0;
     int64_t k = k0;
     for (; k + 4 <= k1; k += 4) {
-      a0 = pair(a0, k, scale, off);
-      a1 = pair(a1, k + 2, scale, off);
+      g0 = pair(g0, k, off);
+      g1 = pair(g1, k + 2, off);
     }
     if (k + 2 <= k1) {
-      a0 = pair(a0, k, scale, off);
+      g0 = pair(g0, k, off);
       k += 2;
     }
+    a0 = _mm512_fmadd_ps(_mm512_add_ps(g0, g1), _mm512_set1_ps(scale), a0);
     if (k < k1) {
       const __m256i v =
           _mm256_dpbusd_epi32(_mm256_setzero_si256(), codes32(k, off),
@@ -139,7 +136,7 @@ EDGELLM_VBMI inline float accumulate(const PackedRowQ& row, const QuantX& x, Cod
       a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(scale * x.d[k]), a2);
     }
   }
-  return float(double(hsum512(_mm512_add_ps(a0, a1)) + hsum(a2)) - offsets);
+  return float(double(hsum512(a0) + hsum(a2)) - offsets);
 }
 
 EDGELLM_VBMI float dense_row(const PackedRowQ& row, const QuantX& x) {

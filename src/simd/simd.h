@@ -44,12 +44,15 @@ DotF32Fn dot_f32_kernel();
 // products: x[i] ≈ d[i/32]·q[i], q in [−127, 127] as int8, s[b] = Σ q over block b (for the
 // Q8_0 / Q4_0 / Q4_K offsets). Made by QuantizedActivations::quantize (tensor/dot_row.cpp).
 // ds[b] = Σ_{b' < b} d[b']·s[b'] (nb + 1 values, double): an offset o over blocks [b0, b1) adds
-// o·(ds[b1] − ds[b0]) to a dot product (the packed kernels' group zero points).
+// o·(ds[b1] − ds[b0]) to a dot product (the packed kernels' group zero points). d8: each d[b]
+// 8 times (8·nb floats), so that blocks b and b + 1 scale the 16 int32 lanes of one 512-bit
+// vpdpbusd with one 64-byte load (the packed kernels).
 struct QuantX {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const int32_t* s = nullptr;
   const double* ds = nullptr;
+  const float* d8 = nullptr;
 };
 // row · x for a Q8_0 / Q4_0 / Q4_K / Q6_K row of n values (whole blocks); each block's integer
 // sum is exact, its scale applied in fp32. nullptr for kinds without an integer kernel.

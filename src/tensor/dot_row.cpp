@@ -99,6 +99,7 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
   d.resize(static_cast<size_t>(nb));
   s.resize(static_cast<size_t>(nb));
   ds.resize(static_cast<size_t>(nb + 1));
+  d8.resize(static_cast<size_t>(8 * nb));
   ds[0] = 0;
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + 32 * b;
@@ -122,6 +123,7 @@ bool QuantizedActivations::quantize(const float* x, int64_t n) {
     d[static_cast<size_t>(b)] = scale;
     s[static_cast<size_t>(b)] = sum;
     ds[static_cast<size_t>(b + 1)] = ds[static_cast<size_t>(b)] + double(scale) * sum;
+    std::fill_n(d8.begin() + 8 * b, 8, scale);
   }
   return true;
 }

@@ -89,10 +89,11 @@ struct QuantizedActivations {
   std::vector<float> d;    // per-block scale: max |x| / 127 (0 for an all-zero block)
   std::vector<int32_t> s;  // per-block sum of the codes
   std::vector<double> ds;  // prefix sums of d·s (simd.h QuantX)
+  std::vector<float> d8;   // each d 8 times (simd.h QuantX)
   // false (and the codes unusable) if x holds a NaN or Inf: that GEMV keeps fp32 activations, so
   // a non-finite value propagates as it would without quantization.
   bool quantize(const float* x, int64_t n);
-  simd::QuantX view() const { return {q.data(), d.data(), s.data(), ds.data()}; }
+  simd::QuantX view() const { return {q.data(), d.data(), s.data(), ds.data(), d8.data()}; }
 };
 // The SIMD layer's kind for a storage type that has dot kernels (simd.h), or none.
 std::optional<simd::DotKind> dot_kind(DType t);

@@ -184,7 +184,7 @@ TEST(SimdKernels, IntegerDotsOnQuantizedActivationsMatchDecodeThenDot) {
   for_each_target([] {
     for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
       const int64_t bs = dtype_block_size(t);
-      for (int64_t nb : {1, 2, 3, 5}) {
+      for (int64_t nb : {1, 2, 3, 5, 6, 9}) {
         const int64_t n = bs * nb;
         const auto w = randn(n, 30 + static_cast<uint32_t>(nb));
         auto x = randn(n, 40);
