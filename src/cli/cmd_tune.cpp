@@ -75,7 +75,7 @@ void register_tune(CLI::App& app) {
     int log_every = 1;
     int last = 0;  // partial: last layers carrying adapters
     std::string exit_layers, exit_schedule = "random", lora_mode = "cumulative",
-                             head_mode = "shared";
+                             head_mode = "shared", prefix_cache_dtype = "f32";
     TuneOptions o;
   };
   auto a = std::make_shared<Args>();
@@ -99,6 +99,9 @@ void register_tune(CLI::App& app) {
   CLI::Option* cache_opt =
       cmd->add_option("--prefix-cache-mb", a->o.alt.prefix_cache_mb,
                       "alt, branch mode: MiB of cached frozen-prefix hidden states (0: off)");
+  cmd->add_option("--prefix-cache-dtype", a->prefix_cache_dtype,
+                  "alt, branch mode: f32 (exact) | bf16 | int8 (per-token scale): 2x / ~4x the "
+                  "sequences in the same MiB, the window trained on the rounded input");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -172,6 +175,7 @@ void register_tune(CLI::App& app) {
       o.alt.schedule = parse_exit_schedule(a->exit_schedule);
       o.alt.lora_mode = exit_lora_mode_from_name(a->lora_mode);
       o.alt.head_mode = exit_head_mode_from_name(a->head_mode);
+      o.alt.prefix_cache_dtype = prefix_cache_dtype_from_name(a->prefix_cache_dtype);
       o.alt.exits_set = exits_opt->count() > 0;
       o.alt.prefix_cache_set = cache_opt->count() > 0;
     }
@@ -234,7 +238,8 @@ void register_tune(CLI::App& app) {
                   {"schedule", h->config().schedule},
                   {"val_exit_loss", last.val_exit_loss},
                   {"prefix_cache",
-                   {{"hits", cs.hits},
+                   {{"dtype", prefix_cache_dtype_name(tr.options().alt.prefix_cache_dtype)},
+                    {"hits", cs.hits},
                     {"misses", cs.misses},
                     {"entries", cs.entries},
                     {"bytes", cs.bytes}}}};

@@ -379,7 +379,7 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   dseed_ = dropout_seed;
   const int64_t C = c_.dim;
   if (x0) {
-    std::memcpy(x_in_[0], x0, static_cast<size_t>(T * C) * sizeof(float));
+    if (x0 != x_in_[0]) std::memcpy(x_in_[0], x0, static_cast<size_t>(T * C) * sizeof(float));
   } else {
     const WeightView& e = m_->tok_embedding();
     for (int64_t t = 0; t < T; ++t) {
@@ -392,6 +392,7 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   auto slot = [&](int l) -> LayerActs& { return ckpt ? slots_[0] : slots_[l - l0]; };
   auto in = [&](int l) { return x_in_[l - l0]; };
   for (int l = x0_depth; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
+  if (window_transform_ && x0_depth < l0) window_transform_(x_in_[0], T);
   for (int l = l0; l < l1; ++l) layer_forward(l, in(l), in(l + 1), slot(l), T, backward, taps_);
   layer_forwards_ = l1 - x0_depth;
   StepResult r;

@@ -28,6 +28,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -97,6 +98,14 @@ class TrainEngine {
   // The input of layer l0 [T, C] of the last run() (valid until the next): what a prefix cache
   // keeps of the frozen layers below the window.
   const float* window_input() const { return x_in_[0]; }
+  // The same buffer, writable: a cached prefix decoded here is passed to run() as x0 in place.
+  float* window_input_buffer() { return x_in_[0]; }
+  // Applied to the window's input [T, C] in place after run() computed frozen layers below the
+  // window (not when x0 was given at l0): ALT's branch mode rounds it as its prefix cache stores
+  // it (train/prefix_cache.h), so cached and computed inputs are the same values.
+  void set_window_input_transform(std::function<void(float*, int64_t)> f) {
+    window_transform_ = std::move(f);
+  }
   // Whether the layers below the window apply the adapters (default) or run the frozen base
   // (ALT's branch mode: each exit is its own branch, base up to its window).
   void set_lora_below_window(bool on) { lora_below_ = on; }
@@ -156,6 +165,7 @@ class TrainEngine {
   bool lora_below_ = true;
   float *exit_norm_grad_ = nullptr, *exit_head_grad_ = nullptr;
 
+  std::function<void(float*, int64_t)> window_transform_;
   int window_ = 0;  // max layers per window (EngineOptions::max_window or L)
   int64_t layer_forwards_ = 0;
   // [window+1] × [T, C]: x_in_[i] = input of layer l0+i; x_in_[l1-l0] = the exit's hidden state.

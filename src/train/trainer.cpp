@@ -325,7 +325,9 @@ double Trainer::step_alt(const std::vector<const Example*>& batch, const std::ve
   // Branch mode: below the window the frozen base runs with no adapter (and so no dropout): the
   // window's input depends on the sequence and l0 only, and is cached across epochs.
   const bool cache = branch && l0 > 0 && o_.alt.prefix_cache_mb > 0;
-  const size_t cap = static_cast<size_t>(o_.alt.prefix_cache_mb) << 20;
+  if (cache && !prefix_cache_)
+    prefix_cache_ = std::make_unique<PrefixCache>(
+        o_.alt.prefix_cache_dtype, static_cast<size_t>(o_.alt.prefix_cache_mb) << 20);
   const int64_t C = base_.config().dim;
   double loss_sum = 0;
   for (size_t k = 0; k < batch.size(); ++k) {
@@ -333,26 +335,30 @@ double Trainer::step_alt(const std::vector<const Example*>& batch, const std::ve
     const int64_t T = static_cast<int64_t>(b.tokens.size());
     const uint64_t dseed = rng_.next();
     const uint64_t key = (static_cast<uint64_t>(idx[k]) << 17) | static_cast<uint64_t>(l0);
-    auto hit = cache ? prefix_cache_.find(key) : prefix_cache_.end();
-    if (hit != prefix_cache_.end()) {
+    // A hit decodes straight into the engine's window input (no second [T, C] buffer).
+    float* x0 = engine_->window_input_buffer();
+    if (cache && prefix_cache_->get(key, x0, T, C)) {
       ++cache_stats_.hits;
-      loss_sum += engine_
-                      ->run(b.tokens.data(), b.targets.data(), T, true, scale, dseed, l0, d,
-                            hit->second.data(), l0)
-                      .loss_sum;
+      loss_sum +=
+          engine_->run(b.tokens.data(), b.targets.data(), T, true, scale, dseed, l0, d, x0, l0)
+              .loss_sum;
       continue;
     }
+    // A miss: the frozen prefix runs, and its exact output is kept (first come, first kept) and
+    // then rounded as a hit would give it back, before the window reads it.
+    if (cache)
+      engine_->set_window_input_transform([this, key, C](float* x, int64_t n) {
+        prefix_cache_->put(key, x, n, C);
+        prefix_cache_->round_trip(x, n, C);
+      });
     loss_sum +=
         engine_->run(b.tokens.data(), b.targets.data(), T, true, scale, dseed, l0, d).loss_sum;
     if (!cache) continue;
     ++cache_stats_.misses;
-    const size_t bytes = static_cast<size_t>(T * C) * sizeof(float);
-    if (cache_stats_.bytes + bytes > cap) continue;  // first come, first kept
-    const float* x = engine_->window_input();
-    prefix_cache_.emplace(key, std::vector<float>(x, x + T * C));
-    cache_stats_.bytes += bytes;
-    ++cache_stats_.entries;
+    cache_stats_.bytes = prefix_cache_->bytes();
+    cache_stats_.entries = prefix_cache_->entries();
   }
+  engine_->set_window_input_transform(nullptr);  // validation runs the model as at inference
   exit_seq_.push_back(e);
   return loss_sum;
 }
@@ -643,6 +649,7 @@ nlohmann::json Trainer::plan_json() const {
     j["exit_depths"] = heads_->config().depths;
     j["prefix_cache_mb"] =
         heads_->config().lora_mode == ExitLoraMode::Branch ? o_.alt.prefix_cache_mb : 0;
+    j["prefix_cache_dtype"] = prefix_cache_dtype_name(o_.alt.prefix_cache_dtype);
   }
   if (alt_choice_) {
     nlohmann::json tried = nlohmann::json::array();

@@ -24,6 +24,7 @@
 #include "train/full_params.h"
 #include "train/memory.h"
 #include "train/optimizer.h"
+#include "train/prefix_cache.h"
 
 namespace edgellm {
 
@@ -49,8 +50,10 @@ struct AltOptions {
   // far lower held-out perplexity at every exit than branch on edgellm-tiny/Shakespeare.
   ExitLoraMode lora_mode = ExitLoraMode::Cumulative;
   ExitHeadMode head_mode = ExitHeadMode::Shared;
-  // Branch mode: memory for cached frozen-prefix hidden states (0 disables the cache).
+  // Branch mode: memory for cached frozen-prefix hidden states (0 disables the cache), and their
+  // encoding (train/prefix_cache.h: f32 exact, bf16 / int8 hold 2× / ~4× the sequences).
   int64_t prefix_cache_mb = 512;
+  PrefixCacheDType prefix_cache_dtype = PrefixCacheDType::F32;
 };
 
 struct TuneOptions {
@@ -182,7 +185,7 @@ class Trainer {
   size_t n_lora_spans_ = 0;      // spans [0, n) are layers' adapters, then one per own exit
   std::vector<int> span_layer_;  // layer of each adapter span
   std::vector<int> exit_span_;   // span of exit i, or -1
-  std::unordered_map<uint64_t, std::vector<float>> prefix_cache_;
+  std::unique_ptr<PrefixCache> prefix_cache_;  // branch mode with a cap
   PrefixCacheStats cache_stats_;
 };
 

@@ -58,6 +58,7 @@ TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
       {"--log-every 0", {"--log-every", "positive"}},
       {"--dropout 1", {"--dropout"}},
       {"--clip nan", {"--clip"}},
+      {"--method alt --prefix-cache-dtype fp8", {"--prefix-cache-dtype", "'fp8'"}},
   };
   for (const auto& [flags, needles] : cases) {
     const CliResult r = run("", base + flags);

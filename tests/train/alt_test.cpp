@@ -4,6 +4,8 @@
 // losses, adapters, exit heads); AdamW's span flags leave the other spans untouched.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -148,6 +150,51 @@ TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
   bool differs = false;
   for (size_t i = 0; i < a.size(); ++i) differs |= a[i] != c[i];
   EXPECT_TRUE(differs);
+}
+
+// bf16 / int8 prefix caches: the window trains on the rounded input on a hit and on a miss
+// alike, so the cache (and a resume, which starts it cold) changes no loss; the rounding itself
+// moves the losses a little against the exact f32 cache.
+TEST_F(Alt, QuantizedPrefixCacheChangesNoLossAndResumesExactly) {
+  const std::string small = dir_ + "/small.txt";
+  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
+  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
+  TuneOptions o = opts(30);
+  o.alt.lora_mode = ExitLoraMode::Branch;
+  o.alt.schedule = ExitSchedule::RoundRobin;
+  o.lora.dropout = 0.1f;
+  o.alt.prefix_cache_mb = 16;
+  const std::vector<double> exact = alt_losses(*m_, d, o, -1);
+  for (PrefixCacheDType dt : {PrefixCacheDType::BF16, PrefixCacheDType::Int8}) {
+    const char* name = prefix_cache_dtype_name(dt);
+    o.alt.prefix_cache_dtype = dt;
+    PrefixCacheStats cs;
+    o.out = dir_ + "/a";
+    const std::vector<double> a = alt_losses(*m_, d, o, -1, nullptr, &cs);
+    EXPECT_GT(cs.hits, 0) << name;
+    // Hand count: per token row 64 values of 2 bytes, or 64 codes and a 4-byte scale.
+    const size_t row = dt == PrefixCacheDType::BF16 ? 64 * 2 : 64 + 4;
+    EXPECT_EQ(cs.bytes, static_cast<size_t>(cs.entries) * 32 * row) << name;
+    o.out = dir_ + "/b";
+    std::vector<double> b = alt_losses(*m_, d, o, 15);
+    o.resume = true;
+    for (double l : alt_losses(*m_, d, o, -1)) b.push_back(l);
+    o.resume = false;
+    ASSERT_EQ(a.size(), exact.size()) << name;
+    ASSERT_EQ(b.size(), a.size()) << name;
+    double moved = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i], b[i]) << name << " step " << i + 1;
+      moved = std::max(moved, std::fabs(a[i] - exact[i]));
+    }
+    EXPECT_GT(moved, 0) << name;     // the window saw rounded inputs
+    EXPECT_LT(moved, 0.05) << name;  // by at most 2^-8 (bf16) or 1/254 of a row's max (int8)
+    EXPECT_EQ(read_file(dir_ + "/a/adapter_model.safetensors"),
+              read_file(dir_ + "/b/adapter_model.safetensors"))
+        << name;
+    std::filesystem::remove_all(dir_ + "/a");
+    std::filesystem::remove_all(dir_ + "/b");
+  }
 }
 
 TEST_F(Alt, ResumeIsExact) {

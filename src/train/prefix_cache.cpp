@@ -1,0 +1,135 @@
+#include "train/prefix_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "tensor/dtype.h"
+#include "util/error.h"
+
+namespace edgellm {
+
+PrefixCacheDType prefix_cache_dtype_from_name(const std::string& s) {
+  if (s == "f32") return PrefixCacheDType::F32;
+  if (s == "bf16") return PrefixCacheDType::BF16;
+  if (s == "int8") return PrefixCacheDType::Int8;
+  fail("[train] --prefix-cache-dtype '{}': expected f32, bf16 or int8", s);
+}
+
+const char* prefix_cache_dtype_name(PrefixCacheDType t) {
+  switch (t) {
+    case PrefixCacheDType::F32:
+      return "f32";
+    case PrefixCacheDType::BF16:
+      return "bf16";
+    case PrefixCacheDType::Int8:
+      return "int8";
+  }
+  return "?";
+}
+
+size_t prefix_cache_entry_bytes(PrefixCacheDType t, int64_t T, int64_t C) {
+  const auto n = static_cast<size_t>(T * C);
+  switch (t) {
+    case PrefixCacheDType::F32:
+      return n * 4;
+    case PrefixCacheDType::BF16:
+      return n * 2;
+    case PrefixCacheDType::Int8:
+      return n + static_cast<size_t>(T) * sizeof(float);
+  }
+  return 0;
+}
+
+namespace {
+
+// Row r's int8 scale and its inverse (0 for an all-zero row).
+std::pair<float, float> int8_scale(const float* r, int64_t C) {
+  float amax = 0;
+  for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(r[c]));
+  return {amax / 127.f, amax > 0 ? 127.f / amax : 0.f};
+}
+
+}  // namespace
+
+void PrefixCache::round_trip(float* x, int64_t T, int64_t C) const {
+  switch (t_) {
+    case PrefixCacheDType::F32:
+      return;
+    case PrefixCacheDType::BF16:
+      for (int64_t i = 0; i < T * C; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+      return;
+    case PrefixCacheDType::Int8:
+      for (int64_t t = 0; t < T; ++t) {
+        float* r = x + t * C;
+        const auto [scale, inv] = int8_scale(r, C);
+        for (int64_t c = 0; c < C; ++c)
+          r[c] = scale * static_cast<float>(static_cast<int8_t>(std::lrint(r[c] * inv)));
+      }
+      return;
+  }
+}
+
+bool PrefixCache::put(uint64_t key, const float* x, int64_t T, int64_t C) {
+  const size_t n = prefix_cache_entry_bytes(t_, T, C);
+  if (bytes_ + n > cap_ || map_.count(key)) return false;
+  Entry e{T, C, std::vector<uint8_t>(n)};
+  uint8_t* d = e.data.data();
+  switch (t_) {
+    case PrefixCacheDType::F32:
+      std::memcpy(d, x, n);
+      break;
+    case PrefixCacheDType::BF16:
+      for (int64_t i = 0; i < T * C; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+      break;
+    case PrefixCacheDType::Int8:
+      // Row t: its scale, then its C codes.
+      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
+        const float* r = x + t * C;
+        const auto [scale, inv] = int8_scale(r, C);
+        std::memcpy(d, &scale, sizeof(float));
+        auto* q = reinterpret_cast<int8_t*>(d + sizeof(float));
+        for (int64_t c = 0; c < C; ++c) q[c] = static_cast<int8_t>(std::lrint(r[c] * inv));
+      }
+      break;
+  }
+  bytes_ += n;
+  map_.emplace(key, std::move(e));
+  return true;
+}
+
+bool PrefixCache::get(uint64_t key, float* out, int64_t T, int64_t C) const {
+  const auto it = map_.find(key);
+  if (it == map_.end()) return false;
+  const Entry& e = it->second;
+  EDGELLM_CHECK(e.T == T && e.C == C, "prefix cache entry [{}, {}] read as [{}, {}]", e.T, e.C, T,
+                C);
+  const uint8_t* d = e.data.data();
+  switch (t_) {
+    case PrefixCacheDType::F32:
+      std::memcpy(out, d, e.data.size());
+      break;
+    case PrefixCacheDType::BF16:
+      for (int64_t i = 0; i < T * C; ++i) {
+        uint16_t h;
+        std::memcpy(&h, d + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+      }
+      break;
+    case PrefixCacheDType::Int8:
+      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
+        float scale;
+        std::memcpy(&scale, d, sizeof(float));
+        const auto* q = reinterpret_cast<const int8_t*>(d + sizeof(float));
+        for (int64_t c = 0; c < C; ++c) out[t * C + c] = scale * static_cast<float>(q[c]);
+      }
+      break;
+  }
+  return true;
+}
+
+}  // namespace edgellm
