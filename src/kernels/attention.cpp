@@ -11,30 +11,13 @@
 
 namespace edgellm {
 
-namespace {
-
-// Row softmax over the first n entries of p (the causal prefix); entries >= n become 0.
-inline void softmax_prefix(float* p, int64_t n, int64_t S) {
-  float mx = -INFINITY;
-  for (int64_t s = 0; s < n; ++s) mx = std::max(mx, p[s]);
-  for (int64_t s = 0; s < n; ++s) p[s] -= mx;
-  exp_n(p, p, n);
-  float sum = 0;
-  for (int64_t s = 0; s < n; ++s) sum += p[s];
-  const float inv = 1.f / sum;
-  for (int64_t s = 0; s < n; ++s) p[s] *= inv;
-  for (int64_t s = n; s < S; ++s) p[s] = 0;
-}
-
-}  // namespace
-
 void attention_probs_head(float* P, const float* q, const float* k, int64_t h, int64_t T,
                           int64_t NH, int64_t KV, int64_t HD, int64_t pos0) {
   const int64_t S = pos0 + T, g = h / (NH / KV);
   const float scale = 1.f / std::sqrt(static_cast<float>(HD));
   sgemm(false, true, T, S, HD, scale, q + h * HD, NH * HD, k + g * HD, KV * HD, 0.f, P, S);
 #pragma omp parallel for schedule(static) if (T * S >= (1 << 14))
-  for (int64_t t = 0; t < T; ++t) softmax_prefix(P + t * S, pos0 + t + 1, S);
+  for (int64_t t = 0; t < T; ++t) simd::softmax_prefix(P + t * S, pos0 + t + 1, S);
 }
 
 void attention_forward(float* out, AttentionScratch& scratch, const float* q, const float* k,
@@ -58,7 +41,7 @@ void attention_forward(float* out, AttentionScratch& scratch, const float* q, co
         const float* qh = q + h * HD;
         float* p = P + h * S;
         for (int64_t s = 0; s < S; ++s) p[s] = dot(qh, k + s * ks + g * HD, HD) * scale;
-        softmax_prefix(p, S, S);
+        simd::softmax_prefix(p, S, S);
         if (!out) continue;
         float* o = out + h * HD;
         std::fill(o, o + HD, 0.f);

@@ -4,10 +4,12 @@
 //   dq_h += dZ·k_g/√HD;   dk_g += dZᵀ·q_h/√HD
 // Masked entries have P = 0, so dZ = 0 there and no mask is needed. Heads of one KV group add
 // into the same dk_g/dv_g, so heads run one after another, each as strided GEMMs.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
+#include "simd/simd.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -26,14 +28,10 @@ void head_backward(float* dq, float* dk, float* dv, float* dp, const float* dout
   sgemm(false, true, T, S, HD, 1.f, dout + h * HD, qs, v + g * HD, ks, 0.f, dp, S);
 #pragma omp parallel for schedule(static) if (T > 1)
   for (int64_t t = 0; t < T; ++t) {
-    const float* pr = P + t * S;
     float* d = dp + t * S;
     const int64_t n = pos0 + t + 1;  // causal prefix; beyond it P = 0
-    double dot = 0;
-    for (int64_t s = 0; s < n; ++s) dot += double(pr[s]) * d[s];
-    const float fd = static_cast<float>(dot);
-    for (int64_t s = 0; s < n; ++s) d[s] = pr[s] * (d[s] - fd);
-    for (int64_t s = n; s < S; ++s) d[s] = 0;
+    simd::softmax_backward_row(d, P + t * S, n);
+    std::fill(d + n, d + S, 0.f);
   }
   // dq_h[T, HD] += scale · dZ[T, S] · k_g[S, HD];  dk_g[S, HD] += scale · dZᵀ[S, T] · q_h[T, HD]
   sgemm(false, false, T, HD, S, scale, dp, S, k + g * HD, ks, 1.f, dq + h * HD, qs);

@@ -144,6 +144,10 @@ void rope_pairs(float* p, const float* c, const float* s, int64_t half);
 
 // ---- attention inner loops -------------------------------------------------------------------
 void axpy(float* y, float a, const float* x, int64_t n);  // y += a*x
+// Softmax of p[0, n) in place (n >= 1) and zeros in p[n, S) (a causal attention row).
+void softmax_prefix(float* p, int64_t n, int64_t S);
+// Its backward for one row: d[i] ← p[i]·(d[i] − Σ_k p[k]·d[k]) over [0, n).
+void softmax_backward_row(float* d, const float* p, int64_t n);
 
 // ---- optimizer (optim_kernels.cpp) ----------------------------------------------------------
 // One AdamW step's constants: g is scaled by clip; m = b1·m + (1−b1)·g, v = b2·v + (1−b2)·g²;

@@ -185,6 +185,67 @@ void RopePairs(float* p, const float* c, const float* s, int64_t half) {
   }
 }
 
+// Row softmax in place over p[0, n) (n >= 1), zeros in p[n, S): the row max, exp(x − max) stored
+// with its sum (fp32 lanes over at most 16 vectors, then double), one scaling pass. The tails
+// run through padded buffers (-inf lanes: exp gives 0), so every value takes the same Exp.
+void SoftmaxPrefix(float* p, int64_t n, int64_t S) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  VF mx = hn::Set(d, -INFINITY);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) mx = hn::Max(mx, hn::LoadU(d, p + i));
+  float m = hn::GetLane(hn::MaxOfLanes(d, mx));
+  for (int64_t k = i; k < n; ++k) m = p[k] > m ? p[k] : m;
+  const VF sh = hn::Set(d, m);
+  double sum = 0;
+  i = 0;
+  while (i + N <= n) {
+    VF acc = hn::Zero(d);
+    for (int k = 0; k < 16 && i + N <= n; ++k, i += N) {
+      const VF e = Exp(d, hn::Sub(hn::LoadU(d, p + i), sh));
+      hn::StoreU(e, d, p + i);
+      acc = hn::Add(acc, e);
+    }
+    sum += hn::GetLane(hn::SumOfLanes(d, acc));
+  }
+  if (i < n) {
+    HWY_ALIGN float buf[16];
+    for (int64_t k = 0; k < N; ++k) buf[k] = i + k < n ? p[i + k] - m : -INFINITY;
+    const VF e = Exp(d, hn::Load(d, buf));
+    sum += hn::GetLane(hn::SumOfLanes(d, e));
+    hn::Store(e, d, buf);
+    std::memcpy(p + i, buf, static_cast<size_t>(n - i) * 4);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  const VF iv = hn::Set(d, inv);
+  i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, p + i), iv), d, p + i);
+  for (; i < n; ++i) p[i] *= inv;
+  if (S > n) std::memset(p + n, 0, static_cast<size_t>(S - n) * 4);
+}
+
+// The softmax backward of one row: d ← p ⊙ (d − Σ p·d) over [0, n) (Σ in fp32 lanes over at most
+// 16 vectors, then double).
+void SoftmaxBackwardRow(float* dd, const float* p, int64_t n) {
+  const DF d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  double dot = 0;
+  int64_t i = 0;
+  while (i + N <= n) {
+    VF acc = hn::Zero(d);
+    for (int k = 0; k < 16 && i + N <= n; ++k, i += N)
+      acc = hn::MulAdd(hn::LoadU(d, p + i), hn::LoadU(d, dd + i), acc);
+    dot += hn::GetLane(hn::SumOfLanes(d, acc));
+  }
+  for (int64_t k = i; k < n; ++k) dot += double(p[k]) * dd[k];
+  const float fd = static_cast<float>(dot);
+  const VF vd = hn::Set(d, fd);
+  i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Mul(hn::LoadU(d, p + i), hn::Sub(hn::LoadU(d, dd + i), vd)), d, dd + i);
+  for (; i < n; ++i) dd[i] = p[i] * (dd[i] - fd);
+}
+
 void Axpy(float* y, float a, const float* x, int64_t n) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -298,6 +359,8 @@ HWY_EXPORT(SumSquares);
 HWY_EXPORT(ScaleMul);
 HWY_EXPORT(RopePairs);
 HWY_EXPORT(Axpy);
+HWY_EXPORT(SoftmaxPrefix);
+HWY_EXPORT(SoftmaxBackwardRow);
 HWY_EXPORT(F16ToF32);
 HWY_EXPORT(F32ToF16);
 HWY_EXPORT(BF16ToF32);
@@ -339,6 +402,14 @@ void rope_pairs(float* p, const float* c, const float* s, int64_t half) {
 void axpy(float* y, float a, const float* x, int64_t n) {
   detail::ensure_init();
   HWY_DYNAMIC_DISPATCH(Axpy)(y, a, x, n);
+}
+void softmax_prefix(float* p, int64_t n, int64_t S) {
+  detail::ensure_init();
+  HWY_DYNAMIC_DISPATCH(SoftmaxPrefix)(p, n, S);
+}
+void softmax_backward_row(float* d, const float* p, int64_t n) {
+  detail::ensure_init();
+  HWY_DYNAMIC_DISPATCH(SoftmaxBackwardRow)(d, p, n);
 }
 void f16_to_f32_n(const void* src, float* dst, int64_t n) {
   detail::ensure_init();

@@ -437,6 +437,41 @@ TEST(SimdKernels, AdamWQ8EncoderIsBitExactAgainstTheScalarTwin) {
   });
 }
 
+// The causal attention row's softmax and its backward against double references, zeros past the
+// prefix, nothing written past S.
+TEST(SimdKernels, SoftmaxPrefixAndItsBackwardMatchDouble) {
+  for_each_target([] {
+    for (int64_t n : kSizes) {
+      if (n == 0) continue;
+      const int64_t S = n + 5;
+      std::vector<float> x = randn(S, 11, 6.f);
+      x[static_cast<size_t>(n / 2)] = 30.f;  // one dominant score
+      std::vector<float> p(x.begin(), x.end());
+      p.push_back(-2.f);  // guard past S
+      simd::softmax_prefix(p.data(), n, S);
+      double mx = -INFINITY, z = 0;
+      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(x[i]));
+      for (int64_t i = 0; i < n; ++i) z += std::exp(double(x[i]) - mx);
+      std::vector<double> ref(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) ref[i] = std::exp(double(x[i]) - mx) / z;
+      // exp's ~2 ulp, the fp32 rounding of x − max (relative |x − max|·2^-24 in the result) and
+      // of the sum and scale.
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(p[i], ref[i], 3e-7 * (4 + std::fabs(x[i] - mx)) * ref[i] + 1e-30) << n;
+      for (int64_t i = n; i < S; ++i) EXPECT_EQ(p[i], 0.f) << n;
+      EXPECT_EQ(p[S], -2.f) << "wrote past S, n=" << n;
+      const std::vector<float> g = randn(n, 12);
+      std::vector<float> dd = g;
+      simd::softmax_backward_row(dd.data(), p.data(), n);
+      double dot = 0, scale = 0;
+      for (int64_t i = 0; i < n; ++i) dot += double(p[i]) * g[i];
+      for (int64_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(double(p[i]) * g[i]));
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(dd[i], double(p[i]) * (g[i] - dot), 1e-6 * (scale + 1e-30)) << n;
+    }
+  });
+}
+
 TEST(SimdKernels, RmsNormPiecesRopeAndAxpy) {
   for_each_target([] {
     for (int64_t n : kSizes) {
