@@ -24,7 +24,8 @@ struct ProfileOptions {
   int group = 0;
   Pruner pruner = Pruner::SparseGpt;
   bool per_linear = true;  // also each linear compressed alone (7× the layer runs)
-  std::function<void(int layer, int n_layers)> progress;  // after each layer
+  // After each layer: (layers done so far, 1-based, n_layers).
+  std::function<void(int done, int n_layers)> progress;
 };
 
 SensitivityProfile profile_sensitivity(const Model& m,

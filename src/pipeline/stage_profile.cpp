@@ -82,7 +82,7 @@ void run(StageContext& ctx) {
   po.group = cs.group;
   // Per-linear curves (7× more layer runs) only for the per-linear budget that reads them.
   po.per_linear = cs.policy == "budget" && cs.granularity == "linear";
-  po.progress = [&](int l, int L) { ctx.progress("layers profiled", l + 1, L); };
+  po.progress = [&](int done, int L) { ctx.progress("layers profiled", done, L); };
   SensitivityProfile prof = profile_sensitivity(*m, seqs, po);
   prof.model = ctx.cfg.model.path;
   prof.calibration = cal.provenance;
