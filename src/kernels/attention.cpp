@@ -5,7 +5,6 @@
 
 #include "kernels/matmul.h"
 #include "kernels/threads.h"
-#include "kernels/vexp.h"
 #include "simd/simd.h"
 #include "util/error.h"
 
