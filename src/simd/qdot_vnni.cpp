@@ -9,11 +9,11 @@
 // per row (docs/simd.md); Zen 4 splits them in two but still issues fewer instructions.
 //
 // vpdpbusd needs one unsigned operand; the weights are made unsigned and the offset comes back
-// through the activations' block sums (QuantX::s):
+// as bias·Σx:
 //   Q8_0: (w + 128)·x − 128·Σx;   Q4_0: q·x − 8·Σx (q the raw nibble);   Q4_K: nibbles are
-//   unsigned already (its mins use Σx as in the portable kernel);   Q6_K: q·x − 32·Σx per 16
+//   unsigned already (its mins use QuantX::s as in the portable kernel);   Q6_K: q·x − 32·Σx per 16
 //   values. The bias sums come from a second vpdpbusd of the bias bytes with x (per lane, as the
-//   scales are), or in a single-block step from QuantX::s in lane 0.
+//   scales are).
 // Each block's int32 sum is exact, as in the portable kernels; only the fp32 scaling differs in
 // order, so both agree with the reference to fp32 rounding (tests/simd).
 #include <cstddef>
@@ -41,12 +41,6 @@ EDGELLM_VNNI inline float f16(const uint8_t* p) {
 
 using x86::hsum;
 
-// An int32 vector holding v in lane 0 and zeros elsewhere: the starting value of a block's
-// vpdpbusd, so that the block's offset term needs no extra instruction.
-EDGELLM_VNNI inline __m256i lane0(int32_t v) {
-  return _mm256_zextsi128_si256(_mm_cvtsi32_si128(v));
-}
-
 EDGELLM_VNNI inline __m256i load256(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
@@ -56,12 +50,12 @@ EDGELLM_VNNI inline __m256i load256(const void* p) {
 // order. codes(w) gives both blocks' codes as 64 unsigned bytes c = value + bias; the bias comes
 // off with a second vpdpbusd of bias·x (exact, int32). Each block's 8 int32 lanes are scaled by
 // [d_b × 8, d_b+1 × 8]: the weights' fp16 pair, permuted, times QuantX::d8. Two fp32 chains over
-// four blocks per step; an odd last block takes the 256-bit step(w, b) (int32 lanes) at
-// f16(w)·d_b. Per two blocks this is about 15 instructions where one 256-bit block took about 14
-// (decode is bound by them: docs/simd.md).
-template <int64_t kB, class Codes, class Step>
+// four blocks per step; an odd last block takes one 256-bit vpdpbusd of its codes code32(w) at
+// f16(w)·d_b, its bias off the same way. Per two blocks this is about 15 instructions where one
+// 256-bit block took about 14 (decode is bound by them: docs/simd.md).
+template <int64_t kB, class Codes, class Code32>
 EDGELLM_VNNI inline float two_blocks(const uint8_t* w, const QuantX& x, int64_t n, uint8_t bias,
-                                     const Codes& codes, const Step& step) {
+                                     const Codes& codes, const Code32& code32) {
   const int64_t nb = n / 32;
   const __m512i biasv = _mm512_set1_epi8(static_cast<char>(bias));
   const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -89,7 +83,13 @@ EDGELLM_VNNI inline float two_blocks(const uint8_t* w, const QuantX& x, int64_t 
     w += 2 * kB;
   }
   float tail = 0;
-  if (b < nb) tail = hsum(_mm256_cvtepi32_ps(step(w, b))) * (f16(w) * x.d[b]);
+  if (b < nb) {
+    const __m256i xq = load256(x.q + 32 * b);
+    const __m256i v = _mm256_sub_epi32(
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), code32(w), xq),
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(biasv), xq));
+    tail = hsum(_mm256_cvtepi32_ps(v)) * (f16(w) * x.d[b]);
+  }
   return x86::hsum512(_mm512_add_ps(a0, a1)) + tail;
 }
 
@@ -108,11 +108,8 @@ EDGELLM_VNNI float q8_0(const void* wv, const QuantX& x, int64_t n) {
             _mm512_inserti64x4(_mm512_zextsi256_si512(load256(w + 2)), load256(w + kB + 2), 1),
             flip);
       },
-      [&](const uint8_t* w, int64_t b) EDGELLM_VNNI {
-        return _mm256_dpbusd_epi32(lane0(-128 * x.s[b]),
-                                   _mm256_xor_si256(load256(w + 2), _mm512_castsi512_si256(flip)),
-                                   load256(x.q + 32 * b));
-      });
+      [&](const uint8_t* w)
+          EDGELLM_VNNI { return _mm256_xor_si256(load256(w + 2), _mm512_castsi512_si256(flip)); });
 }
 
 // Q4_0: value k < 16 is the low nibble of qs[k], value 16 + k the high one, so the 128-bit lanes
@@ -129,12 +126,11 @@ EDGELLM_VNNI float q4_0(const void* wv, const QuantX& x, int64_t n) {
         const __m512i dup = _mm512_shuffle_i64x2(two, two, 0x50);
         return _mm512_and_si512(_mm512_mask_srli_epi16(dup, 0xff00ff00u, dup, 4), m4);
       },
-      [&](const uint8_t* w, int64_t b) EDGELLM_VNNI {
+      [&](const uint8_t* w) EDGELLM_VNNI {
         const __m128i raw = load128(w + 2);
         const __m128i lo = _mm_and_si128(raw, _mm512_castsi512_si128(m4));
         const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm512_castsi512_si128(m4));
-        return _mm256_dpbusd_epi32(lane0(-8 * x.s[b]), _mm256_set_m128i(hi, lo),
-                                   load256(x.q + 32 * b));
+        return _mm256_set_m128i(hi, lo);
       });
 }
 

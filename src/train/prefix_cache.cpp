@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <utility>
 
 #include "tensor/dtype.h"
 #include "util/error.h"
@@ -44,59 +43,71 @@ size_t prefix_cache_entry_bytes(PrefixCacheDType t, int64_t T, int64_t C) {
 
 namespace {
 
-// Row r's int8 scale and its inverse (0 for an all-zero row).
-std::pair<float, float> int8_scale(const float* r, int64_t C) {
-  float amax = 0;
-  for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(r[c]));
-  return {amax / 127.f, amax > 0 ? 127.f / amax : 0.f};
+// x [T, C] → d (prefix_cache_entry_bytes): f32 as is, bf16 rounded, int8 per row its scale
+// absmax/127 then its C codes.
+void encode(PrefixCacheDType t, const float* x, int64_t T, int64_t C, uint8_t* d) {
+  switch (t) {
+    case PrefixCacheDType::F32:
+      std::memcpy(d, x, static_cast<size_t>(T * C) * sizeof(float));
+      return;
+    case PrefixCacheDType::BF16:
+      for (int64_t i = 0; i < T * C; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+      return;
+    case PrefixCacheDType::Int8:
+      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
+        const float* r = x + t * C;
+        float amax = 0;
+        for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(r[c]));
+        const float scale = amax / 127.f, inv = amax > 0 ? 127.f / amax : 0.f;
+        std::memcpy(d, &scale, sizeof(float));
+        auto* q = reinterpret_cast<int8_t*>(d + sizeof(float));
+        for (int64_t c = 0; c < C; ++c) q[c] = static_cast<int8_t>(std::lrint(r[c] * inv));
+      }
+      return;
+  }
+}
+
+// d → out [T, C], the inverse of encode up to its rounding.
+void decode(PrefixCacheDType t, const uint8_t* d, int64_t T, int64_t C, float* out) {
+  switch (t) {
+    case PrefixCacheDType::F32:
+      std::memcpy(out, d, static_cast<size_t>(T * C) * sizeof(float));
+      return;
+    case PrefixCacheDType::BF16:
+      for (int64_t i = 0; i < T * C; ++i) {
+        uint16_t h;
+        std::memcpy(&h, d + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+      }
+      return;
+    case PrefixCacheDType::Int8:
+      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
+        float scale;
+        std::memcpy(&scale, d, sizeof(float));
+        const auto* q = reinterpret_cast<const int8_t*>(d + sizeof(float));
+        for (int64_t c = 0; c < C; ++c) out[t * C + c] = scale * static_cast<float>(q[c]);
+      }
+      return;
+  }
 }
 
 }  // namespace
 
 void PrefixCache::round_trip(float* x, int64_t T, int64_t C) const {
-  switch (t_) {
-    case PrefixCacheDType::F32:
-      return;
-    case PrefixCacheDType::BF16:
-      for (int64_t i = 0; i < T * C; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
-      return;
-    case PrefixCacheDType::Int8:
-      for (int64_t t = 0; t < T; ++t) {
-        float* r = x + t * C;
-        const auto [scale, inv] = int8_scale(r, C);
-        for (int64_t c = 0; c < C; ++c)
-          r[c] = scale * static_cast<float>(static_cast<int8_t>(std::lrint(r[c] * inv)));
-      }
-      return;
-  }
+  if (t_ == PrefixCacheDType::F32) return;
+  std::vector<uint8_t> d(prefix_cache_entry_bytes(t_, T, C));
+  encode(t_, x, T, C, d.data());
+  decode(t_, d.data(), T, C, x);
 }
 
 bool PrefixCache::put(uint64_t key, const float* x, int64_t T, int64_t C) {
   const size_t n = prefix_cache_entry_bytes(t_, T, C);
   if (bytes_ + n > cap_ || map_.count(key)) return false;
   Entry e{T, C, std::vector<uint8_t>(n)};
-  uint8_t* d = e.data.data();
-  switch (t_) {
-    case PrefixCacheDType::F32:
-      std::memcpy(d, x, n);
-      break;
-    case PrefixCacheDType::BF16:
-      for (int64_t i = 0; i < T * C; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(d + 2 * i, &h, 2);
-      }
-      break;
-    case PrefixCacheDType::Int8:
-      // Row t: its scale, then its C codes.
-      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
-        const float* r = x + t * C;
-        const auto [scale, inv] = int8_scale(r, C);
-        std::memcpy(d, &scale, sizeof(float));
-        auto* q = reinterpret_cast<int8_t*>(d + sizeof(float));
-        for (int64_t c = 0; c < C; ++c) q[c] = static_cast<int8_t>(std::lrint(r[c] * inv));
-      }
-      break;
-  }
+  encode(t_, x, T, C, e.data.data());
   bytes_ += n;
   map_.emplace(key, std::move(e));
   return true;
@@ -108,27 +119,7 @@ bool PrefixCache::get(uint64_t key, float* out, int64_t T, int64_t C) const {
   const Entry& e = it->second;
   EDGELLM_CHECK(e.T == T && e.C == C, "prefix cache entry [{}, {}] read as [{}, {}]", e.T, e.C, T,
                 C);
-  const uint8_t* d = e.data.data();
-  switch (t_) {
-    case PrefixCacheDType::F32:
-      std::memcpy(out, d, e.data.size());
-      break;
-    case PrefixCacheDType::BF16:
-      for (int64_t i = 0; i < T * C; ++i) {
-        uint16_t h;
-        std::memcpy(&h, d + 2 * i, 2);
-        out[i] = bf16_to_f32(h);
-      }
-      break;
-    case PrefixCacheDType::Int8:
-      for (int64_t t = 0; t < T; ++t, d += sizeof(float) + static_cast<size_t>(C)) {
-        float scale;
-        std::memcpy(&scale, d, sizeof(float));
-        const auto* q = reinterpret_cast<const int8_t*>(d + sizeof(float));
-        for (int64_t c = 0; c < C; ++c) out[t * C + c] = scale * static_cast<float>(q[c]);
-      }
-      break;
-  }
+  decode(t_, e.data.data(), T, C, out);
   return true;
 }
 
