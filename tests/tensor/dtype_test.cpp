@@ -3,6 +3,7 @@
 #include "tensor/dtype.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -21,7 +22,11 @@ namespace {
 // The CPU's own fp32 -> fp16 conversion (round to nearest even) as an independent truth: F16C on
 // x86 (compiled for that function only: the build is portable), FCVT on aarch64.
 #if defined(__x86_64__)
-bool has_cpu_f16() { return __builtin_cpu_supports("f16c"); }
+// CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").
+bool has_cpu_f16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
 __attribute__((target("f16c"))) uint16_t cpu_f16(float f) {
   return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
 }

@@ -74,7 +74,8 @@ struct MM {
 class MatmulBackward : public ::testing::TestWithParam<MM> {};
 
 TEST_P(MatmulBackward, ReferenceMatchesFdAndFastMatchesReference) {
-  auto [T, N, K] = GetParam();
+  const MM p = GetParam();  // not a structured binding: the lambdas below capture them
+  const int64_t T = p.T, N = p.N, K = p.K;
   VD x = randd(T * K, 1), w = randd(N * K, 2), G = randd(T * N, 3);
   auto loss = [&] {
     VD y(T * N);
@@ -131,7 +132,8 @@ TEST(MatmulBackward, DxThroughEveryStoredType) {
 }
 
 TEST(RmsnormBackward, ReferenceMatchesFdAndFastMatchesReference) {
-  for (auto [T, C] : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {5, 33}}) {
+  for (const auto& tc : {std::pair<int64_t, int64_t>{1, 1}, {3, 7}, {5, 33}}) {
+    const int64_t T = tc.first, C = tc.second;
     VD x = randd(T * C, 7), w = randd(C, 8), G = randd(T * C, 9);
     const double eps = 1e-5;
     auto loss = [&] {
@@ -177,7 +179,8 @@ struct Att {
 class AttentionBackward : public ::testing::TestWithParam<Att> {};
 
 TEST_P(AttentionBackward, ReferenceMatchesFdAndFastMatchesReference) {
-  auto [T, NH, KV, HD, pos0] = GetParam();
+  const Att a = GetParam();
+  const int64_t T = a.T, NH = a.NH, KV = a.KV, HD = a.HD, pos0 = a.pos0;
   const int64_t S = pos0 + T;
   VD q = randd(T * NH * HD, 12), k = randd(S * KV * HD, 13), v = randd(S * KV * HD, 14),
      G = randd(T * NH * HD, 15);
