@@ -76,7 +76,21 @@ void TrainEngine::carve() {
   const int64_t r = lora_ ? lora_->config().rank : 0;
   const int64_t max_in = std::max<int64_t>({C, Q, FF});
 
-  lora_grad_ = lora_ ? grads_.take(lora_size()) : nullptr;
+  // Adapter gradients: all of them, or (windowed) the most any window of window_ layers holds:
+  // every window [l0, l1) of at most window_ layers lies inside one of [s, s + window_).
+  grads_windowed_ = lora_ && !full_ && window_ < L;
+  size_t n_grad = lora_size();
+  if (grads_windowed_) {
+    n_grad = 0;
+    for (int s = 0; s + window_ <= L; ++s) {
+      const auto [lo, hi] = lora_span(s, s + window_);
+      n_grad = std::max(n_grad, hi - lo);
+    }
+  }
+  n_lora_grad_ = lora_ ? n_grad : 0;
+  lora_grad_ = lora_ ? grads_.take(n_grad) : nullptr;
+  grad_lo_ = 0;
+  grad_hi_ = grads_windowed_ ? 0 : lora_size();
   full_grad_ = full_ ? grads_.take(full_size()) : nullptr;
   lg_.assign(L, LayerGrads{});
   if (full_ && !grads_.measuring()) {
@@ -173,8 +187,40 @@ void TrainEngine::allocate() {
   attn_.scores.reserve(static_cast<size_t>(o_.max_T * o_.max_T));
 }
 
+std::pair<size_t, size_t> TrainEngine::lora_span(int l0, int l1) const {
+  size_t lo = SIZE_MAX, hi = 0;
+  for (int l = l0; l < l1; ++l)
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const auto tt = static_cast<LoraTarget>(t);
+      if (!lora_->has(l, tt)) continue;
+      const LoraLinear& x = lora_->at(l, tt);
+      lo = std::min(lo, x.a);
+      hi = std::max(hi, x.b + static_cast<size_t>(x.out * lora_->config().rank));
+    }
+  return lo < hi ? std::pair{lo, hi} : std::pair<size_t, size_t>{0, 0};
+}
+
+void TrainEngine::bind_grad_window(int l0, int l1) {
+  const auto [lo, hi] = lora_span(l0, l1);
+  if (grad_bound_) {
+    // Gradient accumulation adds micro-batches of one window; another window would land on the
+    // same slots.
+    if (lo != grad_lo_ || hi != grad_hi_)
+      fail("[train] backward of window [{}, {}) after another window's without zero_grad()", l0,
+           l1);
+    return;
+  }
+  grad_lo_ = lo;
+  grad_hi_ = hi;
+  grad_bound_ = true;
+}
+
 void TrainEngine::zero_grad() {
-  if (lora_grad_) zero(lora_grad_, static_cast<int64_t>(lora_size()));
+  if (lora_grad_) zero(lora_grad_, static_cast<int64_t>(n_lora_grad_));
+  if (grads_windowed_) {
+    grad_lo_ = grad_hi_ = 0;
+    grad_bound_ = false;
+  }
   if (full_grad_) zero(full_grad_, static_cast<int64_t>(full_size()));
 }
 
@@ -189,8 +235,8 @@ void TrainEngine::lora_backward(int l, LoraTarget t, float* dx, const float* dy,
   const LoraLinear& s = lora_->at(l, t);
   const int64_t r = lora_->config().rank;
   const float sc = lora_->config().scale();
-  float* gA = lora_grad_ + s.a;  // [r, in]
-  float* gB = lora_grad_ + s.b;  // [out, r]
+  float* gA = lora_grad_ + (s.a - grad_lo_);  // [r, in]
+  float* gB = lora_grad_ + (s.b - grad_lo_);  // [out, r]
   // dB[out, r] += scale·dyᵀ·u;  du[T, r] = scale·dy·B
   sgemm(true, false, s.out, r, T, sc, dy, s.out, u, r, 1.f, gB, r);
   sgemm(false, false, T, r, s.out, sc, dy, s.out, lora_->B(l, t), r, 0.f, du_, r);
@@ -398,6 +444,7 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   StepResult r;
   r.loss_sum = head(in(l1), targets, T, backward, loss_scale, &r.tokens);
   if (!backward) return r;
+  if (grads_windowed_) bind_grad_window(l0, l1);
   for (int l = l1 - 1; l >= l0; --l) {
     if (ckpt) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);  // recompute
     layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || (x0 && x0_depth == 0) || full_);

@@ -23,12 +23,14 @@
 //
 // Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
 // fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the
-// parameter arrays, so the optimizer sees two flat vectors.
+// parameter arrays; a windowed engine's adapter gradients cover the window's layers only
+// (lora_grads()), so its gradient arena does not grow with the depth either.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -85,8 +87,23 @@ class TrainEngine {
                  float loss_scale, uint64_t dropout_seed, int l0 = 0, int l1 = -1,
                  const float* x0 = nullptr, int x0_depth = 0);
 
+  // Clears the gradients. A windowed engine's adapter gradients then cover whichever window the
+  // next backward runs; every backward until the next zero_grad must run that same window.
   void zero_grad();
-  float* lora_grad() { return lora_grad_; }  // parallel to lora->params()
+  // The adapter gradients: parameters [lo, hi) of lora->params(), gradient of parameter i at
+  // g[i - lo]. An engine whose window spans every layer holds all of them ([0, size)); a
+  // windowed one (max_window < L, adaptive layer tuning) holds the adapters of the window its
+  // last backward ran only, so its gradient arena, like its activations, is sized for m layers.
+  struct GradRange {
+    size_t lo = 0, hi = 0;
+    float* g = nullptr;
+  };
+  GradRange lora_grads() { return {grad_lo_, grad_hi_, lora_grad_}; }
+  float* lora_grad() { return lora_grad_; }  // lora_grads().g
+  // Gradient of adapter parameter i (0 outside the range held).
+  float lora_grad_at(size_t i) const {
+    return i >= grad_lo_ && i < grad_hi_ ? lora_grad_[i - grad_lo_] : 0.f;
+  }
   float* full_grad() { return full_grad_; }  // parallel to full->params()
   size_t lora_size() const;
   size_t full_size() const;
@@ -148,6 +165,10 @@ class TrainEngine {
   void lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
                      const float* u, int64_t T);
   const float* dropout_input(int l, LoraTarget t, const float* x, int64_t n);
+  // Parameters [lo, hi) of lora->params() that the adapters of layers [l0, l1) occupy.
+  std::pair<size_t, size_t> lora_span(int l0, int l1) const;
+  // Points the adapter gradients at window [l0, l1) for a backward (windowed engines).
+  void bind_grad_window(int l0, int l1);
 
   const Model* m_;
   LoraAdapters* lora_;
@@ -178,7 +199,11 @@ class TrainEngine {
       *tmp_out_;  // [T,FF]x4 [T,C] [T,Q] [T,KV]x2 [T,Q] [T,T] [T,maxin] [T,r] [T,C] [T,C]
   float *rmsf_, *xnf_, *dxnf_, *logits_, *dlogits_, *dloss_, *loss_;  // [T] [T,C]x2 [R,V]x2 [R]x2
   // gradients
-  float* lora_grad_ = nullptr;
+  float* lora_grad_ = nullptr;  // adapter parameters [grad_lo_, grad_hi_)
+  size_t grad_lo_ = 0, grad_hi_ = 0;
+  size_t n_lora_grad_ = 0;       // floats of the adapter-gradient buffer
+  bool grads_windowed_ = false;  // window_ < L with adapters and no full fine-tuning
+  bool grad_bound_ = false;      // a backward ran since zero_grad (windowed engines)
   float* full_grad_ = nullptr;
   std::vector<LayerGrads> lg_;
   float *g_embed_ = nullptr, *g_head_ = nullptr, *g_norm_ = nullptr;

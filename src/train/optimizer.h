@@ -65,6 +65,9 @@ class AdamW {
   const std::vector<int64_t>& span_steps() const { return span_t_; }
   void set_span_steps(const std::vector<int64_t>& s);
   size_t n() const { return n_; }
+  // Points span k's gradients elsewhere: a windowed training engine holds the gradients of one
+  // window at a time, in one buffer (train/engine.h lora_grads()).
+  void set_grad(size_t k, float* g) { spans_.at(k).g = g; }
 
  private:
   std::vector<ParamSpan> spans_;

@@ -221,8 +221,10 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
         lo = std::min(lo, x.a);
         hi = std::max(hi, x.b + static_cast<size_t>(x.out * lora_->config().rank));
       }
-      spans.push_back({lora_->params().data() + lo, engine_->lora_grad() + lo, hi - lo, true});
+      // The gradients are bound to the engine's window buffer before each update.
+      spans.push_back({lora_->params().data() + lo, nullptr, hi - lo, true});
       span_layer_.push_back(l);
+      span_range_.emplace_back(lo, hi);
     }
     n_lora_spans_ = spans.size();
     for (int i = 0; i < heads_->n_exits(); ++i) {
@@ -235,7 +237,9 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     }
     active_.assign(spans.size(), 0);
   } else if (lora_) {
-    spans.push_back({lora_->params().data(), engine_->lora_grad(), lora_->params().size(), true});
+    spans.push_back({lora_->params().data(), nullptr, lora_->params().size(), true});
+    span_range_.emplace_back(0, lora_->params().size());
+    n_lora_spans_ = 1;
   }
   if (full_)
     for (const FullParams::Entry& en : full_->entries())
@@ -301,6 +305,20 @@ std::vector<double> Trainer::validation_exit_losses() {
   }
   engine_->set_exit_head(nullptr, nullptr, nullptr);
   return out;
+}
+
+void Trainer::bind_lora_grads() {
+  const TrainEngine::GradRange g = engine_->lora_grads();
+  for (size_t k = 0; k < n_lora_spans_; ++k) {
+    if (heads_ && !active_[k]) {
+      opt_->set_grad(k, nullptr);  // not updated this step; its gradients are not held
+      continue;
+    }
+    const auto [lo, hi] = span_range_[k];
+    EDGELLM_CHECK(lo >= g.lo && hi <= g.hi, "adapter parameters [{}, {}) outside the [{}, {}) held",
+                  lo, hi, g.lo, g.hi);
+    opt_->set_grad(k, g.g + (lo - g.lo));
+  }
 }
 
 double Trainer::step_alt(const std::vector<const Example*>& batch, const std::vector<size_t>& idx,
@@ -407,6 +425,7 @@ void Trainer::run(const std::function<void(const StepLog&)>& on_step, int64_t st
            step_ + 1, loss_sum);
     const float lr = lr_at(o_.schedule, o_.lr, step_, o_.warmup, o_.steps, o_.min_lr);
     StepLog log;
+    if (lora_) bind_lora_grads();
     log.grad_norm = opt_->step(lr, heads_ ? &active_ : nullptr);
     if (heads_) {
       log.exit = exit;

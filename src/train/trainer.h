@@ -184,7 +184,12 @@ class Trainer {
   std::vector<int> exit_seq_;
   size_t n_lora_spans_ = 0;      // spans [0, n) are layers' adapters, then one per own exit
   std::vector<int> span_layer_;  // layer of each adapter span
-  std::vector<int> exit_span_;   // span of exit i, or -1
+  // Parameters [lo, hi) of lora->params() of each adapter span.
+  std::vector<std::pair<size_t, size_t>> span_range_;
+  // Points the adapter spans updated this step at the engine's gradients (a windowed engine
+  // holds one window's).
+  void bind_lora_grads();
+  std::vector<int> exit_span_;                 // span of exit i, or -1
   std::unique_ptr<PrefixCache> prefix_cache_;  // branch mode with a cap
   PrefixCacheStats cache_stats_;
 };

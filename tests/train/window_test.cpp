@@ -105,6 +105,44 @@ TEST_F(Window, ActivationArenaOfMLayersDoesNotGrowWithDepth) {
   EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot) * 4));
 }
 
+// The adapter gradients of a windowed engine: the window's adapters only (m of L layers), the
+// same size at every depth, held for the window the backward ran; another window's backward
+// before zero_grad is refused (its gradients would land on the same slots).
+TEST_F(Window, GradientArenaHoldsTheWindowsAdaptersOnly) {
+  const int64_t T = 5, r = 3, m = 2;
+  const std::vector<int32_t> tokens{1, 2, 3, 4, 5};
+  const std::vector<int32_t> targets{2, 3, 4, 5, 6};
+  size_t windowed[2];
+  for (int i = 0; i < 2; ++i) {
+    const ModelConfig c = config_with_layers(4 << i);  // L = 4, then 8
+    auto model = random_model(1, c);
+    LoraAdapters lora = random_lora(c, r, 0.f);
+    EngineOptions o{T, false, 4};
+    o.max_window = m;
+    TrainEngine e(*model, &lora, nullptr, o);
+    windowed[i] = e.plan()[MemCategory::Gradients];
+    const size_t per_layer = lora.params().size() / static_cast<size_t>(c.n_layers);
+    EXPECT_EQ(windowed[i], (m * per_layer + 15) / 16 * 16 * sizeof(float));
+    EXPECT_EQ(TrainEngine(*model, &lora, nullptr, EngineOptions{T, false, 4})
+                  .plan()[MemCategory::Gradients],
+              (lora.params().size() + 15) / 16 * 16 * sizeof(float));
+    e.allocate();
+    e.zero_grad();
+    EXPECT_EQ(e.lora_grads().hi, e.lora_grads().lo);  // nothing held before a backward
+    const int l1 = c.n_layers - 1;
+    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
+    EXPECT_EQ(e.lora_grads().lo, lora.at(l1 - m, LoraTarget::Q).a);
+    EXPECT_EQ(e.lora_grads().hi, lora.at(l1, LoraTarget::Q).a);
+    // The same window again accumulates; another one must wait for zero_grad.
+    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
+    EXPECT_THROW(e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m), Error);
+    e.zero_grad();
+    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m);
+    EXPECT_EQ(e.lora_grads().lo, 0u);
+  }
+  EXPECT_EQ(windowed[0], windowed[1]);
+}
+
 // Window [l1 - m, l1) of a windowed engine vs the full backward [0, l1) of an unwindowed one:
 // the same loss, the window's gradients bit for bit, nothing below the window.
 void expect_window_equals_full(const Model& model, LoraAdapters& lora,
@@ -132,7 +170,7 @@ void expect_window_equals_full(const Model& model, LoraAdapters& lora,
     size_t nonzero = 0;
     for (size_t i = 0; i < n; ++i) {
       const float want = i >= lo && i < hi ? full.lora_grad()[i] : 0.f;
-      ASSERT_EQ(win.lora_grad()[i], want) << "exit " << l1 << " param " << i;
+      ASSERT_EQ(win.lora_grad_at(i), want) << "exit " << l1 << " param " << i;
       nonzero += want != 0.f;
     }
     EXPECT_GT(nonzero, (hi - lo) / 2) << "exit " << l1;  // the comparison is not vacuous
@@ -185,7 +223,7 @@ TEST_F(Window, BranchModeEqualsBaseBelowTheWindowAndPrefixInputReplaysIt) {
   ASSERT_EQ(a.loss_sum, b.loss_sum);
   EXPECT_EQ(br.layer_forwards(), l1);
   const size_t lo = lora.at(l0, LoraTarget::Q).a, hi = lora.at(l1, LoraTarget::Q).a;
-  for (size_t i = lo; i < hi; ++i) ASSERT_EQ(br.lora_grad()[i], ref.lora_grad()[i]) << i;
+  for (size_t i = lo; i < hi; ++i) ASSERT_EQ(br.lora_grad_at(i), ref.lora_grad()[i]) << i;
   // The same adapters active below the window (cumulative) give another loss.
   TrainEngine cum(*model, &lora, nullptr, o);
   cum.allocate();
@@ -193,13 +231,14 @@ TEST_F(Window, BranchModeEqualsBaseBelowTheWindowAndPrefixInputReplaysIt) {
             a.loss_sum);
   // Replay from the window's input: only the window runs, and nothing changes.
   const std::vector<float> prefix(br.window_input(), br.window_input() + T * c.dim);
-  std::vector<float> g(br.lora_grad(), br.lora_grad() + lora.params().size());
+  std::vector<float> g(lora.params().size());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = br.lora_grad_at(i);
   br.zero_grad();
   const StepResult h =
       br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1, prefix.data(), l0);
   EXPECT_EQ(h.loss_sum, b.loss_sum);
   EXPECT_EQ(br.layer_forwards(), l1 - l0);
-  for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(br.lora_grad()[i], g[i]) << i;
+  for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(br.lora_grad_at(i), g[i]) << i;
   // A prefix must come with its input and sit at or below the window.
   EXPECT_THROW(br.run(tokens.data(), targets.data(), T, true, 0.5f, 42, l0, l1, nullptr, l0),
                Error);
