@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -102,6 +103,9 @@ void register_tune(CLI::App& app) {
   cmd->add_option("--prefix-cache-dtype", a->prefix_cache_dtype,
                   "alt, branch mode: f32 (exact) | bf16 | int8 (per-token scale): 2x / ~4x the "
                   "sequences in the same MiB, the window trained on the rounded input");
+  cmd->add_option("--prefix-cache-dir", a->o.alt.prefix_cache_dir,
+                  "alt, branch mode: keep the cache in a file in this directory (then "
+                  "--prefix-cache-mb caps disk bytes, and memory holds one entry)");
   cmd->add_option("--out", a->o.out, "output directory (adapter or model, metrics, checkpoint)")
       ->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps");
@@ -178,6 +182,12 @@ void register_tune(CLI::App& app) {
       o.alt.prefix_cache_dtype = prefix_cache_dtype_from_name(a->prefix_cache_dtype);
       o.alt.exits_set = exits_opt->count() > 0;
       o.alt.prefix_cache_set = cache_opt->count() > 0;
+      if (!o.alt.prefix_cache_dir.empty() && o.alt.lora_mode != ExitLoraMode::Branch)
+        fail("[tune] --prefix-cache-dir needs --lora-mode branch (only branch mode caches)");
+      if (!o.alt.prefix_cache_dir.empty() && !std::filesystem::is_directory(o.alt.prefix_cache_dir))
+        fail("[tune] --prefix-cache-dir '{}': not a directory", o.alt.prefix_cache_dir);
+    } else if (!o.alt.prefix_cache_dir.empty()) {
+      fail("[tune] --prefix-cache-dir needs --method alt");
     }
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
@@ -239,6 +249,7 @@ void register_tune(CLI::App& app) {
                   {"val_exit_loss", last.val_exit_loss},
                   {"prefix_cache",
                    {{"dtype", prefix_cache_dtype_name(tr.options().alt.prefix_cache_dtype)},
+                    {"storage", tr.options().alt.prefix_cache_dir.empty() ? "memory" : "disk"},
                     {"hits", cs.hits},
                     {"misses", cs.misses},
                     {"entries", cs.entries},

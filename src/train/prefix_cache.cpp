@@ -1,6 +1,10 @@
 #include "train/prefix_cache.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -103,11 +107,44 @@ void PrefixCache::round_trip(float* x, int64_t T, int64_t C) const {
   decode(t_, d.data(), T, C, x);
 }
 
+PrefixCache::PrefixCache(PrefixCacheDType t, size_t cap_bytes, const std::string& dir)
+    : t_(t), cap_(cap_bytes) {
+  std::string tmpl = dir + "/edgellm-prefix-cache.XXXXXX";
+  fd_ = mkstemp(tmpl.data());
+  if (fd_ < 0)
+    fail("[train] --prefix-cache-dir '{}': cannot create the cache file there: {}", dir,
+         std::strerror(errno));
+  path_ = tmpl;
+  unlink(path_.c_str());  // the open descriptor keeps it; nothing is left behind after the run
+}
+
+PrefixCache::~PrefixCache() {
+  if (fd_ >= 0) close(fd_);
+}
+
 bool PrefixCache::put(uint64_t key, const float* x, int64_t T, int64_t C) {
   const size_t n = prefix_cache_entry_bytes(t_, T, C);
   if (bytes_ + n > cap_ || map_.count(key)) return false;
-  Entry e{T, C, std::vector<uint8_t>(n)};
-  encode(t_, x, T, C, e.data.data());
+  Entry e{T, C, {}, bytes_};
+  if (fd_ < 0) {
+    e.data.resize(n);
+    encode(t_, x, T, C, e.data.data());
+  } else {
+    stage_.resize(n);
+    encode(t_, x, T, C, stage_.data());
+    // A full disk only ends the caching: the entry is not kept and training goes on.
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t w =
+          pwrite(fd_, stage_.data() + done, n - done, static_cast<off_t>(e.offset + done));
+      if (w <= 0) {
+        if (w < 0 && errno == EINTR) continue;
+        cap_ = bytes_;  // no further puts
+        return false;
+      }
+      done += static_cast<size_t>(w);
+    }
+  }
   bytes_ += n;
   map_.emplace(key, std::move(e));
   return true;
@@ -119,7 +156,24 @@ bool PrefixCache::get(uint64_t key, float* out, int64_t T, int64_t C) const {
   const Entry& e = it->second;
   EDGELLM_CHECK(e.T == T && e.C == C, "prefix cache entry [{}, {}] read as [{}, {}]", e.T, e.C, T,
                 C);
-  decode(t_, e.data.data(), T, C, out);
+  if (fd_ < 0) {
+    decode(t_, e.data.data(), T, C, out);
+    return true;
+  }
+  const size_t n = prefix_cache_entry_bytes(t_, T, C);
+  // f32 entries are the values themselves: read straight into out.
+  uint8_t* d = t_ == PrefixCacheDType::F32 ? reinterpret_cast<uint8_t*>(out)
+                                           : (stage_.resize(n), stage_.data());
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t r = pread(fd_, d + done, n - done, static_cast<off_t>(e.offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0)
+      fail("[train] prefix cache file {}: read of {} bytes at {} failed: {}", path_, n,
+           e.offset + done, r < 0 ? std::strerror(errno) : "end of file");
+    done += static_cast<size_t>(r);
+  }
+  if (t_ != PrefixCacheDType::F32) decode(t_, d, T, C, out);
   return true;
 }
 

@@ -121,7 +121,11 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
                     : 0;  // one span per owned exit head, at most one exit per layer
     p[MemCategory::Gradients] += head_values * sizeof(float);  // head_grad_
     p[MemCategory::Workspace] += step_buffers;
-    p[MemCategory::PrefixCache] = static_cast<size_t>(cache_mb) << 20;
+    // In memory the cap; on disk one entry's staging buffer (the file is not process memory).
+    p[MemCategory::PrefixCache] =
+        o_.alt.prefix_cache_dir.empty() || cache_mb == 0
+            ? static_cast<size_t>(cache_mb) << 20
+            : prefix_cache_entry_bytes(o_.alt.prefix_cache_dtype, o_.seq, c.dim);
     return p;
   };
   auto engine_options = [&](bool ckpt, int64_t head_rows, int window) {
@@ -344,8 +348,13 @@ double Trainer::step_alt(const std::vector<const Example*>& batch, const std::ve
   // window's input depends on the sequence and l0 only, and is cached across epochs.
   const bool cache = branch && l0 > 0 && o_.alt.prefix_cache_mb > 0;
   if (cache && !prefix_cache_)
-    prefix_cache_ = std::make_unique<PrefixCache>(
-        o_.alt.prefix_cache_dtype, static_cast<size_t>(o_.alt.prefix_cache_mb) << 20);
+    prefix_cache_ =
+        o_.alt.prefix_cache_dir.empty()
+            ? std::make_unique<PrefixCache>(o_.alt.prefix_cache_dtype,
+                                            static_cast<size_t>(o_.alt.prefix_cache_mb) << 20)
+            : std::make_unique<PrefixCache>(o_.alt.prefix_cache_dtype,
+                                            static_cast<size_t>(o_.alt.prefix_cache_mb) << 20,
+                                            o_.alt.prefix_cache_dir);
   const int64_t C = base_.config().dim;
   double loss_sum = 0;
   for (size_t k = 0; k < batch.size(); ++k) {
@@ -669,6 +678,7 @@ nlohmann::json Trainer::plan_json() const {
     j["prefix_cache_mb"] =
         heads_->config().lora_mode == ExitLoraMode::Branch ? o_.alt.prefix_cache_mb : 0;
     j["prefix_cache_dtype"] = prefix_cache_dtype_name(o_.alt.prefix_cache_dtype);
+    j["prefix_cache_storage"] = o_.alt.prefix_cache_dir.empty() ? "memory" : "disk";
   }
   if (alt_choice_) {
     nlohmann::json tried = nlohmann::json::array();

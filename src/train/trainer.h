@@ -54,6 +54,9 @@ struct AltOptions {
   // encoding (train/prefix_cache.h: f32 exact, bf16 / int8 hold 2× / ~4× the sequences).
   int64_t prefix_cache_mb = 512;
   PrefixCacheDType prefix_cache_dtype = PrefixCacheDType::F32;
+  // Non-empty: the cache is a file in this directory and prefix_cache_mb caps its disk bytes;
+  // memory then holds one entry (train/prefix_cache.h).
+  std::string prefix_cache_dir;
 };
 
 struct TuneOptions {

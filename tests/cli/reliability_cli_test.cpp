@@ -59,6 +59,10 @@ TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
       {"--dropout 1", {"--dropout"}},
       {"--clip nan", {"--clip"}},
       {"--method alt --prefix-cache-dtype fp8", {"--prefix-cache-dtype", "'fp8'"}},
+      {"--prefix-cache-dir /tmp", {"--prefix-cache-dir", "--method alt"}},
+      {"--method alt --prefix-cache-dir /tmp", {"--prefix-cache-dir", "branch"}},
+      {"--method alt --lora-mode branch --prefix-cache-dir /no/such/dir",
+       {"--prefix-cache-dir", "'/no/such/dir'", "not a directory"}},
   };
   for (const auto& [flags, needles] : cases) {
     const CliResult r = run("", base + flags);

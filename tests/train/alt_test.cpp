@@ -197,6 +197,47 @@ TEST_F(Alt, QuantizedPrefixCacheChangesNoLossAndResumesExactly) {
   }
 }
 
+// The cache on disk (a file in --prefix-cache-dir) trains exactly as in memory, and plans one
+// entry of memory instead of its cap.
+TEST_F(Alt, OnDiskPrefixCacheTrainsAsInMemory) {
+  const std::string small = dir_ + "/small.txt";
+  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
+  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
+  TuneOptions o = opts(24);
+  o.alt.lora_mode = ExitLoraMode::Branch;
+  o.alt.schedule = ExitSchedule::RoundRobin;
+  o.alt.prefix_cache_mb = 16;
+  for (PrefixCacheDType dt : {PrefixCacheDType::F32, PrefixCacheDType::Int8}) {
+    const char* name = prefix_cache_dtype_name(dt);
+    o.alt.prefix_cache_dtype = dt;
+    o.alt.prefix_cache_dir.clear();
+    PrefixCacheStats mem_stats, disk_stats;
+    o.out = dir_ + "/mem";
+    const std::vector<double> mem = alt_losses(*m_, d, o, -1, nullptr, &mem_stats);
+    o.alt.prefix_cache_dir = dir_;
+    o.out = dir_ + "/disk";
+    const std::vector<double> disk = alt_losses(*m_, d, o, -1, nullptr, &disk_stats);
+    EXPECT_GT(disk_stats.hits, 0) << name;
+    EXPECT_EQ(disk_stats.hits, mem_stats.hits) << name;
+    EXPECT_EQ(disk_stats.bytes, mem_stats.bytes) << name;
+    EXPECT_EQ(disk, mem) << name;
+    EXPECT_EQ(read_file(dir_ + "/mem/adapter_model.safetensors"),
+              read_file(dir_ + "/disk/adapter_model.safetensors"))
+        << name;
+    const auto plan = [&](const std::string& run) {
+      return nlohmann::json::parse(
+          read_file(dir_ + "/" + run + "/run.json"))["memory_plan"]["prefix_cache"];
+    };
+    EXPECT_EQ(plan("mem").get<size_t>(), size_t{16} << 20) << name;
+    EXPECT_EQ(plan("disk").get<size_t>(), prefix_cache_entry_bytes(dt, 32, 64)) << name;
+    std::filesystem::remove_all(dir_ + "/mem");
+    std::filesystem::remove_all(dir_ + "/disk");
+  }
+  // Nothing is left beside the runs (the cache file was unlinked when created).
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find("prefix-cache"), std::string::npos) << e.path();
+}
+
 TEST_F(Alt, ResumeIsExact) {
   for (ExitHeadMode hm : {ExitHeadMode::Shared, ExitHeadMode::Cloned}) {
     TuneOptions o = opts(10);

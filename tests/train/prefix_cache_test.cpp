@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <vector>
 
+#include "test_util.h"
 #include "util/error.h"
 
 namespace edgellm {
@@ -72,6 +74,43 @@ TEST(PrefixCache, KeepsFirstComersUnderTheCapAndChecksTheShape) {
   std::vector<float> out(static_cast<size_t>(T * C));
   EXPECT_FALSE(pc.get(3, out.data(), T, C));
   EXPECT_THROW(pc.get(1, out.data(), T - 1, C), Error);
+}
+
+// On disk: the same entries, bytes and first-come rule as in memory, read back bit for bit; the
+// file is unlinked at once (the directory stays empty); a directory that cannot hold it fails
+// naming it.
+TEST(PrefixCache, OnDiskHoldsWhatMemoryHoldsAndLeavesNoFile) {
+  const int64_t T = 6, C = 20;
+  const std::string dir = testing::temp_dir("prefix_cache_disk");
+  for (PrefixCacheDType dt :
+       {PrefixCacheDType::F32, PrefixCacheDType::BF16, PrefixCacheDType::Int8}) {
+    const char* name = prefix_cache_dtype_name(dt);
+    const size_t cap = 3 * prefix_cache_entry_bytes(dt, T, C);
+    PrefixCache mem(dt, cap), disk(dt, cap, dir);
+    EXPECT_TRUE(disk.on_disk());
+    EXPECT_FALSE(mem.on_disk());
+    EXPECT_TRUE(std::filesystem::is_empty(dir)) << name;
+    for (uint64_t k = 0; k < 4; ++k) {
+      const std::vector<float> x = rows(T, C, static_cast<uint32_t>(10 + k));
+      EXPECT_EQ(mem.put(k, x.data(), T, C), k < 3) << name << " " << k;
+      EXPECT_EQ(disk.put(k, x.data(), T, C), k < 3) << name << " " << k;
+    }
+    EXPECT_EQ(disk.bytes(), mem.bytes()) << name;
+    EXPECT_EQ(disk.entries(), 3) << name;
+    for (uint64_t k : {2u, 0u, 1u, 3u}) {  // out of order: reads go by offset
+      std::vector<float> a(static_cast<size_t>(T * C), -1.f), b = a;
+      EXPECT_EQ(mem.get(k, a.data(), T, C), k < 3);
+      EXPECT_EQ(disk.get(k, b.data(), T, C), k < 3);
+      EXPECT_EQ(a, b) << name << " " << k;
+    }
+    std::vector<float> out(static_cast<size_t>(T * C));
+    EXPECT_THROW(disk.get(1, out.data(), T, C - 1), Error);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  const std::string err =
+      testing::error_of([&] { PrefixCache bad(PrefixCacheDType::F32, 1 << 20, dir + "/missing"); });
+  EXPECT_NE(err.find(dir + "/missing"), std::string::npos) << err;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
