@@ -6,22 +6,26 @@
 #   tools/fuzz.sh                    each harness for FUZZ_SECONDS (default 25 s; 7 harnesses:
 #                                    about 3 minutes of fuzzing)
 #   FUZZ_RUNS=1000000 tools/fuzz.sh  each harness for a number of executions instead
+#   FUZZ_PRESET=ci-debug tools/fuzz.sh   the harnesses of another tree that builds them (tools/test.sh:
+#                                    the sanitizer tree, which also holds the tests)
 #
-# Corpora grow in build/fuzz/corpus/<harness>; a crash leaves build/fuzz/artifacts/<harness>-*
-# and makes the script exit non-zero. Not part of .ci/run (yet): needs clang, libclang-rt-14-dev
-# and libomp-dev.
+# Corpora grow in build/<preset>/corpus/<harness>; a crash leaves build/<preset>/artifacts/<harness>-*
+# and makes the script exit non-zero. Needs clang, libclang-rt-dev and libomp-dev
+# (tools/install-deps.sh --tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HARNESSES=(safetensors gguf llama2c tokenizer_bin tokenizer_json config_json adapter_config alpaca
   mmlu_csv device_preset pipeline_config compressed_model)
 targets=(fuzz_make_corpus)
 for h in "${HARNESSES[@]}"; do targets+=("fuzz_$h"); done
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j"$(nproc)" --target "${targets[@]}"
-corpus=build/fuzz/corpus
-artifacts=build/fuzz/artifacts
+preset="${FUZZ_PRESET:-fuzz}"
+b="build/$preset"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}"
+corpus=$b/corpus
+artifacts=$b/artifacts
 rm -rf "$corpus.seed"
-build/fuzz/fuzz_make_corpus "$corpus.seed"
+"$b/fuzz_make_corpus" "$corpus.seed"
 mkdir -p "$artifacts"
 export OMP_NUM_THREADS=1
 # The harnesses write each input to a file (the readers map files): keep that in memory.
@@ -32,8 +36,8 @@ status=0
 for h in "${HARNESSES[@]}"; do
   mkdir -p "$corpus/$h"
   cp -n "$corpus.seed/$h"/* "$corpus/$h"/
-  log="build/fuzz/$h.log"
-  if build/fuzz/"fuzz_$h" "${limit[@]}" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+  log="$b/$h.log"
+  if "$b/fuzz_$h" "${limit[@]}" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$artifacts/$h-" "$corpus/$h" >"$log" 2>&1; then
     result=ok
   else
