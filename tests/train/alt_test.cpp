@@ -54,6 +54,15 @@ class Alt : public ::testing::Test {
     o.val_max = 4;
     return o;
   }
+  Dataset small_data();
+  // Branch mode, round-robin over the exits, a 16 MiB prefix cache (holds small_data()).
+  TuneOptions branch_cache_opts(int64_t steps) const {
+    TuneOptions o = opts(steps);
+    o.alt.lora_mode = ExitLoraMode::Branch;
+    o.alt.schedule = ExitSchedule::RoundRobin;
+    o.alt.prefix_cache_mb = 16;
+    return o;
+  }
   std::shared_ptr<Model> m_;
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<Dataset> data_;
@@ -120,11 +129,16 @@ std::vector<double> alt_losses(const Model& m, const Dataset& d, const TuneOptio
   return out;
 }
 
-TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
-  // A dozen training sequences, 60 steps: each (sequence, window) recurs across epochs.
+// A dozen training sequences of 32 tokens (the first 600 bytes of Shakespeare): in a few dozen
+// steps each (sequence, window) recurs across epochs, so a prefix cache hits.
+Dataset Alt::small_data() {
   const std::string small = dir_ + "/small.txt";
   std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
-  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
+  return load_text_dataset(small, *tok_, 32, 0.1);
+}
+
+TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
+  const Dataset d = small_data();
   ASSERT_LT(d.n_train(), 20u);
   TuneOptions o = opts(60);
   o.alt.lora_mode = ExitLoraMode::Branch;
@@ -156,14 +170,9 @@ TEST_F(Alt, BranchPrefixCacheHitsAndChangesNoLoss) {
 // alike, so the cache (and a resume, which starts it cold) changes no loss; the rounding itself
 // moves the losses a little against the exact f32 cache.
 TEST_F(Alt, QuantizedPrefixCacheChangesNoLossAndResumesExactly) {
-  const std::string small = dir_ + "/small.txt";
-  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
-  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
-  TuneOptions o = opts(30);
-  o.alt.lora_mode = ExitLoraMode::Branch;
-  o.alt.schedule = ExitSchedule::RoundRobin;
+  const Dataset d = small_data();
+  TuneOptions o = branch_cache_opts(30);
   o.lora.dropout = 0.1f;
-  o.alt.prefix_cache_mb = 16;
   const std::vector<double> exact = alt_losses(*m_, d, o, -1);
   for (PrefixCacheDType dt : {PrefixCacheDType::BF16, PrefixCacheDType::Int8}) {
     const char* name = prefix_cache_dtype_name(dt);
@@ -200,13 +209,8 @@ TEST_F(Alt, QuantizedPrefixCacheChangesNoLossAndResumesExactly) {
 // The cache on disk (a file in --prefix-cache-dir) trains exactly as in memory, and plans one
 // entry of memory instead of its cap.
 TEST_F(Alt, OnDiskPrefixCacheTrainsAsInMemory) {
-  const std::string small = dir_ + "/small.txt";
-  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
-  const Dataset d = load_text_dataset(small, *tok_, 32, 0.1);
-  TuneOptions o = opts(24);
-  o.alt.lora_mode = ExitLoraMode::Branch;
-  o.alt.schedule = ExitSchedule::RoundRobin;
-  o.alt.prefix_cache_mb = 16;
+  const Dataset d = small_data();
+  TuneOptions o = branch_cache_opts(24);
   for (PrefixCacheDType dt : {PrefixCacheDType::F32, PrefixCacheDType::Int8}) {
     const char* name = prefix_cache_dtype_name(dt);
     o.alt.prefix_cache_dtype = dt;

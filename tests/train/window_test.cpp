@@ -77,20 +77,27 @@ class Window : public ::testing::Test {
   void TearDown() override { set_num_threads(0); }
 };
 
-TEST_F(Window, ActivationArenaOfMLayersDoesNotGrowWithDepth) {
+TEST_F(Window, ActivationAndGradientArenasOfMLayersDoNotGrowWithDepth) {
   const int64_t T = 9, r = 3, m = 2;
-  size_t windowed[2], all[2];
+  size_t windowed[2], all[2], grads[2];
   for (int i = 0; i < 2; ++i) {
     const ModelConfig c = config_with_layers(4 << i);  // L = 4, then 8
     auto model = random_model(1, c);
     LoraAdapters lora = random_lora(c, r, 0.f);
     EngineOptions o{T, false, 4};
     o.max_window = m;
-    windowed[i] = TrainEngine(*model, &lora, nullptr, o).plan()[MemCategory::Activations];
-    all[i] = TrainEngine(*model, &lora, nullptr, EngineOptions{T, false, 4})
-                 .plan()[MemCategory::Activations];
+    const MemoryPlan w = TrainEngine(*model, &lora, nullptr, o).plan();
+    const MemoryPlan a = TrainEngine(*model, &lora, nullptr, EngineOptions{T, false, 4}).plan();
+    windowed[i] = w[MemCategory::Activations];
+    all[i] = a[MemCategory::Activations];
+    // Adapter gradients: the window's m layers of adapters, or all of them.
+    grads[i] = w[MemCategory::Gradients];
+    const size_t per_layer = lora.params().size() / static_cast<size_t>(c.n_layers);
+    EXPECT_EQ(grads[i], (m * per_layer + 15) / 16 * 16 * sizeof(float));
+    EXPECT_EQ(a[MemCategory::Gradients], (lora.params().size() + 15) / 16 * 16 * sizeof(float));
   }
   EXPECT_EQ(windowed[0], windowed[1]);
+  EXPECT_EQ(grads[0], grads[1]);
   // Hand count: m+1 layer inputs [T, C]; per slot rms1, rms2 [T], xn1, h, xn2 [T, C], q, att
   // [T, Q], k, v [T, KV], gate, up [T, FF], 7 adapter outputs [T, r], each rounded up to 16
   // floats (the arena's alignment). The attention probabilities are not activations: one
@@ -105,42 +112,32 @@ TEST_F(Window, ActivationArenaOfMLayersDoesNotGrowWithDepth) {
   EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot) * 4));
 }
 
-// The adapter gradients of a windowed engine: the window's adapters only (m of L layers), the
-// same size at every depth, held for the window the backward ran; another window's backward
-// before zero_grad is refused (its gradients would land on the same slots).
-TEST_F(Window, GradientArenaHoldsTheWindowsAdaptersOnly) {
-  const int64_t T = 5, r = 3, m = 2;
+// A windowed engine holds the gradients of the window its backward ran; another window's
+// backward before zero_grad is refused (its gradients would land on the same slots).
+TEST_F(Window, GradientsAreHeldForTheWindowTheBackwardRan) {
+  const int64_t T = 5, m = 2;
+  const int L = 8;
   const std::vector<int32_t> tokens{1, 2, 3, 4, 5};
   const std::vector<int32_t> targets{2, 3, 4, 5, 6};
-  size_t windowed[2];
-  for (int i = 0; i < 2; ++i) {
-    const ModelConfig c = config_with_layers(4 << i);  // L = 4, then 8
-    auto model = random_model(1, c);
-    LoraAdapters lora = random_lora(c, r, 0.f);
-    EngineOptions o{T, false, 4};
-    o.max_window = m;
-    TrainEngine e(*model, &lora, nullptr, o);
-    windowed[i] = e.plan()[MemCategory::Gradients];
-    const size_t per_layer = lora.params().size() / static_cast<size_t>(c.n_layers);
-    EXPECT_EQ(windowed[i], (m * per_layer + 15) / 16 * 16 * sizeof(float));
-    EXPECT_EQ(TrainEngine(*model, &lora, nullptr, EngineOptions{T, false, 4})
-                  .plan()[MemCategory::Gradients],
-              (lora.params().size() + 15) / 16 * 16 * sizeof(float));
-    e.allocate();
-    e.zero_grad();
-    EXPECT_EQ(e.lora_grads().hi, e.lora_grads().lo);  // nothing held before a backward
-    const int l1 = c.n_layers - 1;
-    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
-    EXPECT_EQ(e.lora_grads().lo, lora.at(l1 - m, LoraTarget::Q).a);
-    EXPECT_EQ(e.lora_grads().hi, lora.at(l1, LoraTarget::Q).a);
-    // The same window again accumulates; another one must wait for zero_grad.
-    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
-    EXPECT_THROW(e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m), Error);
-    e.zero_grad();
-    e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m);
-    EXPECT_EQ(e.lora_grads().lo, 0u);
-  }
-  EXPECT_EQ(windowed[0], windowed[1]);
+  const ModelConfig c = config_with_layers(L);
+  auto model = random_model(1, c);
+  LoraAdapters lora = random_lora(c, 3, 0.f);
+  EngineOptions o{T, false, 4};
+  o.max_window = m;
+  TrainEngine e(*model, &lora, nullptr, o);
+  e.allocate();
+  e.zero_grad();
+  EXPECT_EQ(e.lora_grads().hi, e.lora_grads().lo);  // nothing held before a backward
+  const int l1 = L - 1;
+  e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
+  EXPECT_EQ(e.lora_grads().lo, lora.at(l1 - m, LoraTarget::Q).a);
+  EXPECT_EQ(e.lora_grads().hi, lora.at(l1, LoraTarget::Q).a);
+  // The same window again accumulates; another one must wait for zero_grad.
+  e.run(tokens.data(), targets.data(), T, true, 1.f, 0, l1 - m, l1);
+  EXPECT_THROW(e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m), Error);
+  e.zero_grad();
+  e.run(tokens.data(), targets.data(), T, true, 1.f, 0, 0, m);
+  EXPECT_EQ(e.lora_grads().lo, 0u);
 }
 
 // Window [l1 - m, l1) of a windowed engine vs the full backward [0, l1) of an unwindowed one:
