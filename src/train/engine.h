@@ -100,6 +100,9 @@ class TrainEngine {
   };
   GradRange lora_grads() { return {grad_lo_, grad_hi_, lora_grad_}; }
   float* lora_grad() { return lora_grad_; }  // lora_grads().g
+  // Parameters [lo, hi) of lora->params() that the adapters of layers [l0, l1) occupy ([0, 0)
+  // when they have none).
+  std::pair<size_t, size_t> lora_span(int l0, int l1) const;
   // Gradient of adapter parameter i (0 outside the range held).
   float lora_grad_at(size_t i) const {
     return i >= grad_lo_ && i < grad_hi_ ? lora_grad_[i - grad_lo_] : 0.f;
@@ -165,8 +168,6 @@ class TrainEngine {
   void lora_backward(int l, LoraTarget t, float* dx, const float* dy, const float* x,
                      const float* u, int64_t T);
   const float* dropout_input(int l, LoraTarget t, const float* x, int64_t n);
-  // Parameters [lo, hi) of lora->params() that the adapters of layers [l0, l1) occupy.
-  std::pair<size_t, size_t> lora_span(int l0, int l1) const;
   // Points the adapter gradients at window [l0, l1) for a backward (windowed engines).
   void bind_grad_window(int l0, int l1);
 

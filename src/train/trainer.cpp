@@ -218,13 +218,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     // picked exit's window and head (AdamW active flags).
     for (int l = 0; l < c.n_layers; ++l) {
       if (!lora_->layer_has_any(l)) continue;
-      size_t lo = SIZE_MAX, hi = 0;
-      for (int t = 0; t < kLoraTargets; ++t) {
-        const LoraLinear& x = lora_->at(l, static_cast<LoraTarget>(t));
-        if (!x.on) continue;
-        lo = std::min(lo, x.a);
-        hi = std::max(hi, x.b + static_cast<size_t>(x.out * lora_->config().rank));
-      }
+      const auto [lo, hi] = engine_->lora_span(l, l + 1);
       // The gradients are bound to the engine's window buffer before each update.
       spans.push_back({lora_->params().data() + lo, nullptr, hi - lo, true});
       span_layer_.push_back(l);
