@@ -3,8 +3,8 @@
 # clang, ASan + UBSan + fuzzer coverage), writes seed corpora with the project's own writers
 # (fuzz/make_corpus.cpp; nothing third-party), then runs every harness on its corpus.
 #
-#   tools/fuzz.sh                    each harness for FUZZ_SECONDS (default 25 s; 7 harnesses:
-#                                    about 3 minutes of fuzzing)
+#   tools/fuzz.sh                    each harness for FUZZ_SECONDS (default 25 s; 12 harnesses:
+#                                    about 5 minutes of fuzzing)
 #   FUZZ_RUNS=1000000 tools/fuzz.sh  each harness for a number of executions instead
 #   FUZZ_PRESET=ci-debug tools/fuzz.sh   the harnesses of another tree that builds them (tools/test.sh:
 #                                    the sanitizer tree, which also holds the tests)
