@@ -182,10 +182,12 @@ void register_tune(CLI::App& app) {
       o.alt.prefix_cache_dtype = prefix_cache_dtype_from_name(a->prefix_cache_dtype);
       o.alt.exits_set = exits_opt->count() > 0;
       o.alt.prefix_cache_set = cache_opt->count() > 0;
-      if (!o.alt.prefix_cache_dir.empty() && o.alt.lora_mode != ExitLoraMode::Branch)
-        fail("[tune] --prefix-cache-dir needs --lora-mode branch (only branch mode caches)");
-      if (!o.alt.prefix_cache_dir.empty() && !std::filesystem::is_directory(o.alt.prefix_cache_dir))
-        fail("[tune] --prefix-cache-dir '{}': not a directory", o.alt.prefix_cache_dir);
+      if (const std::string& dir = o.alt.prefix_cache_dir; !dir.empty()) {
+        if (o.alt.lora_mode != ExitLoraMode::Branch)
+          fail("[tune] --prefix-cache-dir needs --lora-mode branch (only branch mode caches)");
+        if (!std::filesystem::is_directory(dir))
+          fail("[tune] --prefix-cache-dir '{}': not a directory", dir);
+      }
     } else if (!o.alt.prefix_cache_dir.empty()) {
       fail("[tune] --prefix-cache-dir needs --method alt");
     }

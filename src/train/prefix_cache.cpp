@@ -102,9 +102,9 @@ void decode(PrefixCacheDType t, const uint8_t* d, int64_t T, int64_t C, float* o
 
 void PrefixCache::round_trip(float* x, int64_t T, int64_t C) const {
   if (t_ == PrefixCacheDType::F32) return;
-  std::vector<uint8_t> d(prefix_cache_entry_bytes(t_, T, C));
-  encode(t_, x, T, C, d.data());
-  decode(t_, d.data(), T, C, x);
+  stage_.resize(prefix_cache_entry_bytes(t_, T, C));  // reused: once per miss, no new buffer
+  encode(t_, x, T, C, stage_.data());
+  decode(t_, stage_.data(), T, C, x);
 }
 
 PrefixCache::PrefixCache(PrefixCacheDType t, size_t cap_bytes, const std::string& dir)

@@ -64,7 +64,7 @@ class PrefixCache {
   size_t cap_, bytes_ = 0;
   int fd_ = -1;
   std::string path_;                    // of the (unlinked) file, for messages
-  mutable std::vector<uint8_t> stage_;  // on disk: one encoded entry
+  mutable std::vector<uint8_t> stage_;  // one encoded entry (round_trip; on disk, put/get)
   std::unordered_map<uint64_t, Entry> map_;
 };
 
