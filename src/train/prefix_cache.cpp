@@ -1,10 +1,6 @@
 #include "train/prefix_cache.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -108,41 +104,26 @@ void PrefixCache::round_trip(float* x, int64_t T, int64_t C) const {
 }
 
 PrefixCache::PrefixCache(PrefixCacheDType t, size_t cap_bytes, const std::string& dir)
-    : t_(t), cap_(cap_bytes) {
-  std::string tmpl = dir + "/edgellm-prefix-cache.XXXXXX";
-  fd_ = mkstemp(tmpl.data());
-  if (fd_ < 0)
-    fail("[train] --prefix-cache-dir '{}': cannot create the cache file there: {}", dir,
-         std::strerror(errno));
-  path_ = tmpl;
-  unlink(path_.c_str());  // the open descriptor keeps it; nothing is left behind after the run
-}
+    : t_(t),
+      cap_(cap_bytes),
+      file_(std::make_unique<ScratchFile>(dir, "prefix-cache", "[train] --prefix-cache-dir")) {}
 
-PrefixCache::~PrefixCache() {
-  if (fd_ >= 0) close(fd_);
-}
+PrefixCache::~PrefixCache() = default;
 
 bool PrefixCache::put(uint64_t key, const float* x, int64_t T, int64_t C) {
   const size_t n = prefix_cache_entry_bytes(t_, T, C);
   if (bytes_ + n > cap_ || map_.count(key)) return false;
   Entry e{T, C, {}, bytes_};
-  if (fd_ < 0) {
+  if (!file_) {
     e.data.resize(n);
     encode(t_, x, T, C, e.data.data());
   } else {
     stage_.resize(n);
     encode(t_, x, T, C, stage_.data());
     // A full disk only ends the caching: the entry is not kept and training goes on.
-    size_t done = 0;
-    while (done < n) {
-      const ssize_t w =
-          pwrite(fd_, stage_.data() + done, n - done, static_cast<off_t>(e.offset + done));
-      if (w <= 0) {
-        if (w < 0 && errno == EINTR) continue;
-        cap_ = bytes_;  // no further puts
-        return false;
-      }
-      done += static_cast<size_t>(w);
+    if (!file_->try_write(stage_.data(), n, e.offset)) {
+      cap_ = bytes_;  // no further puts
+      return false;
     }
   }
   bytes_ += n;
@@ -156,7 +137,7 @@ bool PrefixCache::get(uint64_t key, float* out, int64_t T, int64_t C) const {
   const Entry& e = it->second;
   EDGELLM_CHECK(e.T == T && e.C == C, "prefix cache entry [{}, {}] read as [{}, {}]", e.T, e.C, T,
                 C);
-  if (fd_ < 0) {
+  if (!file_) {
     decode(t_, e.data.data(), T, C, out);
     return true;
   }
@@ -164,15 +145,7 @@ bool PrefixCache::get(uint64_t key, float* out, int64_t T, int64_t C) const {
   // f32 entries are the values themselves: read straight into out.
   uint8_t* d = t_ == PrefixCacheDType::F32 ? reinterpret_cast<uint8_t*>(out)
                                            : (stage_.resize(n), stage_.data());
-  size_t done = 0;
-  while (done < n) {
-    const ssize_t r = pread(fd_, d + done, n - done, static_cast<off_t>(e.offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0)
-      fail("[train] prefix cache file {}: read of {} bytes at {} failed: {}", path_, n,
-           e.offset + done, r < 0 ? std::strerror(errno) : "end of file");
-    done += static_cast<size_t>(r);
-  }
+  file_->read(d, n, e.offset);
   if (t_ != PrefixCacheDType::F32) decode(t_, d, T, C, out);
   return true;
 }

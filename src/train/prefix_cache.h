@@ -20,9 +20,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "util/scratch_file.h"
 
 namespace edgellm {
 
@@ -50,7 +53,7 @@ class PrefixCache {
   // all train on the same values.
   void round_trip(float* x, int64_t T, int64_t C) const;
   size_t bytes() const { return bytes_; }  // entry bytes held (in memory, or in the file)
-  bool on_disk() const { return fd_ >= 0; }
+  bool on_disk() const { return file_ != nullptr; }
   int64_t entries() const { return static_cast<int64_t>(map_.size()); }
   PrefixCacheDType dtype() const { return t_; }
 
@@ -62,8 +65,7 @@ class PrefixCache {
   };
   PrefixCacheDType t_;
   size_t cap_, bytes_ = 0;
-  int fd_ = -1;
-  std::string path_;                    // of the (unlinked) file, for messages
+  std::unique_ptr<ScratchFile> file_;   // on disk: the entries' file
   mutable std::vector<uint8_t> stage_;  // one encoded entry (round_trip; on disk, put/get)
   std::unordered_map<uint64_t, Entry> map_;
 };
