@@ -20,6 +20,8 @@
 #                                 (the cache is keyed by sequence and window start and hits from
 #                                 the second epoch, docs/alt.md): the timed rounds are the steady
 #                                 state of a long multi-epoch run whose cache holds every sequence
+#   edgellm lora / alt offloaded  the lora and alt cumulative runs with --optim-offload OUT/moments
+#                                 (AdamW moments in a file, memory holds a staging buffer)
 #   pytorch lora, pytorch alt     bench/alt_torch.py, one process per exit (so each has its own
 #                                 peak RSS), 1 + STEPS steps each, the first dropped
 # Every edgellm run reads the same one-sequence text (the first lines of tinyshakespeare): what
@@ -96,6 +98,12 @@ run_edgellm alt --method alt --exits "$T" --window "$M" --exit-schedule round-ro
   --steps "$ALT_STEPS"
 run_edgellm alt-branch --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
   --steps "$ALT_STEPS" --lora-mode branch --prefix-cache-mb "$CACHE_MB"
+# The same LoRA and ALT runs with the AdamW moments in a file (--optim-offload): memory holds a
+# staging buffer; ALT reads and writes one window's moments per step, LoRA all of them.
+mkdir -p "$OUT/moments"
+run_edgellm lora-offload --method lora --steps $((1 + STEPS)) --optim-offload "$OUT/moments"
+run_edgellm alt-offload --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
+  --steps "$ALT_STEPS" --optim-offload "$OUT/moments"
 
 run_torch() { # NAME ARGS...: OUT/NAME.json
   local name=$1
@@ -162,6 +170,7 @@ def torch_runs(name, files):
 
 
 e_lora, e_alt, e_br = edgellm("lora", 1), edgellm("alt", T), edgellm("alt-branch", T)
+e_lora_off, e_alt_off = edgellm("lora-offload", 1), edgellm("alt-offload", T)
 t_lora = torch_runs("lora", ["torch-lora"])
 t_alt = torch_runs("alt", [f"torch-alt-{d}" for d in depths])
 
@@ -199,6 +208,8 @@ print("|---|---|---|---|---|---|---|---|---|")
 rows = [(f"edgellm LoRA (all {L} layers)", e_lora, e_lora, None),
         ("edgellm ALT cumulative, no cache", e_alt, e_lora, bound(False)),
         ("edgellm ALT branch, prefix-cache hits", e_br, e_lora, bound(True)),
+        ("edgellm LoRA, moments offloaded", e_lora_off, e_lora, None),
+        ("edgellm ALT cumulative, moments offloaded", e_alt_off, e_lora, bound(False)),
         (f"PyTorch LoRA (all {L} layers)", t_lora, t_lora, None),
         ("PyTorch ALT (no cache)", t_alt, t_lora, bound(False))]
 for name, r, ref, b in rows:
@@ -217,13 +228,18 @@ print(f"edgellm vs PyTorch, same method: LoRA {t_lora['mean'] / e_lora['mean']:.
       f"ALT {t_alt['mean'] / e_alt['mean']:.2f}× (cumulative), {t_alt['mean'] / e_br['mean']:.2f}× "
       f"(branch with cache hits vs PyTorch without); peak RSS LoRA "
       f"{e_lora['peak'] / t_lora['peak']:.2f}×, ALT {e_alt['peak'] / t_alt['peak']:.2f}× PyTorch's")
+print(f"act + grad + opt, vanilla LoRA / ALT: both moments in memory "
+      f"{e_lora['agopt'] / e_alt['agopt']:.2f}×; both offloaded "
+      f"{e_lora_off['agopt'] / e_alt_off['agopt']:.2f}×; ALT offloaded vs LoRA in memory "
+      f"{e_lora['agopt'] / e_alt_off['agopt']:.2f}×; activations alone "
+      f"{e_lora['plan']['activations'] / e_alt['plan']['activations']:.2f}×")
 c = e_br["cache"]
 print(f"edgellm branch prefix cache: {c['hits']} hits (expected {hits_expected}: {steps} per exit "
       f"at {cached_exits}), {c['misses']} misses, {c['entries']} entries, {mib(c['bytes'])} "
       f"(cap {mib(e_br['plan']['prefix_cache'])})")
 if c["hits"] != hits_expected:
     print("WARNING: not every timed branch step hit the cache: its row is not the cached state")
-for k in ("lora", "alt", "alt-branch"):
+for k in ("lora", "alt", "alt-branch", "lora-offload", "alt-offload"):
     pl = results["edgellm " + k]["plan"]
     print(f"edgellm {k} plan (MiB): " + ", ".join(f"{n} {v / MiB:.1f}" for n, v in pl.items()))
 print(f"PyTorch {t_lora['torch']}, BLAS {t_lora['blas'][-1] if t_lora['blas'] else '?'}; RSS "

@@ -122,6 +122,9 @@ void register_tune(CLI::App& app) {
                   "bf16 with fp32 accumulation");
   cmd->add_option("--optim-state", a->optim_state,
                   "fp32 | 8bit: AdamW moments in fp32 or 8-bit block-wise");
+  cmd->add_option("--optim-offload", a->o.adamw.offload_dir,
+                  "keep the AdamW moments in a file in this directory, each step reading the ones "
+                  "it updates through a small buffer (alt: one window's per step)");
   cmd->add_option("--rank,-r", a->o.lora.rank, "LoRA rank");
   cmd->add_option("--alpha", a->o.lora.alpha, "LoRA alpha (scale = alpha / rank)");
   cmd->add_option("--dropout", a->o.lora.dropout, "LoRA dropout");
@@ -191,6 +194,9 @@ void register_tune(CLI::App& app) {
     } else if (!o.alt.prefix_cache_dir.empty()) {
       fail("[tune] --prefix-cache-dir needs --method alt");
     }
+    if (const std::string& dir = o.adamw.offload_dir;
+        !dir.empty() && !std::filesystem::is_directory(dir))
+      fail("[tune] --optim-offload '{}': not a directory", dir);
     if (!a->budget.empty()) o.mem_budget = parse_bytes(a->budget, "--mem-budget");
     o.base_model = a->model;
     auto m = load_model(*a);

@@ -159,6 +159,17 @@ void write_tensor_data(AtomicWriter& w, const std::vector<TensorOut>& outs, uint
       w.write(o.bytes, o.nbytes());
       continue;
     }
+    if (o.read) {
+      constexpr size_t kSlice = size_t{4} << 20;
+      const size_t total = o.nbytes();
+      buf.resize(std::min(kSlice, total));
+      for (size_t off = 0; off < total; off += kSlice) {
+        const size_t n = std::min(kSlice, total - off);
+        o.read(off, n, buf.data());
+        w.write(buf.data(), n);
+      }
+      continue;
+    }
     const size_t rb = dtype_row_bytes(o.dtype, o.cols());
     const int64_t per =
         std::max<int64_t>(1, static_cast<int64_t>(kChunk / std::max<size_t>(rb, 1)));

@@ -23,6 +23,10 @@ struct TensorOut {
   // here without a staging buffer. A large 1-D tensor (an optimizer state of hundreds of MB) is
   // one row, so `fill` would stage all of it at once.
   const uint8_t* bytes = nullptr;
+  // When set (and bytes is not): reads the tensor's stored bytes [off, off + n) into dst; the
+  // writer streams them through a small buffer. For state that lives in a file, not in memory
+  // (offloaded optimizer moments), so writing it never makes it resident whole.
+  std::function<void(uint64_t off, size_t n, uint8_t* dst)> read;
 
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   int64_t rows() const;

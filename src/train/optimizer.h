@@ -4,10 +4,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "util/scratch_file.h"
+
 namespace edgellm {
+namespace simd {
+struct AdamWStep;
+}
 
 enum class LrSchedule { Constant, Linear, Cosine };
 LrSchedule lr_schedule_from_name(const std::string& name);
@@ -26,12 +32,21 @@ const char* optim_state_name(OptimState s);
 // Bytes of the moments of n parameters in n_spans spans: exact for F32, an upper bound for Q8
 // (each span's last block may be partial). For planning before the spans exist.
 size_t adamw_state_bytes(size_t n, size_t n_spans, OptimState s);
+// Offloaded moments (AdamWConfig::offload_dir) of n parameters: the bytes of the one staging
+// buffer each step reads them through, which is all the memory they then take.
+size_t adamw_offload_stage_bytes(size_t n, OptimState s);
 
 struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float weight_decay = 0.f;
   float max_grad_norm = 1.f;  // <= 0: no clipping
   OptimState state = OptimState::F32;
+  // Non-empty: the moments live in a scratch file in this directory (util/scratch_file.h), not
+  // in memory. Each step reads the moments of the spans it updates through one staging buffer,
+  // a slice of 65,536 parameters at a time, and writes them back: adaptive layer tuning
+  // touches one window's moments per step, so the rest stay on storage. The arithmetic is the
+  // same as in memory, bit for bit.
+  std::string offload_dir;
 };
 
 // One contiguous run of parameters and their gradients.
@@ -52,12 +67,21 @@ class AdamW {
   // layer tuning updates only the picked exit's window and head. Each span's bias correction
   // uses its own count of the steps that updated it.
   double step(float lr, const std::vector<char>* active = nullptr);
-  // The moments as checkpoints store them. F32: m and v of every span back to back, [2, Σn].
-  // Q8: the per-block scales of m then of sqrt(v), [2, Σ blocks]; codes() holds the codes,
-  // [2, Σn] (empty for F32).
-  std::vector<float>& state() { return state_; }
-  std::vector<uint8_t>& codes() { return codes_; }
-  size_t state_bytes() const { return state_.capacity() * sizeof(float) + codes_.capacity(); }
+  // The moments as checkpoints store them, in two sections. kState: F32, m and v of every span
+  // back to back, [2, Σn] floats; Q8, the per-block scales of m then of sqrt(v), [2, Σ blocks]
+  // floats. kCodes: the Q8 codes, [2, Σn] bytes (empty for F32). Read and written by byte range
+  // wherever they live, in memory or in the offload file.
+  enum Section { kState = 0, kCodes = 1 };
+  size_t section_bytes(Section s) const { return s == kState ? 4 * n_state_ : n_codes_; }
+  // The section in memory; nullptr when the moments are offloaded.
+  uint8_t* section_data(Section s);
+  void read_section(Section s, uint64_t off, size_t n, uint8_t* dst) const;
+  void write_section(Section s, uint64_t off, size_t n, const uint8_t* src);
+  bool offloaded() const { return file_ != nullptr; }
+  // Bytes of memory the moments take: all of them, or the staging buffer when offloaded.
+  size_t state_bytes() const {
+    return state_.capacity() * sizeof(float) + codes_.capacity() + stage_.capacity();
+  }
   int64_t t() const { return t_; }
   // Sets the step count of the optimizer and of every span.
   void set_t(int64_t t);
@@ -70,11 +94,28 @@ class AdamW {
   void set_grad(size_t k, float* g) { spans_.at(k).g = g; }
 
  private:
+  // Where one part of the moments of a slice sits: a byte offset into the sections laid end to
+  // end (kState first) and its length.
+  struct Part {
+    uint64_t at;
+    size_t bytes;
+  };
+  // The moment parts of span k's parameters [s0, s0 + len) (off: the span's first parameter):
+  // F32 m, v; Q8 codes of m, scales of m, codes of v, scales of v.
+  std::vector<Part> parts(size_t k, size_t off, size_t s0, size_t len) const;
+  uint8_t* in_memory(uint64_t at);
+  // One update of span s's parameters [s0, s0 + len), its moment parts at mom (parts() order).
+  void update(const ParamSpan& s, size_t s0, size_t len, uint8_t* const* mom,
+              const simd::AdamWStep& a) const;
+
   std::vector<ParamSpan> spans_;
   AdamWConfig cfg_;
-  std::vector<float> state_;
-  std::vector<uint8_t> codes_;
-  std::vector<size_t> block0_;  // Q8: first block of each span
+  std::vector<float> state_;    // in memory: section kState
+  std::vector<uint8_t> codes_;  // in memory: section kCodes
+  size_t n_state_ = 0, n_codes_ = 0;
+  std::unique_ptr<ScratchFile> file_;  // offloaded: both sections, kState first
+  std::vector<uint8_t> stage_;         // offloaded: one slice's moment parts
+  std::vector<size_t> block0_;         // Q8: first block of each span
   size_t n_ = 0, blocks_ = 0;
   int64_t t_ = 0;
   std::vector<int64_t> span_t_;

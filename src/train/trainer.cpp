@@ -83,13 +83,17 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     if (static_cast<int64_t>(e.tokens.size()) > o_.seq)
       fail("[train] {}: a sequence of {} tokens exceeds --seq {}", data.source, e.tokens.size(),
            o_.seq);
+  // The moments' memory: all of them, or offloaded, the staging buffer they are read through.
+  auto optimizer_bytes = [&](size_t n, size_t n_spans) {
+    return o_.adamw.offload_dir.empty() ? adamw_state_bytes(n, n_spans, o_.adamw.state)
+                                        : adamw_offload_stage_bytes(n, o_.adamw.state);
+  };
   // Plan the weights first: a full fine-tuning copy that cannot fit is refused before it is made.
   MemoryPlan fixed;  // weights, adapters and optimizer of the adapters or the copy
   if (o_.method == TuneMethod::Full) {
     fixed[MemCategory::Weights] = static_cast<size_t>(full_numel(base)) * sizeof(float);
-    fixed[MemCategory::Optimizer] =
-        adamw_state_bytes(static_cast<size_t>(full_numel(base)),
-                          base.checkpoint().tensors.all().size(), o_.adamw.state);
+    fixed[MemCategory::Optimizer] = optimizer_bytes(static_cast<size_t>(full_numel(base)),
+                                                    base.checkpoint().tensors.all().size());
     check_budget(fixed, o_.mem_budget, "weights and optimizer alone");
     full_ = std::make_unique<FullParams>(base);
   } else {
@@ -98,7 +102,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     lora_->init_peft(o_.seed);
     fixed[MemCategory::Adapters] = lora_->params().size() * sizeof(float);
     fixed[MemCategory::Optimizer] =
-        adamw_state_bytes(lora_->params().size(), static_cast<size_t>(c.n_layers), o_.adamw.state);
+        optimizer_bytes(lora_->params().size(), static_cast<size_t>(c.n_layers));
   }
   // The step's token buffers (run()): filled from the corpus when the data are windows over it,
   // else the examples are read where the dataset holds them.
@@ -115,10 +119,11 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
                           MemCategory::Workspace})
       p[k] = ep[k];
     p[MemCategory::Adapters] += head_values * sizeof(float);
-    p[MemCategory::Optimizer] +=
-        head_values ? adamw_state_bytes(head_values, static_cast<size_t>(c.n_layers),
-                                        o_.adamw.state)
-                    : 0;  // one span per owned exit head, at most one exit per layer
+    // One optimizer over the adapters and one span per owned exit head (at most one exit per
+    // layer); offloaded, one staging buffer for all of them.
+    if (head_values)
+      p[MemCategory::Optimizer] = optimizer_bytes(lora_->params().size() + head_values,
+                                                  2 * static_cast<size_t>(c.n_layers));
     p[MemCategory::Gradients] += head_values * sizeof(float);  // head_grad_
     p[MemCategory::Workspace] += step_buffers;
     // In memory the cap; on disk one entry's staging buffer (the file is not process memory).
@@ -498,9 +503,11 @@ std::vector<Trainer::StateTensor> Trainer::state_tensors() {
   };
   // fp32 moments, or the 8-bit moments' per-block scales ("adam") beside their codes.
   std::vector<StateTensor> s{f32("params", trainable(lora_.get(), full_.get())),
-                             f32("adam", opt_->state())};
-  if (!opt_->codes().empty())
-    s.push_back({"adam_codes", DType::U8, opt_->codes().data(), opt_->codes().size()});
+                             {"adam", DType::F32, opt_->section_data(AdamW::kState),
+                              opt_->section_bytes(AdamW::kState), AdamW::kState}};
+  if (opt_->section_bytes(AdamW::kCodes))
+    s.push_back({"adam_codes", DType::U8, opt_->section_data(AdamW::kCodes),
+                 opt_->section_bytes(AdamW::kCodes), AdamW::kCodes});
   // Alt: the exit heads' parameters (their AdamW moments are part of "adam").
   if (heads_) s.push_back(f32("exit_params", heads_->params()));
   return s;
@@ -514,9 +521,22 @@ void Trainer::save_checkpoint() {
   // last, so a crash at any point leaves the previous complete checkpoint in force.
   const std::string st = fmt::format("state-{}.safetensors", step_);
   std::vector<TensorOut> outs;
-  for (const StateTensor& t : state_tensors())
-    outs.push_back(view_out(t.name, t.dtype,
-                            {static_cast<int64_t>(t.bytes / dtype_row_bytes(t.dtype, 1))}, t.data));
+  for (const StateTensor& t : state_tensors()) {
+    const std::vector<int64_t> shape{static_cast<int64_t>(t.bytes / dtype_row_bytes(t.dtype, 1))};
+    if (t.data) {
+      outs.push_back(view_out(t.name, t.dtype, shape, t.data));
+      continue;
+    }
+    // Offloaded moments stream from their file through the writer's buffer.
+    TensorOut o;
+    o.name = t.name;
+    o.dtype = t.dtype;
+    o.shape = shape;
+    o.read = [this, sec = t.section](uint64_t off, size_t n, uint8_t* dst) {
+      opt_->read_section(sec, off, n, dst);
+    };
+    outs.push_back(std::move(o));
+  }
   write_safetensors(dir + "/" + st, outs, {{"format", "pt"}});
   uint64_t rs[4];
   rng_.get_state(rs);
@@ -570,8 +590,19 @@ bool Trainer::load_checkpoint() {
     if (t.dtype != it->dtype || t.nbytes != it->bytes)
       fail("[train] {}: tensor '{}' is {} of {} bytes, expected {} of {}", sf, t.name,
            dtype_name(t.dtype), t.nbytes, dtype_name(it->dtype), it->bytes);
-    // Copy into place: the optimizer holds pointers into these buffers.
-    std::memcpy(it->data, t.data, it->bytes);
+    // Copy into place: the optimizer holds pointers into these buffers. Offloaded moments go to
+    // their file a slice at a time, each slice's mapped pages dropped once written, so the
+    // checkpoint is never resident whole.
+    if (it->data) {
+      std::memcpy(it->data, t.data, it->bytes);
+    } else {
+      constexpr size_t kSlice = size_t{4} << 20;
+      for (size_t o = 0; o < it->bytes; o += kSlice) {
+        const size_t n = std::min(kSlice, it->bytes - o);
+        opt_->write_section(it->section, o, n, t.data + o);
+        drop_resident_pages(t.data + o, n);
+      }
+    }
     got[static_cast<size_t>(it - want.begin())] = 1;
   }
   for (size_t i = 0; i < want.size(); ++i)
@@ -628,6 +659,7 @@ void Trainer::write_run_record() {
                       {"rank", o_.lora.rank},
                       {"precision", matmul_math_name(o_.precision)},
                       {"optim_state", optim_state_name(o_.adamw.state)},
+                      {"optim_storage", o_.adamw.offload_dir.empty() ? "memory" : "disk"},
                       {"lora_layers", lora_layers},
                       {"steps", step_},
                       {"seconds", elapsed_},
@@ -661,6 +693,7 @@ MemoryPlan Trainer::allocated() const {
 nlohmann::json Trainer::plan_json() const {
   nlohmann::json j = {{"plan", plan_.to_json()},
                       {"budget", o_.mem_budget},
+                      {"optim_storage", o_.adamw.offload_dir.empty() ? "memory" : "disk"},
                       {"checkpoint_activations", o_.checkpoint_activations},
                       {"head_rows", o_.head_rows},
                       // One sequence per forward/backward: batch and accumulation add gradients,

@@ -149,8 +149,9 @@ class Trainer {
   struct StateTensor {
     std::string name;
     DType dtype;
-    uint8_t* data;
+    uint8_t* data;  // in memory; nullptr: offloaded moments, reached through the section
     size_t bytes;
+    AdamW::Section section = AdamW::kState;  // when data is nullptr
   };
   std::vector<StateTensor> state_tensors();
   void save_checkpoint();

@@ -63,6 +63,7 @@ TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
       {"--method alt --prefix-cache-dir /tmp", {"--prefix-cache-dir", "branch"}},
       {"--method alt --lora-mode branch --prefix-cache-dir /no/such/dir",
        {"--prefix-cache-dir", "'/no/such/dir'", "not a directory"}},
+      {"--optim-offload /no/such/dir", {"--optim-offload", "'/no/such/dir'", "not a directory"}},
   };
   for (const auto& [flags, needles] : cases) {
     const CliResult r = run("", base + flags);
