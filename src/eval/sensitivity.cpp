@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <optional>
 
 #include "eval/layer_stream.h"
 #include "io/tensor_set.h"
@@ -75,8 +77,11 @@ SensitivityProfile profile_sensitivity(const Model& m,
   for (int l = 0; l < c.n_layers; ++l) {
     LayerSensitivity L;
     // Dense pass: the reference output, and the linears' input statistics on the way.
-    LinearInputStats stats(c, l);
-    st.set_taps(need_stats ? &stats : nullptr);
+    // Only Wanda and SparseGPT read them: RTN and magnitude candidates skip the [in, in]
+    // statistics (1.4 GB per layer at the 7B shape).
+    std::optional<LinearInputStats> stats;
+    if (need_stats) stats.emplace(c, l);
+    st.set_taps(stats ? &*stats : nullptr);
     run_layer(st, l, m.layer(l), x, y);
     st.set_taps(nullptr);
     double ms = 0;
@@ -97,7 +102,7 @@ SensitivityProfile profile_sensitivity(const Model& m,
       for (int t = 0; t < kLinears; ++t) {
         const LinearId id = static_cast<LinearId>(t);
         const int64_t rows = L.linears[t].rows, cols = L.linears[t].cols;
-        const CalibStats* cs = need_stats && !is_quant ? &stats.of(id) : nullptr;
+        const CalibStats* cs = stats && !is_quant ? &stats->of(id) : nullptr;
         w_hat[t] = compress_linear(w[t].data(), rows, cols, cands[k], cs, /*output_error=*/false)
                        .q.dequantize();
         linear_view(all, id) = WeightView::f32(w_hat[t].data(), rows, cols);
