@@ -93,10 +93,14 @@ uint8_t* AdamW::in_memory(uint64_t at) {
                            : codes_.data() + (at - 4 * n_state_);
 }
 
+uint64_t AdamW::section_at(Section s, uint64_t off, size_t n) const {
+  EDGELLM_CHECK(off + n <= section_bytes(s), "optimizer section {}: bytes [{}, {}) of {}", int(s),
+                off, off + n, section_bytes(s));
+  return (s == kState ? 0 : 4 * n_state_) + off;
+}
+
 void AdamW::read_section(Section s, uint64_t off, size_t n, uint8_t* dst) const {
-  EDGELLM_CHECK(off + n <= section_bytes(s), "optimizer section {} read [{}, {}) of {} bytes",
-                int(s), off, off + n, section_bytes(s));
-  const uint64_t at = (s == kState ? 0 : 4 * n_state_) + off;
+  const uint64_t at = section_at(s, off, n);
   if (file_)
     file_->read(dst, n, at);
   else if (n)
@@ -104,9 +108,7 @@ void AdamW::read_section(Section s, uint64_t off, size_t n, uint8_t* dst) const 
 }
 
 void AdamW::write_section(Section s, uint64_t off, size_t n, const uint8_t* src) {
-  EDGELLM_CHECK(off + n <= section_bytes(s), "optimizer section {} write [{}, {}) of {} bytes",
-                int(s), off, off + n, section_bytes(s));
-  const uint64_t at = (s == kState ? 0 : 4 * n_state_) + off;
+  const uint64_t at = section_at(s, off, n);
   if (file_)
     file_->write(src, n, at);
   else if (n)

@@ -104,6 +104,8 @@ class AdamW {
   // F32 m, v; Q8 codes of m, scales of m, codes of v, scales of v.
   std::vector<Part> parts(size_t k, size_t off, size_t s0, size_t len) const;
   uint8_t* in_memory(uint64_t at);
+  // Where bytes [off, off + n) of section s sit in the sections laid end to end (checked).
+  uint64_t section_at(Section s, uint64_t off, size_t n) const;
   // One update of span s's parameters [s0, s0 + len), its moment parts at mom (parts() order).
   void update(const ParamSpan& s, size_t s0, size_t len, uint8_t* const* mom,
               const simd::AdamWStep& a) const;
