@@ -57,6 +57,10 @@ struct Bf16Gemm {
   uint64_t tick = 0;
   std::vector<uint16_t> a16;  // activation operand rounded to bf16
   std::vector<uint16_t> b16;  // sgemm_bf16's second operand rounded to bf16
+  // gemm_bf16_decoded's tile (fp32 and bf16) and the tile's output block, kept between calls: a
+  // prefill makes 7 calls per layer, and fresh buffers cost page faults and zeroing each time.
+  // One buffer carved in three (decoded_parts), so it is reserved and counted as one.
+  std::vector<uint8_t> dec;
   // One scratchpad shared by every primitive (they run one at a time). With oneDNN's default
   // per-primitive scratchpads each cached shape kept its own reordered copy of its operand,
   // ~200 MB of RSS for the 134M training step.
@@ -275,6 +279,7 @@ void GemmWorkspace::merge(const GemmWorkspace& o) {
   operand_b = std::max(operand_b, o.operand_b);
   scratchpad = std::max(scratchpad, o.scratchpad);
   transient = std::max(transient, o.transient);
+  decoded = std::max(decoded, o.decoded);
 }
 
 GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate) {
@@ -313,12 +318,14 @@ void gemm_bf16_reserve(const GemmWorkspace& w) {
   s.a16.reserve(w.operand / sizeof(uint16_t));
   s.b16.reserve(w.operand_b / sizeof(uint16_t));
   s.scratch.reserve(w.scratchpad);
+  s.dec.reserve(w.decoded);
 }
 
 size_t gemm_bf16_held_bytes() {
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  return (s.a16.capacity() + s.b16.capacity()) * sizeof(uint16_t) + s.scratch.capacity();
+  return (s.a16.capacity() + s.b16.capacity()) * sizeof(uint16_t) + s.scratch.capacity() +
+         s.dec.capacity();
 }
 
 void gemm_bf16_release_held() {
@@ -327,6 +334,7 @@ void gemm_bf16_release_held() {
   std::vector<uint16_t>().swap(s.a16);
   std::vector<uint16_t>().swap(s.b16);
   std::vector<uint8_t>().swap(s.scratch);
+  std::vector<uint8_t>().swap(s.dec);
 }
 
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
@@ -341,6 +349,65 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
   s.a16.resize(static_cast<size_t>(M * K));
   f32_to_bf16_n(a, s.a16.data(), M * K);
   dnnl_run(s, {M, N, K, false, trans_w, accumulate}, s.a16.data(), w, c);
+}
+
+namespace {
+// gemm_bf16_decoded's buffer for tiles of tr rows: the fp32 tile [tr, K] at 0, its bf16 copy at
+// tile16 and the tile's output block [M, tr] at out (64-byte aligned parts).
+struct DecodedParts {
+  size_t tile16, out, total;
+};
+DecodedParts decoded_parts(int64_t M, int64_t tr, int64_t K) {
+  auto up = [](size_t b) { return (b + 63) / 64 * 64; };
+  const size_t tk = static_cast<size_t>(tr * K);
+  const size_t tile16 = up(tk * sizeof(float)), out = tile16 + up(tk * sizeof(uint16_t));
+  return {tile16, out, out + static_cast<size_t>(M * tr) * sizeof(float)};
+}
+}  // namespace
+
+GemmWorkspace gemm_bf16_decoded_workspace(int64_t M, int64_t N, int64_t K) {
+  GemmWorkspace w;
+  if (M == 0 || N == 0 || bf16_gemm_path() == Bf16GemmPath::Fp32) return w;
+  const int64_t nr = std::min(kDecodedTileRows, N);
+  w.operand = static_cast<size_t>(M * K) * sizeof(uint16_t);
+  w.scratchpad = dnnl_scratch_bytes({M, nr, K, false, true, false});
+  if (N % kDecodedTileRows != 0 && N > kDecodedTileRows)  // the last, narrower tile's primitive
+    w.scratchpad = std::max(w.scratchpad,
+                            dnnl_scratch_bytes({M, N % kDecodedTileRows, K, false, true, false}));
+  w.decoded = decoded_parts(M, nr, K).total;
+  return w;
+}
+
+bool gemm_bf16_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
+                       float* y, bool accumulate) {
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) return false;
+  if (M == 0 || N == 0) return true;
+  const int64_t tr = std::min(kDecodedTileRows, N);
+  Bf16Gemm& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  const DecodedParts d = decoded_parts(M, tr, K);
+  if (s.dec.size() < d.total) s.dec.resize(d.total);
+  auto* tile = reinterpret_cast<float*>(s.dec.data());
+  auto* tile16 = reinterpret_cast<uint16_t*>(s.dec.data() + d.tile16);
+  auto* out = reinterpret_cast<float*>(s.dec.data() + d.out);
+  s.a16.resize(static_cast<size_t>(M * K));
+  f32_to_bf16_n(x, s.a16.data(), M * K);
+  for (int64_t r0 = 0; r0 < N; r0 += tr) {
+    const int64_t nr = std::min(tr, N - r0);
+    decode(r0, nr, tile);
+    f32_to_bf16_n(tile, tile16, nr * K);
+    dnnl_run(s, {M, nr, K, false, true, false}, s.a16.data(), tile16, out);
+    // The tile's output columns [r0, r0 + nr) of y.
+    for (int64_t m = 0; m < M; ++m) {
+      float* yr = y + m * N + r0;
+      const float* o = out + m * nr;
+      if (accumulate)
+        for (int64_t j = 0; j < nr; ++j) yr[j] += o[j];
+      else
+        std::memcpy(yr, o, static_cast<size_t>(nr) * sizeof(float));
+    }
+  }
+  return true;
 }
 
 void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace edgellm {
@@ -23,6 +24,17 @@ namespace edgellm {
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate);
 
+// y[M, N] (+)= bf16(x)[M, K] · bf16(W)[N, K]ᵀ for weights stored in a quantized form (GGUF
+// blocks, packed LUC codes) whose rows decode(r0, nr, tile) writes as fp32 [nr, K], a tile of
+// kDecodedTileRows rows at a time: each tile is rounded to bf16 and multiplied by the oneDNN bf16
+// matmul, x rounded once for all tiles. W is never decoded whole. The rounding of W's decoded
+// values (an 8-bit mantissa) is far below the quantization they came from. Only on the Dnnl
+// path: returns false, doing nothing, on the Fp32 path (the caller keeps its fp32 sgemm).
+constexpr int64_t kDecodedTileRows = 256;
+using DecodeRows = std::function<void(int64_t r0, int64_t nr, float* tile)>;
+bool gemm_bf16_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
+                       float* y, bool accumulate);
+
 // C[M, N] (+)= bf16(op(A))[M, K] · bf16(op(B))[K, N], fp32 accumulation, both operands fp32 and
 // rounded to bf16 on the way in (op(X) = Xᵀ when trans_x), each at its natural leading
 // dimension. The fp32 matmuls of training under MatmulMath::Bf16 (kernels/matmul.h): the forward
@@ -31,8 +43,9 @@ void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, con
                 const float* B, float* C, bool accumulate);
 
 // Memory a GEMM call needs beside its operands, for planning a training run (train/memory.h).
-// `operand`, `operand_b` and `scratchpad` are held between calls (the bf16 copies of the
-// operands and oneDNN's scratchpad, each the largest any call has needed), so what a
+// `operand`, `operand_b`, `scratchpad` and `decoded` are held between calls (the bf16 copies of
+// the operands, oneDNN's scratchpad and the decoded tiles, each the largest any call has needed),
+// so what a
 // run needs of them is the maximum over its calls; `transient` is allocated and freed inside the
 // call (decoded weight tiles, the fp32 path's rounded copies), so it too counts at its maximum.
 // Not included: oneDNN sgemm's own packing buffers (allocated and freed inside dnnl_sgemm,
@@ -42,12 +55,15 @@ struct GemmWorkspace {
   size_t operand_b = 0;  // sgemm_bf16's bf16 copy of its second operand
   size_t scratchpad = 0;
   size_t transient = 0;
+  size_t decoded = 0;                  // gemm_bf16_decoded's tile and output buffer
   void merge(const GemmWorkspace& o);  // element-wise maximum
-  size_t total() const { return operand + operand_b + scratchpad + transient; }
+  size_t total() const { return operand + operand_b + scratchpad + transient + decoded; }
 };
 // What gemm_bf16(M, N, K, trans_w, accumulate) needs on the path it will take (the oneDNN path
 // creates the primitive descriptor, not the primitive, to read its scratchpad size).
 GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate);
+// What gemm_bf16_decoded(M, N, K) needs on the Dnnl path (nothing on the Fp32 path).
+GemmWorkspace gemm_bf16_decoded_workspace(int64_t M, int64_t N, int64_t K);
 GemmWorkspace sgemm_bf16_workspace(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                    bool accumulate);
 // Grows the held buffers to at least w's operand, operand_b and scratchpad sizes now (before a

@@ -121,13 +121,18 @@ constexpr int64_t kTileRows = 256;
 GemmWorkspace matmul_workspace(const WeightView& w, int64_t T) {
   GemmWorkspace ws;
   if (w.dtype == DType::Packed) {
-    if (T > 1) ws.transient = packed_matmul_tile_bytes(w.packed, T);
+    if (T > 1) {
+      ws = gemm_bf16_decoded_workspace(T, w.rows, w.cols);  // the forward, on the Dnnl path
+      ws.transient = std::max(ws.transient, packed_matmul_tile_bytes(w.packed, T));
+    }
     return ws;
   }
   if (T > 1 && bf16_math_on(w)) return sgemm_bf16_workspace(false, true, T, w.rows, w.cols, false);
   if (T == 1 || w.dtype == DType::F32) return ws;  // GEMV / sgemm on the stored rows
   if (w.dtype == DType::BF16) return gemm_bf16_workspace(T, w.rows, w.cols, true, false);
-  ws.transient = static_cast<size_t>(kTileRows * w.cols) * sizeof(float);  // the tile below
+  ws = gemm_bf16_decoded_workspace(T, w.rows, w.cols);  // decoded tiles, on the Dnnl path
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32)
+    ws.transient = static_cast<size_t>(kTileRows * w.cols) * sizeof(float);  // the tile below
   return ws;
 }
 
@@ -158,11 +163,15 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
               accumulate);
     return;
   }
+  auto decode = [&](int64_t r0, int64_t nr, float* tile) {
+#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
+    for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile + r * K, K);
+  };
+  if (gemm_bf16_decoded(x, T, N, K, decode, y, accumulate)) return;
   std::vector<float> tile(static_cast<size_t>(kTileRows * K));
   for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
     const int64_t nr = std::min(kTileRows, N - r0);
-#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
-    for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile.data() + r * K, K);
+    decode(r0, nr, tile.data());
     sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, beta, y + r0, N);
   }
 }

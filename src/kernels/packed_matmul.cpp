@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/threads.h"
 #include "packed/packed_kernels.h"
@@ -41,11 +42,15 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, boo
     return;
   }
   const int64_t N = w.rows, K = w.cols;
+  auto decode = [&](int64_t r0, int64_t nr, float* tile) {
+#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
+    for (int64_t r = 0; r < nr; ++r) packed_decode_row(w, r0 + r, tile + r * K);
+  };
+  if (gemm_bf16_decoded(x, T, N, K, decode, y, accumulate)) return;
   std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
   for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
     const int64_t nr = std::min(kTileRows, N - r0);
-#pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
-    for (int64_t r = 0; r < nr; ++r) packed_decode_row(w, r0 + r, tile.data() + r * K);
+    decode(r0, nr, tile.data());
     sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, accumulate ? 1.f : 0.f, y + r0, N);
   }
 }

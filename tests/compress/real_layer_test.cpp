@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include "compress/compress_linear.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/packed_matmul.h"
 #include "packed/packed_kernels.h"
+#include "packed/random_packed.h"
 #include "test_util.h"
 
 namespace edgellm {
@@ -43,11 +45,16 @@ TEST(RealLayer, Stories260kGptqAndSparseGptBeatBaselines) {
       std::vector<float> y(T * wv->rows), y_ref(T * wv->rows, 0.f);
       packed_matmul(X[l].data(), g.packed.view(), y.data(), T);
       const auto wq = g.q.dequantize();
+      // On the bf16 path (kernels/gemm_bf16.h) the product of the bf16-rounded operands.
+      const std::vector<double> yb = bf16_gemm_path() == Bf16GemmPath::Dnnl
+                                         ? bf16_packed_matmul_ref(X[l].data(), g.packed.view(), T)
+                                         : std::vector<double>{};
       for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < wv->rows; ++r) {
           double s = 0;
           for (int64_t k = 0; k < wv->cols; ++k)
             s += double(X[l][t * wv->cols + k]) * wq[r * wv->cols + k];
+          if (!yb.empty()) s = yb[t * wv->rows + r];
           EXPECT_NEAR(y[t * wv->rows + r], s, 1e-3 * (1 + std::abs(s)));
         }
       spec = CompressSpec{};

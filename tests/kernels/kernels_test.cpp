@@ -83,12 +83,21 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
       decode_row(t, packed.data() + r * rb, dec.data() + r * K, K);
     }
     WeightView w{t, packed.data(), N, K, rb, {}};
-    for (int64_t T : {1, 3, 70}) {
+    // Both T > 1 paths where this CPU has the bf16 one: BF16 weights take the bf16 GEMM and the
+    // other types the decoded-tile bf16 GEMM (gemm_bf16.h), activations and decoded weights
+    // rounded to bf16; else the decoded tiles go through the fp32 sgemm.
+    const Bf16GemmPath native = bf16_gemm_path();
+    for (const auto& [T, path] : std::vector<std::pair<int64_t, Bf16GemmPath>>{
+             {1, native}, {3, native}, {70, native}, {70, Bf16GemmPath::Fp32}}) {
+      set_bf16_gemm_path(path);
       auto x = randn(T * K, 6);
-      // BF16 weights with T > 1 take the bf16 GEMM (gemm_bf16.h): activations rounded to bf16.
+      const bool bf16_tiles = T > 1 && t != DType::BF16 && path == Bf16GemmPath::Dnnl;
       auto xr = x;
-      if (t == DType::BF16 && T > 1)
+      auto decr = dec;
+      if ((t == DType::BF16 && T > 1) || bf16_tiles)
         for (auto& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+      if (bf16_tiles)
+        for (auto& v : decr) v = bf16_to_f32(f32_to_bf16(v));
       const bool int_gemv = T == 1 && dot_qx_kernel(t) != nullptr;
       QuantizedActivations qx;
       if (int_gemv) {
@@ -96,10 +105,12 @@ TEST(Matmul, QuantizedTypesMatchDecodedReference) {
         for (int64_t k = 0; k < K; ++k) xr[k] = qx.d[k / 32] * qx.q[k];
       }
       std::vector<double> ref(T * N);
-      ref::matmul(to_d(xr).data(), to_d(dec).data(), ref.data(), T, N, K);
+      ref::matmul(to_d(xr).data(), to_d(decr).data(), ref.data(), T, N, K);
       std::vector<float> y(T * N);
       matmul(x.data(), w, y.data(), T);
-      EXPECT_LT(rel_err(y, ref), 2e-5) << dtype_name(t) << " T=" << T;
+      set_bf16_gemm_path(native);
+      EXPECT_LT(rel_err(y, ref), 2e-5)
+          << dtype_name(t) << " T=" << T << " " << bf16_gemm_path_name(path);
       if (int_gemv) {
         std::vector<double> exact(N);
         ref::matmul(to_d(x).data(), to_d(dec).data(), exact.data(), 1, N, K);

@@ -1,11 +1,13 @@
 // matmul()/matmul_backward() on a WeightView of DType::Packed go through the packed kernels: the
 // result equals the scalar reference (packed/packed_ref.h, in double) for decode (T = 1) and
-// prefill (T > 1) shapes, and asking for dW of a frozen packed weight is refused.
+// prefill (T > 1) shapes (the prefill's bf16 path: on bf16-rounded operands), and asking for dW
+// of a frozen packed weight is refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "packed/packed_ref.h"
 #include "packed/random_packed.h"
@@ -35,10 +37,21 @@ TEST(PackedDispatch, MatmulAndBackwardMatchTheScalarReference) {
           dxd(T * K, 0.0);
       ref::packed_matmul<double>(xd.data(), p.view(), yd.data(), T);
       ref::packed_matmul_backward<double>(dxd.data(), dyd.data(), p.view(), T);
+      // The fp32 path against the scalar reference; where this CPU has it, the bf16 path
+      // against the same product on bf16-rounded operands.
+      const Bf16GemmPath native = bf16_gemm_path();
+      set_bf16_gemm_path(Bf16GemmPath::Fp32);
       matmul(x.data(), w, y.data(), T);
+      set_bf16_gemm_path(native);
       matmul_backward(dx.data(), nullptr, dy.data(), x.data(), w, T);
       for (int64_t i = 0; i < T * N; ++i)
         ASSERT_NEAR(y[i], yd[i], 1e-4 * (1 + std::abs(yd[i]))) << f.name() << " T" << T;
+      if (T > 1 && native == Bf16GemmPath::Dnnl) {
+        const std::vector<double> yb = bf16_packed_matmul_ref(x.data(), p.view(), T);
+        matmul(x.data(), w, y.data(), T);
+        for (int64_t i = 0; i < T * N; ++i)
+          ASSERT_NEAR(y[i], yb[i], 1e-4 * (1 + std::abs(yb[i]))) << f.name() << " bf16 T" << T;
+      }
       for (int64_t i = 0; i < T * K; ++i)
         ASSERT_NEAR(dx[i], dxd[i], 1e-4 * (1 + std::abs(dxd[i]))) << f.name() << " T" << T;
       std::vector<float> dw(N * K);

@@ -14,6 +14,7 @@
 #include "eval/perplexity.h"
 #include "io/packed_tensors.h"
 #include "io/safetensors.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/threads.h"
 #include "model/forward.h"
 #include "packed/packed_kernels.h"
@@ -54,13 +55,21 @@ class PackedModel : public ::testing::Test {
  protected:
   void SetUp() override {
     set_num_threads(1);  // tiny model: threads only add barrier noise; fixed summation order
+    // These tests hold the packed formats to their dequantized fp32 twins, so both run the fp32
+    // GEMM; the prefill's bf16 path is checked against its own reference (kernels and packed
+    // tests, PackedModel.Bf16PrefillStaysWithinRoundingOfFp32).
+    set_bf16_gemm_path(Bf16GemmPath::Fp32);
     if (!fs::exists(testing::data_path(kBin)) || !fs::exists(testing::data_path(kVal))) return;
     src_ = load_checkpoint(testing::data_path(kBin));
     Model m(src_);
     auto tok = load_tokenizer_for(m, "");
     ids_ = ppl_tokens(*tok, read_file(testing::data_path(kVal)).substr(0, 12000), 2048);
   }
-  void TearDown() override { set_num_threads(0); }
+  void TearDown() override {
+    set_num_threads(0);
+    set_bf16_gemm_path(native_);
+  }
+  const Bf16GemmPath native_ = bf16_gemm_path();
   double ppl(const Model& m) const {
     PplOptions o;
     o.ctx = 256;
@@ -160,6 +169,27 @@ TEST_F(PackedModel, LogitsEqualTheDequantizedF32Model) {
 }
 
 // Stored bytes: what `info` reports = the file's tensor bytes = the hand-computed layout size.
+// Prefill on the bf16 path (decoded tiles rounded to bf16, activations too: kernels/gemm_bf16.h)
+// stays within bf16 rounding of the fp32 path, on the same packed model.
+TEST_F(PackedModel, Bf16PrefillStaysWithinRoundingOfFp32) {
+  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(kVal);
+  if (native_ != Bf16GemmPath::Dnnl) GTEST_SKIP() << "no bf16 GEMM on this CPU: prefill is fp32";
+  const std::vector<int32_t> ids(ids_.begin(), ids_.begin() + 48);
+  const Model packed(compress_checkpoint(src_, uniform_plan(spec(4, 32, QuantScheme::Asym, 0.5))));
+  const std::vector<float> fp32 = logits_both_paths(packed, ids).first;
+  set_bf16_gemm_path(Bf16GemmPath::Dnnl);
+  const std::vector<float> bf16 = logits_both_paths(packed, ids).first;
+  float scale = 0, err = 0;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    scale = std::max(scale, std::abs(fp32[i]));
+    err = std::max(err, std::abs(bf16[i] - fp32[i]));
+  }
+  std::printf("[packed] bf16 prefill: max |logit| %.3f, max err vs fp32 %.2e\n", scale, err);
+  EXPECT_GT(err, 0.f);  // the bf16 path did run
+  EXPECT_LE(err, 2e-2f * scale);
+}
+
 TEST_F(PackedModel, InfoCountsEveryStoredByte) {
   EDGELLM_REQUIRE_DATA(kBin);
   const std::string d = testing::temp_dir("packed_info");

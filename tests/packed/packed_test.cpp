@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/packed_matmul.h"
 #include "packed/packed_kernels.h"
 #include "packed/packed_ref.h"
@@ -165,7 +166,18 @@ TEST(PackedKernels, MatchScalarReferenceOnOddShapes) {
             dxd(T * cols, 0.25);
         ref::packed_matmul<double>(xd.data(), v, yd.data(), T);
         ref::packed_matmul_backward<double>(dxd.data(), dyd.data(), v, T);
+        // The fp32 path here; the bf16 path (T > 1 where this CPU has it) below.
+        const Bf16GemmPath native = bf16_gemm_path();
+        set_bf16_gemm_path(Bf16GemmPath::Fp32);
         packed_matmul(x.data(), v, y.data(), T, /*accumulate=*/true);
+        set_bf16_gemm_path(native);
+        if (T > 1 && native == Bf16GemmPath::Dnnl) {
+          const std::vector<double> yb = bf16_packed_matmul_ref(x.data(), v, T);
+          std::vector<float> y16(T * rows, 0.5f);
+          packed_matmul(x.data(), v, y16.data(), T, /*accumulate=*/true);
+          for (int64_t i = 0; i < T * rows; ++i)
+            ASSERT_NEAR(y16[i], 0.5 + yb[i], 1e-4 * (1 + std::abs(yb[i]))) << p.fmt.name();
+        }
         packed_matmul_backward(dx.data(), dy.data(), v, T);
         // Tolerance from the magnitude of the terms summed (fp32 accumulation).
         for (int64_t t = 0; t < T; ++t)

@@ -1,11 +1,13 @@
 // Random packed weights for tests (tests/packed, tests/io, tests/kernels): any WeightFormat, with
-// codes covering the format's range and, for sparse formats, a random mask.
+// codes covering the format's range and, for sparse formats, a random mask; and the reference of
+// the prefill GEMM's bf16 path.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "packed/packed_kernels.h"
 #include "packed/packed_weight.h"
 #include "tensor/dtype.h"
 #include "util/rng.h"
@@ -55,6 +57,26 @@ inline QuantizedMatrix random_q(const WeightFormat& f, int64_t rows, int64_t col
         }
   }
   return q;
+}
+
+// y[T, N] = bf16(x)[T, K]·bf16(W)ᵀ in double: what the prefill GEMM on decoded tiles computes on
+// the oneDNN bf16 path (kernels/gemm_bf16.h gemm_bf16_decoded), W's rows decoded exactly first.
+inline std::vector<double> bf16_packed_matmul_ref(const float* x, const PackedView& w, int64_t T) {
+  const int64_t N = w.rows, K = w.cols;
+  std::vector<float> row(static_cast<size_t>(K));
+  std::vector<double> wr(static_cast<size_t>(N * K)), y(static_cast<size_t>(T * N), 0.0);
+  for (int64_t n = 0; n < N; ++n) {
+    packed_decode_row(w, n, row.data());
+    for (int64_t k = 0; k < K; ++k) wr[n * K + k] = bf16_to_f32(f32_to_bf16(row[k]));
+  }
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      double a = 0;
+      for (int64_t k = 0; k < K; ++k)
+        a += double(bf16_to_f32(f32_to_bf16(x[t * K + k]))) * wr[n * K + k];
+      y[t * N + n] = a;
+    }
+  return y;
 }
 
 }  // namespace edgellm
