@@ -57,9 +57,8 @@ struct Bf16Gemm {
   uint64_t tick = 0;
   std::vector<uint16_t> a16;  // activation operand rounded to bf16
   std::vector<uint16_t> b16;  // sgemm_bf16's second operand rounded to bf16
-  // gemm_bf16_decoded's tile (fp32 and bf16) and the tile's output block, kept between calls: a
-  // prefill makes 7 calls per layer, and fresh buffers cost page faults and zeroing each time.
-  // One buffer carved in three (decoded_parts), so it is reserved and counted as one.
+  // gemm_decoded's tile (fp32 and bf16) and the tile's output block, held between calls. One
+  // buffer carved in three (decoded_parts), so it is reserved and counted as one.
   std::vector<uint8_t> dec;
   // One scratchpad shared by every primitive (they run one at a time). With oneDNN's default
   // per-primitive scratchpads each cached shape kept its own reordered copy of its operand,
@@ -352,7 +351,7 @@ void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N
 }
 
 namespace {
-// gemm_bf16_decoded's buffer for tiles of tr rows: the fp32 tile [tr, K] at 0, its bf16 copy at
+// gemm_decoded's buffer for tiles of tr rows: the fp32 tile [tr, K] at 0, its bf16 copy at
 // tile16 and the tile's output block [M, tr] at out (64-byte aligned parts).
 struct DecodedParts {
   size_t tile16, out, total;
@@ -378,10 +377,20 @@ GemmWorkspace gemm_bf16_decoded_workspace(int64_t M, int64_t N, int64_t K) {
   return w;
 }
 
-bool gemm_bf16_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
-                       float* y, bool accumulate) {
-  if (bf16_gemm_path() == Bf16GemmPath::Fp32) return false;
-  if (M == 0 || N == 0) return true;
+void gemm_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
+                  float* y, bool accumulate, int64_t fp32_tile_rows) {
+  if (M == 0 || N == 0) return;
+  if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
+    thread_local std::vector<float> tile;  // held per thread (see the header)
+    const int64_t tr = std::min(fp32_tile_rows, N);
+    tile.resize(std::max(tile.size(), static_cast<size_t>(tr * K)));
+    for (int64_t r0 = 0; r0 < N; r0 += tr) {
+      const int64_t nr = std::min(tr, N - r0);
+      decode(r0, nr, tile.data());
+      sgemm(false, true, M, nr, K, 1.f, x, K, tile.data(), K, accumulate ? 1.f : 0.f, y + r0, N);
+    }
+    return;
+  }
   const int64_t tr = std::min(kDecodedTileRows, N);
   Bf16Gemm& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
@@ -407,7 +416,6 @@ bool gemm_bf16_decoded(const float* x, int64_t M, int64_t N, int64_t K, const De
         std::memcpy(yr, o, static_cast<size_t>(nr) * sizeof(float));
     }
   }
-  return true;
 }
 
 void sgemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,

@@ -24,16 +24,18 @@ namespace edgellm {
 void gemm_bf16(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                bool trans_w, bool accumulate);
 
-// y[M, N] (+)= bf16(x)[M, K] · bf16(W)[N, K]ᵀ for weights stored in a quantized form (GGUF
-// blocks, packed LUC codes) whose rows decode(r0, nr, tile) writes as fp32 [nr, K], a tile of
-// kDecodedTileRows rows at a time: each tile is rounded to bf16 and multiplied by the oneDNN bf16
-// matmul, x rounded once for all tiles. W is never decoded whole. The rounding of W's decoded
-// values (an 8-bit mantissa) is far below the quantization they came from. Only on the Dnnl
-// path: returns false, doing nothing, on the Fp32 path (the caller keeps its fp32 sgemm).
+// y[M, N] (+)= x[M, K] · W[N, K]ᵀ for weights stored in a quantized form (GGUF blocks, packed
+// LUC codes) whose rows decode(r0, nr, tile) writes as fp32 [nr, K], a tile of rows at a time, so
+// W is never decoded whole. On the Dnnl path each tile of kDecodedTileRows rows is rounded to bf16
+// and multiplied by the oneDNN bf16 matmul, x rounded once for all tiles (the rounding of W's
+// decoded values, an 8-bit mantissa, is far below the quantization they came from). On the Fp32
+// path tiles of fp32_tile_rows rows go through the fp32 sgemm. Either path's tile buffers are
+// held between calls: a prefill makes 7 calls per layer, and fresh multi-MiB buffers cost page
+// faults and zeroing each time.
 constexpr int64_t kDecodedTileRows = 256;
 using DecodeRows = std::function<void(int64_t r0, int64_t nr, float* tile)>;
-bool gemm_bf16_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
-                       float* y, bool accumulate);
+void gemm_decoded(const float* x, int64_t M, int64_t N, int64_t K, const DecodeRows& decode,
+                  float* y, bool accumulate, int64_t fp32_tile_rows);
 
 // C[M, N] (+)= bf16(op(A))[M, K] · bf16(op(B))[K, N], fp32 accumulation, both operands fp32 and
 // rounded to bf16 on the way in (op(X) = Xᵀ when trans_x), each at its natural leading
@@ -55,14 +57,14 @@ struct GemmWorkspace {
   size_t operand_b = 0;  // sgemm_bf16's bf16 copy of its second operand
   size_t scratchpad = 0;
   size_t transient = 0;
-  size_t decoded = 0;                  // gemm_bf16_decoded's tile and output buffer
+  size_t decoded = 0;                  // gemm_decoded's tile and output buffer (Dnnl path)
   void merge(const GemmWorkspace& o);  // element-wise maximum
   size_t total() const { return operand + operand_b + scratchpad + transient + decoded; }
 };
 // What gemm_bf16(M, N, K, trans_w, accumulate) needs on the path it will take (the oneDNN path
 // creates the primitive descriptor, not the primitive, to read its scratchpad size).
 GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w, bool accumulate);
-// What gemm_bf16_decoded(M, N, K) needs on the Dnnl path (nothing on the Fp32 path).
+// What gemm_decoded(M, N, K) needs on the Dnnl path (nothing on the Fp32 path).
 GemmWorkspace gemm_bf16_decoded_workspace(int64_t M, int64_t N, int64_t K);
 GemmWorkspace sgemm_bf16_workspace(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                                    bool accumulate);

@@ -167,16 +167,7 @@ void matmul(const float* x, const WeightView& w, float* y, int64_t T, bool accum
 #pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
     for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile + r * K, K);
   };
-  if (gemm_bf16_decoded(x, T, N, K, decode, y, accumulate)) return;
-  // Kept between calls (per thread): a fresh multi-MiB tile per call cost page faults and
-  // zeroing that took as long as the decode (prefill makes 7 calls per layer).
-  thread_local std::vector<float> tile;
-  tile.resize(std::max(tile.size(), static_cast<size_t>(kTileRows * K)));
-  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-    const int64_t nr = std::min(kTileRows, N - r0);
-    decode(r0, nr, tile.data());
-    sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, beta, y + r0, N);
-  }
+  gemm_decoded(x, T, N, K, decode, y, accumulate, kTileRows);
 }
 
 }  // namespace edgellm

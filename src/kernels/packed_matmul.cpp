@@ -46,16 +46,7 @@ void packed_matmul(const float* x, const PackedView& w, float* y, int64_t T, boo
 #pragma omp parallel for schedule(static) if (nr * K >= kParallelMinWeights)
     for (int64_t r = 0; r < nr; ++r) packed_decode_row(w, r0 + r, tile + r * K);
   };
-  if (gemm_bf16_decoded(x, T, N, K, decode, y, accumulate)) return;
-  // Kept between calls (per thread): a fresh multi-MiB tile per call cost page faults and
-  // zeroing that took as long as the decode (prefill makes 7 calls per layer).
-  thread_local std::vector<float> tile;
-  tile.resize(std::max(tile.size(), static_cast<size_t>(std::min(kTileRows, N) * K)));
-  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-    const int64_t nr = std::min(kTileRows, N - r0);
-    decode(r0, nr, tile.data());
-    sgemm(false, true, T, nr, K, 1.f, x, K, tile.data(), K, accumulate ? 1.f : 0.f, y + r0, N);
-  }
+  gemm_decoded(x, T, N, K, decode, y, accumulate, kTileRows);
 }
 
 size_t packed_matmul_tile_bytes(const PackedView& w, int64_t T) {

@@ -60,7 +60,7 @@ inline QuantizedMatrix random_q(const WeightFormat& f, int64_t rows, int64_t col
 }
 
 // y[T, N] = bf16(x)[T, K]·bf16(W)ᵀ in double: what the prefill GEMM on decoded tiles computes on
-// the oneDNN bf16 path (kernels/gemm_bf16.h gemm_bf16_decoded), W's rows decoded exactly first.
+// the oneDNN bf16 path (kernels/gemm_bf16.h gemm_decoded), W's rows decoded exactly first.
 inline std::vector<double> bf16_packed_matmul_ref(const float* x, const PackedView& w, int64_t T) {
   const int64_t N = w.rows, K = w.cols;
   std::vector<float> row(static_cast<size_t>(K));
