@@ -58,8 +58,10 @@ void CalibStats::merge(const CalibStats& o) {
 const ObsFactor& CalibStats::obs_factor(bool act_order, double percdamp) const {
   for (const auto& f : factors_)
     if (f->act_order == act_order && f->percdamp == percdamp) return *f;
+  if (!has_hessian()) fail("[calib] no Hessian: statistics hold column norms only");
+  if (n_ == 0) fail("[calib] no calibration rows were added");
   factors_.push_back(
-      std::make_shared<const ObsFactor>(edgellm::obs_factor(hessian(), in_, act_order, percdamp)));
+      std::make_shared<const ObsFactor>(obs_factor_of_sums(s_, n_, in_, act_order, percdamp)));
   return *factors_.back();
 }
 

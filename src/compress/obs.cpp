@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "compress/rtn.h"
+#include "kernels/matmul.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 
@@ -18,23 +19,68 @@ using MatD = Eigen::MatrixXd;
 
 }  // namespace
 
-bool inverse_cholesky_upper(const double* a, int64_t n, float* u) {
-  // With J the reversal permutation and J·A·J = R·Rᵀ (R lower), A⁻¹ = (R⁻¹J)ᵀ(R⁻¹J), so
-  // U = J·R⁻¹·J: upper triangular with a positive diagonal, hence A⁻¹'s Cholesky factor. One
-  // Cholesky and one triangular solve, where inverting A and factoring the inverse took ~2x the
-  // flops (the O(n³) part of GPTQ / SparseGPT at n = 5632).
-  const Eigen::Map<const MatD> A(a, n, n);
-  Eigen::LLT<MatD> llt(A.reverse());
-  if (llt.info() != Eigen::Success) return false;
-  MatD Rinv = MatD::Identity(n, n);
-  llt.matrixL().solveInPlace(Rinv);
-  Eigen::Map<MatF>(u, n, n) = Rinv.reverse().cast<float>();
+namespace {
+
+constexpr int64_t kCholBlock = 128;  // panel width: the trailing updates are rank-128 GEMMs
+
+// Right-looking blocked Cholesky, in place on the lower triangle of m (the strictly upper part is
+// left as it was). Eigen's own LLT runs on one thread; here the panel solve and the trailing
+// update (nearly all of the n³/3 flops) are split over OpenMP threads, each running a
+// single-threaded Eigen product on its share.
+bool cholesky_lower_in_place(MatD& m) {
+  const int64_t n = m.rows();
+  for (int64_t k = 0; k < n; k += kCholBlock) {
+    const int64_t kb = std::min(kCholBlock, n - k), r = n - k - kb;
+    Eigen::Ref<MatD> a11 = m.block(k, k, kb, kb);
+    Eigen::LLT<Eigen::Ref<MatD>> llt(a11);
+    if (llt.info() != Eigen::Success) return false;
+    if (r == 0) break;
+    const int64_t chunks = (r + kCholBlock - 1) / kCholBlock;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {  // A21 ← A21·L11⁻ᵀ, by row chunks
+      const int64_t i0 = c * kCholBlock, ib = std::min(kCholBlock, r - i0);
+      auto a21 = m.block(k + kb + i0, k, ib, kb);
+      m.block(k, k, kb, kb)
+          .triangularView<Eigen::Lower>()
+          .transpose()
+          .solveInPlace<Eigen::OnTheRight>(a21);
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) {  // A22 ← A22 − A21·A21ᵀ, lower part, by column blocks
+      const int64_t j0 = c * kCholBlock, jb = std::min(kCholBlock, r - j0);
+      m.block(k + kb + j0, k + kb + j0, r - j0, jb).noalias() -=
+          m.block(k + kb + j0, k, r - j0, kb) * m.block(k + kb + j0, k, jb, kb).transpose();
+    }
+  }
   return true;
 }
 
-ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp) {
-  if (static_cast<int64_t>(H.size()) != cols * cols)
-    fail("[obs] Hessian of {} values for {} input columns", H.size(), cols);
+// U = J·R⁻¹·J for m = J·A·J (A read reversed) factored in place to R: see inverse_cholesky_upper.
+bool inverse_cholesky_upper_of_reversed(MatD& m, float* u) {
+  const int64_t n = m.rows();
+  if (!cholesky_lower_in_place(m)) return false;
+  // R⁻¹ by column blocks: block [j0, j0 + jb) of the identity is zero above row j0, so its
+  // solution is too, and only the trailing system R[j0:, j0:]·X = I[j0:, j0:j0+jb] is solved
+  // (n³/3 flops in all, where a solve against the whole identity takes n³). Each block is
+  // written reversed into u: u(n-1-i, n-1-j) = R⁻¹(i, j).
+  std::fill(u, u + n * n, 0.f);
+  const int64_t chunks = (n + kCholBlock - 1) / kCholBlock;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t j0 = c * kCholBlock, jb = std::min(kCholBlock, n - j0), h = n - j0;
+    MatD x = MatD::Identity(h, jb);
+    m.block(j0, j0, h, h).triangularView<Eigen::Lower>().solveInPlace(x);
+    for (int64_t j = 0; j < jb; ++j)
+      for (int64_t i = j; i < h; ++i)
+        u[(n - 1 - (j0 + j)) * n + (n - 1 - (j0 + i))] = static_cast<float>(x(i, j));
+  }
+  return true;
+}
+
+// Steps 1-4 on H read through h(i, j), so that a caller holding H in another form (the
+// calibration sums) need not copy it: the only n×n double matrix here is the one factored.
+template <class HAt>
+ObsFactor obs_factor_of(const HAt& h, int64_t cols, bool act_order, double percdamp) {
   ObsFactor f;
   f.cols = cols;
   f.act_order = act_order;
@@ -44,23 +90,27 @@ ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order,
   std::iota(f.perm.begin(), f.perm.end(), 0);
   if (act_order)
     std::stable_sort(f.perm.begin(), f.perm.end(),
-                     [&](int64_t a, int64_t b) { return H[a * cols + a] > H[b * cols + b]; });
-  MatD Hp(cols, cols);
-  for (int64_t j = 0; j < cols; ++j)
-    for (int64_t k = 0; k < cols; ++k) Hp(k, j) = H[f.perm[k] * cols + f.perm[j]];
+                     [&](int64_t a, int64_t b) { return h(a, a) > h(b, b); });
+  // Hp = H permuted, a dead column's zero diagonal set to 1.
   f.dead.assign(static_cast<size_t>(cols), 0);
-  for (int64_t j = 0; j < cols; ++j)
-    if (Hp(j, j) == 0) {
-      Hp(j, j) = 1;
-      f.dead[j] = 1;
-    }
-  // U = upper Cholesky factor of (H + λI)⁻¹, so (H + λI)⁻¹ = UᵀU.
-  double damp = percdamp * Hp.diagonal().mean();
+  double diag_sum = 0;
+  for (int64_t j = 0; j < cols; ++j) {
+    const double d = h(f.perm[j], f.perm[j]);
+    f.dead[j] = d == 0;
+    diag_sum += d == 0 ? 1.0 : d;
+  }
+  // U = upper Cholesky factor of (Hp + λI)⁻¹, so (Hp + λI)⁻¹ = UᵀU.
+  double damp = percdamp * (diag_sum / double(cols));
   f.U.resize(static_cast<size_t>(cols * cols));
+  MatD m(cols, cols);
   for (int attempt = 0;; ++attempt) {
-    MatD Hd = Hp;
-    Hd.diagonal().array() += damp;
-    if (inverse_cholesky_upper(Hd.data(), cols, f.U.data())) break;
+    for (int64_t j = 0; j < cols; ++j)  // m = J·(Hp + λI)·J; H symmetric, read along its rows
+      for (int64_t k = 0; k < cols; ++k) {
+        double v = h(f.perm[cols - 1 - j], f.perm[cols - 1 - k]);
+        if (j == k) v = (f.dead[cols - 1 - j] ? 1.0 : v) + damp;
+        m(k, j) = v;
+      }
+    if (inverse_cholesky_upper_of_reversed(m, f.U.data())) break;
     if (attempt == 4)
       fail("[obs] H + {}·I is not positive definite ({} columns, percdamp {})", damp, cols,
            percdamp);
@@ -68,6 +118,33 @@ ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order,
   }
   f.damp = damp;
   return f;
+}
+
+}  // namespace
+
+bool inverse_cholesky_upper(const double* a, int64_t n, float* u) {
+  // With J the reversal permutation and J·A·J = R·Rᵀ (R lower), A⁻¹ = (R⁻¹J)ᵀ(R⁻¹J), so
+  // U = J·R⁻¹·J: upper triangular with a positive diagonal, hence A⁻¹'s Cholesky factor. One
+  // Cholesky and one triangular inverse, n³/3 flops each, where inverting A and factoring the
+  // inverse took ~2x the flops (the O(n³) part of GPTQ / SparseGPT at n = 5632).
+  MatD m = Eigen::Map<const MatD>(a, n, n).reverse();
+  return inverse_cholesky_upper_of_reversed(m, u);
+}
+
+ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp) {
+  if (static_cast<int64_t>(H.size()) != cols * cols)
+    fail("[obs] Hessian of {} values for {} input columns", H.size(), cols);
+  return obs_factor_of([&](int64_t i, int64_t j) { return H[i * cols + j]; }, cols, act_order,
+                       percdamp);
+}
+
+ObsFactor obs_factor_of_sums(const std::vector<double>& s, int64_t n, int64_t cols, bool act_order,
+                             double percdamp) {
+  if (static_cast<int64_t>(s.size()) != cols * cols)
+    fail("[obs] calibration sums of {} values for {} input columns", s.size(), cols);
+  if (n <= 0) fail("[obs] no calibration rows");
+  return obs_factor_of([&](int64_t i, int64_t j) { return 2.0 * s[i * cols + j] / double(n); },
+                       cols, act_order, percdamp);
 }
 
 ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::vector<double>& H,
@@ -213,7 +290,13 @@ ObsResult obs_compress(const float* w, int64_t rows, int64_t cols, const std::ve
       W1.rightCols(cnt - i).noalias() -= err * Hinv1.row(i).tail(cnt - i);
       Err1.col(i) = err;
     }
-    if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err1 * U.block(i1, i2, cnt, cols - i2);
+    // The lazy update of the columns after the block, W[:, i2:] −= Err1·U[i1:i2, i2:]: nearly all
+    // of the rows·cols² flops, on the fp32 sgemm (runtime-dispatched SIMD, threaded; Eigen's
+    // product runs at the build's baseline ISA). Column-major matrices read as row-major
+    // transposes: Wᵀ[i2:, :] −= U[i1:i2, i2:]ᵀ·Err1ᵀ.
+    if (i2 < cols)
+      sgemm(false, false, cols - i2, rows, cnt, -1.f, fac->U.data() + i2 * cols + i1, cols,
+            Err1.data(), rows, 1.f, W.data() + i2 * rows, rows);
   }
   if (opt.kept || sp.any()) {
     q.kept.assign(static_cast<size_t>(rows * cols), 1);

@@ -39,6 +39,10 @@ struct ObsFactor {
   double damp = 0;            // λ actually used
 };
 ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp);
+// The same factor for H = 2·S/n given the calibration sums S = Σ x xᵀ over n rows, computed
+// element by element as CalibStats::hessian() does, without forming H.
+ObsFactor obs_factor_of_sums(const std::vector<double>& s, int64_t n, int64_t cols, bool act_order,
+                             double percdamp);
 // u[n, n] (column-major) = the upper Cholesky factor of A⁻¹ for a[n, n] (column-major,
 // symmetric); false if A is not positive definite.
 bool inverse_cholesky_upper(const double* a, int64_t n, float* u);

@@ -156,33 +156,35 @@ TEST(Gptq, DeadColumnsAreZeroAndFinite) {
 
 TEST(ObsFactor, InverseCholeskyUpperFactorsTheInverse) {
   // A = BᵀB + I, symmetric positive definite; U must be upper triangular with a positive
-  // diagonal and UᵀU·A = I (the Cholesky factor of A⁻¹ is unique).
-  const int64_t n = 37;
-  const auto L = random_layer(1, n, 60, 9);
-  std::vector<double> A(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t t = 0; t < L.n; ++t) A[j * n + i] += double(L.x[t * n + i]) * L.x[t * n + j];
-      if (i == j) A[j * n + i] += 1.0;
-    }
-  std::vector<float> U(n * n);
-  ASSERT_TRUE(inverse_cholesky_upper(A.data(), n, U.data()));
-  for (int64_t i = 0; i < n; ++i) {
-    EXPECT_GT(U[i * n + i], 0.f) << i;
-    for (int64_t j = 0; j < i; ++j) EXPECT_EQ(U[j * n + i], 0.f) << i << "," << j;  // below
-  }
-  double worst = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double v = 0;  // (UᵀU·A)_ij
-      for (int64_t k = 0; k < n; ++k) {
-        double utu = 0;
-        for (int64_t m = 0; m < n; ++m) utu += double(U[i * n + m]) * U[k * n + m];
-        v += utu * A[j * n + k];
+  // diagonal and UᵀU·A = I (the Cholesky factor of A⁻¹ is unique). 37 is inside one panel of the
+  // blocked factorisation; 300 spans three, the last one partial.
+  for (const int64_t n : {int64_t{37}, int64_t{300}}) {
+    const auto L = random_layer(1, n, n + 60, 9);
+    std::vector<double> A(n * n, 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t t = 0; t < L.n; ++t) A[j * n + i] += double(L.x[t * n + i]) * L.x[t * n + j];
+        if (i == j) A[j * n + i] += 1.0;
       }
-      worst = std::max(worst, std::abs(v - (i == j ? 1.0 : 0.0)));
+    std::vector<float> U(n * n);
+    ASSERT_TRUE(inverse_cholesky_upper(A.data(), n, U.data()));
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_GT(U[i * n + i], 0.f) << n << ": " << i;
+      for (int64_t j = 0; j < i; ++j) ASSERT_EQ(U[j * n + i], 0.f) << n << ": " << i << "," << j;
     }
-  EXPECT_LT(worst, 1e-4);
+    std::vector<double> utu(n * n, 0.0);  // UᵀU, column-major
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < n; ++k)
+        for (int64_t m = 0; m < n; ++m) utu[k * n + i] += double(U[i * n + m]) * U[k * n + m];
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double v = 0;  // (UᵀU·A)_ij
+        for (int64_t k = 0; k < n; ++k) v += utu[k * n + i] * A[j * n + k];
+        worst = std::max(worst, std::abs(v - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 1e-4) << n;
+  }
   std::vector<double> notpd(4, 0.0);  // [[0, 0], [0, 0]]
   float u2[4];
   EXPECT_FALSE(inverse_cholesky_upper(notpd.data(), 2, u2));
