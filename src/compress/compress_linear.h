@@ -67,12 +67,16 @@ struct CompressedLinear {
 };
 
 // W[rows, cols] row-major (rows = outputs). calib may be null only for rtn + none/magnitude;
-// wanda needs column norms, gptq/sparsegpt the Hessian. output_error = false leaves
-// report.output_mse NaN: it is a rows·cols² double product (130 GFLOP for a TinyLlama down_proj),
-// which a caller that measures the error itself (the profile) need not pay.
+// wanda needs column norms, gptq/sparsegpt the Hessian. report.output_mse is NaN without a
+// Hessian.
 CompressedLinear compress_linear(const float* w, int64_t rows, int64_t cols,
-                                 const CompressSpec& spec, const CalibStats* calib,
-                                 bool output_error = true);
+                                 const CompressSpec& spec, const CalibStats* calib);
+
+// compress_linear's codes alone (q.dequantize() = Ŵ), neither packed nor measured; the solver's
+// damp and dead columns go to *rep when given. What the profile's candidates need: their Ŵ
+// enters a layer forward and is dropped.
+QuantizedMatrix compress_codes(const float* w, int64_t rows, int64_t cols, const CompressSpec& spec,
+                               const CalibStats* calib, CompressReport* rep = nullptr);
 
 // ‖X(W − Ŵ)ᵀ‖²/n = ½·Σ_r δ_rᵀ H δ_r for δ = W − Ŵ (both row-major [rows, cols]).
 double output_mse(const float* w, const float* w_hat, int64_t rows, int64_t cols,

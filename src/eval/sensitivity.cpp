@@ -103,8 +103,8 @@ SensitivityProfile profile_sensitivity(const Model& m,
         const LinearId id = static_cast<LinearId>(t);
         const int64_t rows = L.linears[t].rows, cols = L.linears[t].cols;
         const CalibStats* cs = stats && !is_quant ? &stats->of(id) : nullptr;
-        w_hat[t] = compress_linear(w[t].data(), rows, cols, cands[k], cs, /*output_error=*/false)
-                       .q.dequantize();
+        w_hat[t].resize(static_cast<size_t>(rows * cols));  // same shapes every layer: reused
+        compress_codes(w[t].data(), rows, cols, cands[k], cs).dequantize_into(w_hat[t].data());
         linear_view(all, id) = WeightView::f32(w_hat[t].data(), rows, cols);
       }
       run_layer(st, l, all, x, yc);

@@ -30,9 +30,28 @@ float QuantizedMatrix::value(int64_t r, int64_t c) const {
 
 std::vector<float> QuantizedMatrix::dequantize() const {
   std::vector<float> w(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) w[r * cols + c] = value(r, c);
+  dequantize_into(w.data());
   return w;
+}
+
+void QuantizedMatrix::dequantize_into(float* w) const {
+  // value(r, c) a group at a time: one scale and offset lookup per group, not per weight.
+  const int64_t ng = n_groups(), gc = fmt.quantized() ? fmt.group_cols(cols) : cols;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* code = codes.data() + r * cols;
+    float* out = w + r * cols;
+    if (!fmt.quantized()) {
+      for (int64_t c = 0; c < cols; ++c) out[c] = f16_to_f32(code[c]);
+      continue;
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * gc, c1 = std::min(cols, c0 + gc), gi = r * ng + g;
+      const int off = code_offset(fmt, zeros.empty() ? 0 : zeros[gi]);
+      const float scale = scales[gi];
+      for (int64_t c = c0; c < c1; ++c)
+        out[c] = scale * static_cast<float>(static_cast<int>(code[c]) - off);
+    }
+  }
 }
 
 int64_t QuantizedMatrix::nnz() const {

@@ -30,6 +30,7 @@ struct QuantizedMatrix {
   int64_t group_of(int64_t c) const { return fmt.quantized() ? c / fmt.group_cols(cols) : 0; }
   float value(int64_t r, int64_t c) const;  // the dequantized weight ŵ[r, c]
   std::vector<float> dequantize() const;    // [rows, cols]
+  void dequantize_into(float* w) const;     // the same into w[rows, cols]
   int64_t nnz() const;                      // kept weights
   // Shapes and code ranges consistent; throws Error naming `what`.
   void validate(const char* what) const;
