@@ -281,7 +281,7 @@ void register_compress(CLI::App& app) {
     save_hf_dir(ck, out.path(), dense);
     copy_tokenizer_into(tok_file, out.path());
     out.commit();
-    nlohmann::json sum = storage_summary(ck);
+    nlohmann::json sum = storage_summary(ck, dense);  // as written: matrices in --dtype
     nlohmann::json layers = nlohmann::json::array();
     for (int l = 0; l < L; ++l) {
       nlohmann::json e = {

@@ -271,14 +271,23 @@ std::string layer_format(const Checkpoint& ck, int layer) {
 }
 }  // namespace
 
-nlohmann::json storage_summary(const Checkpoint& ck) {
+nlohmann::json storage_summary(const Checkpoint& ck, std::optional<DType> written_as) {
   const ModelConfig& c = ck.config;
+  auto stored_bytes = [&](const TensorSpec& s) {
+    const Tensor& t = ck.tensors.get(s.name, ck.path);
+    if (!written_as || t.dtype == DType::Packed) return t.nbytes;
+    const int64_t rows = s.is_matrix() ? s.shape[0] : 1;
+    return static_cast<size_t>(rows) *
+           dtype_row_bytes(s.is_matrix() ? *written_as : DType::F32, s.shape.back());
+  };
   std::vector<int64_t> params(c.n_layers, 0);
   std::vector<size_t> bytes(c.n_layers, 0);
+  size_t total = 0;
   for (const TensorSpec& s : model_tensor_specs(c)) {
+    total += stored_bytes(s);
     if (s.role != TensorRole::Linear) continue;
     params[s.layer] += s.shape[0] * s.shape[1];
-    bytes[s.layer] += ck.tensors.get(s.name, ck.path).nbytes;
+    bytes[s.layer] += stored_bytes(s);
   }
   nlohmann::json j;
   j["layers"] = nlohmann::json::array();
@@ -295,8 +304,6 @@ nlohmann::json storage_summary(const Checkpoint& ck) {
     lp += params[l];
     lb += bytes[l];
   }
-  size_t total = 0;
-  for (const Tensor& t : ck.tensors.all()) total += t.nbytes;
   j["linear_params"] = lp;
   j["linear_bytes"] = lb;
   j["linear_bits_per_weight"] = lp > 0 ? 8.0 * double(lb) / double(lp) : 0.0;

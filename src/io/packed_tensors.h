@@ -18,6 +18,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ void apply_layer_configs(Checkpoint& ck);
 //    "linear_params", "linear_bytes", "linear_bits_per_weight",
 //    "params" (all weights, tied head once), "tensor_bytes" (all stored tensors),
 //    "bits_per_weight" = 8·tensor_bytes / params}
-nlohmann::json storage_summary(const Checkpoint& ck);
+// written_as: count the unpacked tensors as save_hf_dir(ck, dir, *written_as) stores them
+// (matrices in that dtype, vectors in f32) rather than as held in memory (a bf16 source's
+// embeddings written as f32 take twice the bytes they take here).
+nlohmann::json storage_summary(const Checkpoint& ck,
+                               std::optional<DType> written_as = std::nullopt);
 
 }  // namespace edgellm

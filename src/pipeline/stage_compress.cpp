@@ -85,16 +85,17 @@ void run(StageContext& ctx) {
     if (s.name.find("down_proj") != std::string::npos) ctx.progress("layers", s.layer + 1, L);
   };
   const Checkpoint ck = compress_model_calibrated(*base, windows, plan, record, done);
+  const DType written = DType::F32;  // unpacked matrices (embeddings, head) as written
   {
     AtomicDir out(ctx.dir + "/model");
-    save_hf_dir(ck, out.path());
+    save_hf_dir(ck, out.path(), written);
     copy_tokenizer_into(ctx.cfg.model.tokenizer.empty()
                             ? find_tokenizer_file(ctx.cfg.model.path, base->checkpoint())
                             : ctx.cfg.model.tokenizer,
                         out.path());
     out.commit();
   }
-  const nlohmann::json sum = storage_summary(ck);
+  const nlohmann::json sum = storage_summary(ck, written);
   nlohmann::json layers = nlohmann::json::array();
   size_t packed_total = 0;
   for (int l = 0; l < L; ++l) {

@@ -133,6 +133,31 @@ TEST(PackedTensors, HfDirectoryRoundTripsBitExactInHfRowOrder) {
   }
 }
 
+TEST(PackedTensors, StorageSummaryAsWrittenCountsTheFileNotTheMemory) {
+  // The unpacked matrices (embeddings, head) are written in save_hf_dir's dtype, whatever they
+  // were held in: the summary "as written" must equal the summary of the reloaded file, and
+  // differ from the in-memory one when the two dtypes differ.
+  const std::string d = temp_dir("packed_summary");
+  const Checkpoint ck = packed_model(d, Arch::Llama);  // unpacked tensors held in f32
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const std::string out = d + "/as_" + dtype_name(dt);
+    save_hf_dir(ck, out, dt);
+    const nlohmann::json as_written = storage_summary(ck, dt);
+    const nlohmann::json reloaded = storage_summary(load_checkpoint(out));
+    EXPECT_EQ(as_written["tensor_bytes"], reloaded["tensor_bytes"]) << dtype_name(dt);
+    EXPECT_EQ(as_written["linear_bytes"], reloaded["linear_bytes"]) << dtype_name(dt);
+    size_t on_disk = 0;  // the tensors' data: the file less its header
+    for (const Tensor& t : read_safetensors(out + "/model.safetensors", nullptr))
+      on_disk += t.nbytes;
+    EXPECT_EQ(as_written["tensor_bytes"].get<size_t>(), on_disk) << dtype_name(dt);
+    if (dt != DType::F32) {
+      EXPECT_LT(as_written["tensor_bytes"].get<size_t>(),
+                storage_summary(ck)["tensor_bytes"].get<size_t>());
+    }
+  }
+  fs::remove_all(d);
+}
+
 // Parts of one packed weight as a safetensors file would hold them, plus its record.
 struct RawPacked {
   std::vector<Tensor> raw;
