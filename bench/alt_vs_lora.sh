@@ -22,8 +22,13 @@
 #                                 state of a long multi-epoch run whose cache holds every sequence
 #   edgellm lora / alt offloaded  the lora and alt cumulative runs with --optim-offload OUT/moments
 #                                 (AdamW moments in a file, memory holds a staging buffer)
+#   edgellm alt branch, lean      branch + cache, moments offloaded and --checkpoint-activations
+#                                 (the window keeps its layer inputs and recomputes one layer at a
+#                                 time in the backward): ALT's smallest memory, at the cost of one
+#                                 more forward of the window per step
 #   pytorch lora, pytorch alt     bench/alt_torch.py, one process per exit (so each has its own
-#                                 peak RSS), 1 + STEPS steps each, the first dropped
+#                                 peak RSS), 1 + STEPS steps each, the first dropped (TORCH=0: not
+#                                 run, and left out of the table)
 # Every edgellm run reads the same one-sequence text (the first lines of tinyshakespeare): what
 # the tokens are does not change the work of a step. edgellm's weights are bf16 (its format for
 # these shapes; its GEMMs round the activation operand to bf16, accumulate in fp32), PyTorch's
@@ -42,6 +47,7 @@ cd "$(dirname "$0")/.."
 SHAPE=${1:?usage: bench/alt_vs_lora.sh SHAPE [OUT_DIR]  (134M | tinyllama-1.1b | key=value,...)}
 OUT=${2:-/tmp/alt_vs_lora/$(echo "$SHAPE" | tr -c 'A-Za-z0-9.\n' '_')}
 STEPS=${STEPS:-2}
+TORCH=${TORCH:-1}
 SEQ=${SEQ:-512}
 T=${EXITS:-4}
 THREADS=${THREADS:-2}
@@ -54,10 +60,12 @@ die() {
   exit 1
 }
 [ -x "$E" ] || die "build $E first (cmake --build --preset release --target edgellm)"
-"$PY" -c "import torch" 2>/dev/null ||
-  die "$PY has no torch: apt-get install python3-torch libopenblas0-openmp"
-[ -f "$OPENBLAS_DIR/libblas.so.3" ] ||
-  die "$OPENBLAS_DIR missing: apt-get install libopenblas0-openmp"
+if [ "$TORCH" != 0 ]; then
+  "$PY" -c "import torch" 2>/dev/null ||
+    die "$PY has no torch: apt-get install python3-torch libopenblas0-openmp (or TORCH=0)"
+  [ -f "$OPENBLAS_DIR/libblas.so.3" ] ||
+    die "$OPENBLAS_DIR missing: apt-get install libopenblas0-openmp (or TORCH=0)"
+fi
 export OMP_NUM_THREADS=$THREADS
 mkdir -p "$OUT"
 echo "[alt_vs_lora] $(date -u +%FT%TZ) shape $SHAPE, seq $SEQ, T $T, $STEPS timed steps," \
@@ -104,6 +112,9 @@ mkdir -p "$OUT/moments"
 run_edgellm lora-offload --method lora --steps $((1 + STEPS)) --optim-offload "$OUT/moments"
 run_edgellm alt-offload --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
   --steps "$ALT_STEPS" --optim-offload "$OUT/moments"
+run_edgellm alt-branch-lean --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
+  --steps "$ALT_STEPS" --lora-mode branch --prefix-cache-mb "$CACHE_MB" \
+  --optim-offload "$OUT/moments" --checkpoint-activations
 
 run_torch() { # NAME ARGS...: OUT/NAME.json
   local name=$1
@@ -113,16 +124,20 @@ run_torch() { # NAME ARGS...: OUT/NAME.json
     --shape "$SHAPE" --seq "$SEQ" --steps "$STEPS" --threads "$THREADS" --seed 1 "$@" \
     >"$OUT/$name.json"
 }
-run_torch torch-lora --method lora
 read -r -a DEPTHS < <("$PY" -c 'import json, sys
 print(*json.load(open(sys.argv[1]))["alt"]["exit_depths"])' "$OUT/alt.json")
-for d in "${DEPTHS[@]}"; do
-  run_torch "torch-alt-$d" --method alt --exit "$d" --window "$M"
-done
+rm -f "$OUT"/torch-*.json
+if [ "$TORCH" != 0 ]; then
+  run_torch torch-lora --method lora
+  for d in "${DEPTHS[@]}"; do
+    run_torch "torch-alt-$d" --method alt --exit "$d" --window "$M"
+  done
+fi
 uptime >"$OUT/load_after.txt"
 
 "$PY" - "$OUT" "$SHAPE" "$STEPS" "$T" "$M" "$THREADS" "${DEPTHS[@]}" <<'PY' | tee "$OUT/table.md"
 import json
+import os
 import sys
 
 out, shape, threads = sys.argv[1], sys.argv[2], sys.argv[6]
@@ -134,7 +149,7 @@ L, C, V = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["vocab_size"]
 FF = cfg["intermediate_size"]
 Q = cfg["num_attention_heads"] * cfg["head_dim"]
 KV = cfg["num_key_value_heads"] * cfg["head_dim"]
-seq = json.load(open(f"{out}/torch-lora.json"))["seq"]
+seq = json.load(open(f"{out}/lora/run.json"))["seq"]
 results = {}
 
 
@@ -171,8 +186,10 @@ def torch_runs(name, files):
 
 e_lora, e_alt, e_br = edgellm("lora", 1), edgellm("alt", T), edgellm("alt-branch", T)
 e_lora_off, e_alt_off = edgellm("lora-offload", 1), edgellm("alt-offload", T)
-t_lora = torch_runs("lora", ["torch-lora"])
-t_alt = torch_runs("alt", [f"torch-alt-{d}" for d in depths])
+e_lean = edgellm("alt-branch-lean", T)
+torch = os.path.exists(f"{out}/torch-lora.json")
+t_lora = torch_runs("lora", ["torch-lora"]) if torch else None
+t_alt = torch_runs("alt", [f"torch-alt-{d}" for d in depths]) if torch else None
 
 # FLOP bound per token: a frozen layer 2p forward + 2p backward (input gradient), 2p when only
 # forwarded below the window; the head 4VC; a prefix-cache hit skips the layers below the window.
@@ -181,13 +198,13 @@ head = 4 * V * C
 lora_cost = L * 4 * p + head
 
 
-def alt_cost(d, cached):
-    l0 = max(0, d - m)
-    return (0 if cached else l0 * 2 * p) + (d - l0) * 4 * p + head
+def alt_cost(d, cached, recompute=False):
+    l0 = max(0, d - m)  # a recomputed window runs its forward twice: 6p per layer
+    return (0 if cached else l0 * 2 * p) + (d - l0) * (6 if recompute else 4) * p + head
 
 
-def bound(cached):
-    return lora_cost / (sum(alt_cost(d, cached) for d in depths) / len(depths))
+def bound(cached, recompute=False):
+    return lora_cost / (sum(alt_cost(d, cached, recompute) for d in depths) / len(depths))
 
 
 cached_exits = [d for d in depths if d > m]  # exits with layers below their window
@@ -210,8 +227,11 @@ rows = [(f"edgellm LoRA (all {L} layers)", e_lora, e_lora, None),
         ("edgellm ALT branch, prefix-cache hits", e_br, e_lora, bound(True)),
         ("edgellm LoRA, moments offloaded", e_lora_off, e_lora, None),
         ("edgellm ALT cumulative, moments offloaded", e_alt_off, e_lora, bound(False)),
-        (f"PyTorch LoRA (all {L} layers)", t_lora, t_lora, None),
-        ("PyTorch ALT (no cache)", t_alt, t_lora, bound(False))]
+        ("edgellm ALT branch, cache hits, moments offloaded, window recomputed", e_lean, e_lora,
+         bound(True, True))]
+if torch:
+    rows += [(f"PyTorch LoRA (all {L} layers)", t_lora, t_lora, None),
+             ("PyTorch ALT (no cache)", t_alt, t_lora, bound(False))]
 for name, r, ref, b in rows:
     plan = r.get("plan")
     exits = " / ".join(f"{r['per_exit'][d]:.2f}" for d in depths) if len(r["per_exit"]) > 1 else ""
@@ -224,27 +244,32 @@ print(f"FLOPs per token (bound model): vanilla LoRA {lora_cost / 1e6:.0f} M; ALT
       + ", ".join(f"{d}: {alt_cost(d, False) / 1e6:.0f} M ({alt_cost(d, True) / 1e6:.0f} M "
                   "cached)" for d in depths)
       + f"; p = {p / 1e6:.2f} M per layer, head 4VC = {head / 1e6:.0f} M")
-print(f"edgellm vs PyTorch, same method: LoRA {t_lora['mean'] / e_lora['mean']:.2f}× faster, "
-      f"ALT {t_alt['mean'] / e_alt['mean']:.2f}× (cumulative), {t_alt['mean'] / e_br['mean']:.2f}× "
-      f"(branch with cache hits vs PyTorch without); peak RSS LoRA "
-      f"{e_lora['peak'] / t_lora['peak']:.2f}×, ALT {e_alt['peak'] / t_alt['peak']:.2f}× PyTorch's")
+if torch:
+    print(f"edgellm vs PyTorch, same method: LoRA {t_lora['mean'] / e_lora['mean']:.2f}× faster, "
+          f"ALT {t_alt['mean'] / e_alt['mean']:.2f}× (cumulative), "
+          f"{t_alt['mean'] / e_br['mean']:.2f}× (branch with cache hits vs PyTorch without); "
+          f"peak RSS LoRA {e_lora['peak'] / t_lora['peak']:.2f}×, ALT "
+          f"{e_alt['peak'] / t_alt['peak']:.2f}× PyTorch's")
 print(f"act + grad + opt, vanilla LoRA / ALT: both moments in memory "
       f"{e_lora['agopt'] / e_alt['agopt']:.2f}×; both offloaded "
       f"{e_lora_off['agopt'] / e_alt_off['agopt']:.2f}×; ALT offloaded vs LoRA in memory "
       f"{e_lora['agopt'] / e_alt_off['agopt']:.2f}×; activations alone "
-      f"{e_lora['plan']['activations'] / e_alt['plan']['activations']:.2f}×")
+      f"{e_lora['plan']['activations'] / e_alt['plan']['activations']:.2f}×; ALT lean (cache, "
+      f"offloaded, recomputed) vs LoRA in memory {e_lora['agopt'] / e_lean['agopt']:.2f}×, vs "
+      f"LoRA offloaded {e_lora_off['agopt'] / e_lean['agopt']:.2f}×")
 c = e_br["cache"]
 print(f"edgellm branch prefix cache: {c['hits']} hits (expected {hits_expected}: {steps} per exit "
       f"at {cached_exits}), {c['misses']} misses, {c['entries']} entries, {mib(c['bytes'])} "
       f"(cap {mib(e_br['plan']['prefix_cache'])})")
 if c["hits"] != hits_expected:
     print("WARNING: not every timed branch step hit the cache: its row is not the cached state")
-for k in ("lora", "alt", "alt-branch", "lora-offload", "alt-offload"):
+for k in ("lora", "alt", "alt-branch", "lora-offload", "alt-offload", "alt-branch-lean"):
     pl = results["edgellm " + k]["plan"]
     print(f"edgellm {k} plan (MiB): " + ", ".join(f"{n} {v / MiB:.1f}" for n, v in pl.items()))
-print(f"PyTorch {t_lora['torch']}, BLAS {t_lora['blas'][-1] if t_lora['blas'] else '?'}; RSS "
-      f"after import torch {t_lora['rss_after_import'] / MiB:.0f} MiB; ALT peak RSS by exit: "
-      + ", ".join(f"{d}: {v / MiB:.0f} MiB" for d, v in sorted(t_alt["peak_per_exit"].items())))
+if torch:
+    print(f"PyTorch {t_lora['torch']}, BLAS {t_lora['blas'][-1] if t_lora['blas'] else '?'}; RSS "
+          f"after import torch {t_lora['rss_after_import'] / MiB:.0f} MiB; ALT peak RSS by exit: "
+          + ", ".join(f"{d}: {v / MiB:.0f} MiB" for d, v in sorted(t_alt["peak_per_exit"].items())))
 print("load before: " + open(f"{out}/load_before.txt").read().strip())
 print("load after:  " + open(f"{out}/load_after.txt").read().strip())
 json.dump(dict(shape=shape, L=L, C=C, V=V, FF=FF, seq=seq, depths=depths, window=m, steps=steps,
