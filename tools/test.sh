@@ -3,7 +3,7 @@
 # (clang, ASan + UBSan at -O1, which also holds the libFuzzer harnesses: a bounded fuzz run of
 # every parser comes first) and the release tree (GCC). One sanitizer build serves the tests and
 # the fuzzers. The release run comes last; its ctest summary is the final line.
-#   FUZZ_SECONDS (default 8) per harness; FUZZ_SECONDS=0 skips the fuzz run.
+#   FUZZ_SECONDS (default 5) per harness; FUZZ_SECONDS=0 skips the fuzz run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${EDGELLM_DATA:-../shared/data}"
@@ -16,8 +16,8 @@ tools/install-deps.sh --tests
 JOBS="$(nproc)"
 cmake --preset ci-debug >/dev/null
 cmake --build --preset ci-debug -j"$JOBS"
-if [ "${FUZZ_SECONDS:-8}" != 0 ]; then
-  FUZZ_PRESET=ci-debug FUZZ_SECONDS="${FUZZ_SECONDS:-8}" tools/fuzz.sh
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
+  FUZZ_PRESET=ci-debug FUZZ_SECONDS="${FUZZ_SECONDS:-5}" tools/fuzz.sh
 fi
 # Under the sanitizers, skip only the tests named *Slow* (long numeric runs already covered by
 # the release build), the speed check (meaningless here) and the kill-at-random-moments runs
