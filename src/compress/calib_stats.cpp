@@ -58,18 +58,21 @@ void CalibStats::merge(const CalibStats& o) {
 const ObsFactor& CalibStats::obs_factor(bool act_order, double percdamp) const {
   for (const auto& f : factors_)
     if (f->act_order == act_order && f->percdamp == percdamp) return *f;
-  if (!has_hessian()) fail("[calib] no Hessian: statistics hold column norms only");
-  if (n_ == 0) fail("[calib] no calibration rows were added");
+  require_hessian();
   factors_.push_back(
       std::make_shared<const ObsFactor>(obs_factor_of_sums(s_, n_, in_, act_order, percdamp)));
   return *factors_.back();
 }
 
-std::vector<double> CalibStats::hessian() const {
+void CalibStats::require_hessian() const {
   if (!has_hessian()) fail("[calib] no Hessian: statistics hold column norms only");
   if (n_ == 0) fail("[calib] no calibration rows were added");
+}
+
+std::vector<double> CalibStats::hessian() const {
+  require_hessian();
   std::vector<double> H(s_.size());
-  for (size_t i = 0; i < s_.size(); ++i) H[i] = 2.0 * s_[i] / double(n_);
+  for (size_t i = 0; i < s_.size(); ++i) H[i] = hessian_entry(s_[i], n_);
   return H;
 }
 

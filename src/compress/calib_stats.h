@@ -35,6 +35,7 @@ class CalibStats {
   const ObsFactor& obs_factor(bool act_order, double percdamp) const;
 
  private:
+  void require_hessian() const;  // throws unless Hessian sums over at least one row are held
   CalibStats() = default;
   int64_t in_ = 0, n_ = 0;
   std::vector<double> s_;      // [in, in] Σ x xᵀ (empty: norms only)

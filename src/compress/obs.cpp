@@ -143,7 +143,7 @@ ObsFactor obs_factor_of_sums(const std::vector<double>& s, int64_t n, int64_t co
   if (static_cast<int64_t>(s.size()) != cols * cols)
     fail("[obs] calibration sums of {} values for {} input columns", s.size(), cols);
   if (n <= 0) fail("[obs] no calibration rows");
-  return obs_factor_of([&](int64_t i, int64_t j) { return 2.0 * s[i * cols + j] / double(n); },
+  return obs_factor_of([&](int64_t i, int64_t j) { return hessian_entry(s[i * cols + j], n); },
                        cols, act_order, percdamp);
 }
 

@@ -39,8 +39,11 @@ struct ObsFactor {
   double damp = 0;            // λ actually used
 };
 ObsFactor obs_factor(const std::vector<double>& H, int64_t cols, bool act_order, double percdamp);
-// The same factor for H = 2·S/n given the calibration sums S = Σ x xᵀ over n rows, computed
-// element by element as CalibStats::hessian() does, without forming H.
+// H's entry from its calibration sum: H = 2·S/n for S = Σ x xᵀ over n rows (the one formula
+// CalibStats::hessian() and obs_factor_of_sums share, so their factors agree bit for bit).
+inline double hessian_entry(double s, int64_t n) { return 2.0 * s / double(n); }
+// The same factor for H = 2·S/n given the calibration sums S, element by element, without
+// forming H.
 ObsFactor obs_factor_of_sums(const std::vector<double>& s, int64_t n, int64_t cols, bool act_order,
                              double percdamp);
 // u[n, n] (column-major) = the upper Cholesky factor of A⁻¹ for a[n, n] (column-major,
