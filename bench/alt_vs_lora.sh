@@ -22,10 +22,14 @@
 #                                 state of a long multi-epoch run whose cache holds every sequence
 #   edgellm lora / alt offloaded  the lora and alt cumulative runs with --optim-offload OUT/moments
 #                                 (AdamW moments in a file, memory holds a staging buffer)
+#   edgellm alt branch, partial   branch + cache, moments offloaded and --recompute-layers K
+#                                 (RECOMPUTE, default 1: the window's lowest K layers keep only
+#                                 their inputs and are recomputed in the backward, K layers'
+#                                 activations fewer for K more layer forwards per step)
 #   edgellm alt branch, lean      branch + cache, moments offloaded and --checkpoint-activations
-#                                 (the window keeps its layer inputs and recomputes one layer at a
-#                                 time in the backward): ALT's smallest memory, at the cost of one
-#                                 more forward of the window per step
+#                                 (the window keeps its layer inputs and recomputes its m - 1
+#                                 lower layers one at a time in the backward): ALT's smallest
+#                                 memory, at the cost of m - 1 more layer forwards per step
 #   pytorch lora, pytorch alt     bench/alt_torch.py, one process per exit (so each has its own
 #                                 peak RSS), 1 + STEPS steps each, the first dropped (TORCH=0: not
 #                                 run, and left out of the table)
@@ -47,6 +51,7 @@ cd "$(dirname "$0")/.."
 SHAPE=${1:?usage: bench/alt_vs_lora.sh SHAPE [OUT_DIR]  (134M | tinyllama-1.1b | key=value,...)}
 OUT=${2:-/tmp/alt_vs_lora/$(echo "$SHAPE" | tr -c 'A-Za-z0-9.\n' '_')}
 STEPS=${STEPS:-2}
+RECOMPUTE=${RECOMPUTE:-1}
 TORCH=${TORCH:-1}
 SEQ=${SEQ:-512}
 T=${EXITS:-4}
@@ -112,6 +117,9 @@ mkdir -p "$OUT/moments"
 run_edgellm lora-offload --method lora --steps $((1 + STEPS)) --optim-offload "$OUT/moments"
 run_edgellm alt-offload --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
   --steps "$ALT_STEPS" --optim-offload "$OUT/moments"
+run_edgellm alt-branch-partial --method alt --exits "$T" --window "$M" \
+  --exit-schedule round-robin --steps "$ALT_STEPS" --lora-mode branch --prefix-cache-mb "$CACHE_MB" \
+  --optim-offload "$OUT/moments" --recompute-layers "$RECOMPUTE"
 run_edgellm alt-branch-lean --method alt --exits "$T" --window "$M" --exit-schedule round-robin \
   --steps "$ALT_STEPS" --lora-mode branch --prefix-cache-mb "$CACHE_MB" \
   --optim-offload "$OUT/moments" --checkpoint-activations
@@ -135,14 +143,15 @@ if [ "$TORCH" != 0 ]; then
 fi
 uptime >"$OUT/load_after.txt"
 
-"$PY" - "$OUT" "$SHAPE" "$STEPS" "$T" "$M" "$THREADS" "${DEPTHS[@]}" <<'PY' | tee "$OUT/table.md"
+"$PY" - "$OUT" "$SHAPE" "$STEPS" "$T" "$M" "$THREADS" "$RECOMPUTE" "${DEPTHS[@]}" \
+  <<'PY' | tee "$OUT/table.md"
 import json
 import os
 import sys
 
 out, shape, threads = sys.argv[1], sys.argv[2], sys.argv[6]
-steps, T, m = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-depths = [int(x) for x in sys.argv[7:]]
+steps, T, m, K = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[7])
+depths = [int(x) for x in sys.argv[8:]]
 MiB = 2**20
 cfg = json.load(open(f"{out}/model/config.json"))
 L, C, V = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["vocab_size"]
@@ -186,7 +195,7 @@ def torch_runs(name, files):
 
 e_lora, e_alt, e_br = edgellm("lora", 1), edgellm("alt", T), edgellm("alt-branch", T)
 e_lora_off, e_alt_off = edgellm("lora-offload", 1), edgellm("alt-offload", T)
-e_lean = edgellm("alt-branch-lean", T)
+e_part, e_lean = edgellm("alt-branch-partial", T), edgellm("alt-branch-lean", T)
 torch = os.path.exists(f"{out}/torch-lora.json")
 t_lora = torch_runs("lora", ["torch-lora"]) if torch else None
 t_alt = torch_runs("alt", [f"torch-alt-{d}" for d in depths]) if torch else None
@@ -198,12 +207,13 @@ head = 4 * V * C
 lora_cost = L * 4 * p + head
 
 
-def alt_cost(d, cached, recompute=False):
-    l0 = max(0, d - m)  # a recomputed window runs its forward twice: 6p per layer
-    return (0 if cached else l0 * 2 * p) + (d - l0) * (6 if recompute else 4) * p + head
+def alt_cost(d, cached, recompute=0):
+    l0 = max(0, d - m)  # each recomputed layer runs its forward twice: 2p more
+    return ((0 if cached else l0 * 2 * p) + (d - l0) * 4 * p
+            + min(recompute, d - l0 - 1, m - 1) * 2 * p + head)
 
 
-def bound(cached, recompute=False):
+def bound(cached, recompute=0):
     return lora_cost / (sum(alt_cost(d, cached, recompute) for d in depths) / len(depths))
 
 
@@ -227,8 +237,10 @@ rows = [(f"edgellm LoRA (all {L} layers)", e_lora, e_lora, None),
         ("edgellm ALT branch, prefix-cache hits", e_br, e_lora, bound(True)),
         ("edgellm LoRA, moments offloaded", e_lora_off, e_lora, None),
         ("edgellm ALT cumulative, moments offloaded", e_alt_off, e_lora, bound(False)),
-        ("edgellm ALT branch, cache hits, moments offloaded, window recomputed", e_lean, e_lora,
-         bound(True, True))]
+        (f"edgellm ALT branch, cache hits, moments offloaded, {K} of {m} window layers "
+         "recomputed", e_part, e_lora, bound(True, K)),
+        (f"edgellm ALT branch, cache hits, moments offloaded, window recomputed ({m - 1} of {m})",
+         e_lean, e_lora, bound(True, m - 1))]
 if torch:
     rows += [(f"PyTorch LoRA (all {L} layers)", t_lora, t_lora, None),
              ("PyTorch ALT (no cache)", t_alt, t_lora, bound(False))]
@@ -254,7 +266,9 @@ print(f"act + grad + opt, vanilla LoRA / ALT: both moments in memory "
       f"{e_lora['agopt'] / e_alt['agopt']:.2f}×; both offloaded "
       f"{e_lora_off['agopt'] / e_alt_off['agopt']:.2f}×; ALT offloaded vs LoRA in memory "
       f"{e_lora['agopt'] / e_alt_off['agopt']:.2f}×; activations alone "
-      f"{e_lora['plan']['activations'] / e_alt['plan']['activations']:.2f}×; ALT lean (cache, "
+      f"{e_lora['plan']['activations'] / e_alt['plan']['activations']:.2f}×; ALT partial (cache, "
+      f"offloaded, {K} recomputed) vs LoRA in memory {e_lora['agopt'] / e_part['agopt']:.2f}×, "
+      f"vs LoRA offloaded {e_lora_off['agopt'] / e_part['agopt']:.2f}×; ALT lean (cache, "
       f"offloaded, recomputed) vs LoRA in memory {e_lora['agopt'] / e_lean['agopt']:.2f}×, vs "
       f"LoRA offloaded {e_lora_off['agopt'] / e_lean['agopt']:.2f}×")
 c = e_br["cache"]
@@ -263,7 +277,8 @@ print(f"edgellm branch prefix cache: {c['hits']} hits (expected {hits_expected}:
       f"(cap {mib(e_br['plan']['prefix_cache'])})")
 if c["hits"] != hits_expected:
     print("WARNING: not every timed branch step hit the cache: its row is not the cached state")
-for k in ("lora", "alt", "alt-branch", "lora-offload", "alt-offload", "alt-branch-lean"):
+for k in ("lora", "alt", "alt-branch", "lora-offload", "alt-offload", "alt-branch-partial",
+          "alt-branch-lean"):
     pl = results["edgellm " + k]["plan"]
     print(f"edgellm {k} plan (MiB): " + ", ".join(f"{n} {v / MiB:.1f}" for n, v in pl.items()))
 if torch:

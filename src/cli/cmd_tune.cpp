@@ -137,6 +137,9 @@ void register_tune(CLI::App& app) {
   cmd->add_flag("--resume", a->o.resume, "continue from OUT/checkpoint if present");
   cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations,
                 "keep only layer inputs; recompute each layer in the backward");
+  cmd->add_option("--recompute-layers", a->o.recompute_layers,
+                  "partial checkpointing: the backward recomputes the lowest K layers of the "
+                  "window (one layer's activations saved each, for one more layer forward)");
   cmd->add_option("--mem-budget", a->budget,
                   "memory budget (e.g. 4G): alt picks window, checkpointing, logit rows and exits "
                   "to fit it; every method refuses to start if the plan exceeds it");
@@ -171,6 +174,8 @@ void register_tune(CLI::App& app) {
     o.lora.targets = lora_targets_from_list(a->targets, "--targets");
     o.lora.layers = parse_layers(a->layers);
     const bool alt = a->method == "alt";
+    if (a->o.recompute_layers < 0)
+      fail("[tune] --recompute-layers {}: must not be negative", a->o.recompute_layers);
     if (!alt && (a->exit_layers.size() || a->o.alt.window != 0))
       fail("[tune] --exit-layers and --window need --method alt");
     if (alt) {
@@ -229,8 +234,12 @@ void register_tune(CLI::App& app) {
                    o.mem_budget / 1048576.0, ch->knobs.describe().c_str(), ch->reason.c_str(),
                    o.batch, o.grad_accum);
     else if (alt)
-      std::fprintf(stderr, "[tune] alt: %scheckpointing, logit rows %lld\n",
-                   in_force.checkpoint_activations ? "" : "no ",
+      std::fprintf(stderr,
+                   "[tune] alt: %scheckpointing (window layers recomputed: %d), logit rows %lld\n",
+                   in_force.checkpoint_activations ? ""
+                   : in_force.recompute_layers > 0 ? "partial "
+                                                   : "no ",
+                   tr.plan_json()["recompute_layers"].get<int>(),
                    static_cast<long long>(in_force.head_rows));
     StepLog last;
     size_t step_hwm = 0;  // peak RSS up to the last step (before the final save)

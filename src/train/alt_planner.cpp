@@ -28,8 +28,12 @@ double mib(size_t b) { return b / 1048576.0; }
 }  // namespace
 
 std::string AltKnobs::describe() const {
+  const std::string ck = checkpoint ? "checkpointing"
+                         : recompute > 0
+                             ? fmt::format("{} of {} window layers recomputed", recompute, window)
+                             : "no checkpointing";
   std::string s = fmt::format("exits [{}], window {}, {}, logit rows {}", fmt::join(depths, ","),
-                              window, checkpoint ? "checkpointing" : "no checkpointing", head_rows);
+                              window, ck, head_rows);
   if (prefix_cache_mb > 0) s += fmt::format(", prefix cache {} MiB", prefix_cache_mb);
   return s;
 }
@@ -42,8 +46,6 @@ std::vector<AltKnobs> alt_candidates(const AltPlanRequest& r) {
     m_min = s.window;
   else if (r.exits_fixed)
     m_min = std::min(s.window, widest_gap(s.depths));
-  static const std::pair<bool, int64_t> kSteps[] = {
-      {false, 128}, {false, 32}, {true, 128}, {true, 32}, {true, 8}};
   std::vector<AltKnobs> out;
   for (int m = s.window; m >= m_min; --m) {
     AltKnobs k = s;
@@ -51,12 +53,19 @@ std::vector<AltKnobs> alt_candidates(const AltPlanRequest& r) {
     // Below ceil(L/T) every layer stays covered only with more exits: T' = ceil(L/m).
     if (!r.exits_fixed && !r.window_fixed && m < widest_gap(s.depths))
       k.depths = exit_depths(L, (L + m - 1) / m);
-    for (const auto& [ckpt, rows] : kSteps) {
-      if (r.checkpoint_fixed && !ckpt) continue;
+    // K = m - 1 recomputes is checkpointing (the engine never recomputes the top layer).
+    auto add = [&](int recompute, int64_t rows) {
+      const bool ckpt = r.checkpoint_fixed || (m > 1 && recompute >= m - 1);
+      if (!ckpt && recompute < r.recompute_min) return;
       k.checkpoint = ckpt;
+      k.recompute = ckpt ? 0 : recompute;
       k.head_rows = rows;
       out.push_back(k);
-    }
+    };
+    if (!r.checkpoint_fixed)
+      for (int recompute = 0; recompute < m - 1; ++recompute)
+        for (const int64_t rows : {128, 32}) add(recompute, rows);
+    for (const int64_t rows : {128, 32, 8}) add(m - 1, rows);
   }
   return out;
 }

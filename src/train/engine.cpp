@@ -39,6 +39,11 @@ TrainEngine::TrainEngine(const Model& m, LoraAdapters* lora, FullParams* full,
   if (o_.max_window < 0)
     fail("[train] max_window {} must be 0 (all layers) or positive", o_.max_window);
   window_ = o_.max_window > 0 ? std::min(o_.max_window, c_.n_layers) : c_.n_layers;
+  if (o_.recompute_layers < 0)
+    fail("[train] recompute_layers {} must be 0 or more", o_.recompute_layers);
+  // The window's top layer is never recomputed: its backward comes first, so its saved values
+  // would sit in the one slot a recompute needs anyway. Full checkpointing is m - 1 recomputes.
+  recompute_ = std::min(o_.checkpoint_activations ? window_ : o_.recompute_layers, window_ - 1);
   o_.head_rows = std::min(o_.head_rows, o_.max_T);
   carve();  // measuring pass: sizes only
   plan_workspace();
@@ -120,7 +125,7 @@ void TrainEngine::carve() {
 
   x_in_.assign(window_ + 1, nullptr);
   for (auto& p : x_in_) p = acts_.take(T * C);
-  slots_.resize(o_.checkpoint_activations ? 1 : window_);
+  slots_.resize(window_ - recompute_);
   for (LayerActs& a : slots_) {
     a.rms1 = acts_.take(T);
     a.xn1 = acts_.take(T * C);
@@ -434,8 +439,11 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
       decode_row(e.dtype, e.row(tokens[t]), x_in_[0] + t * C, C);
     }
   }
-  const bool ckpt = o_.checkpoint_activations;
-  auto slot = [&](int l) -> LayerActs& { return ckpt ? slots_[0] : slots_[l - l0]; };
+  // The window's lowest k layers share slot 0 (in the forward, before any kept layer writes its
+  // own; in the backward, after every kept layer's backward is done). Never the top one.
+  const int k = std::min(recompute_, std::max(l1 - l0 - 1, 0));
+  auto recomputed = [&](int l) { return l - l0 < k; };
+  auto slot = [&](int l) -> LayerActs& { return recomputed(l) ? slots_[0] : slots_[l - l0 - k]; };
   auto in = [&](int l) { return x_in_[l - l0]; };
   for (int l = x0_depth; l < l0; ++l) layer_forward_frozen(l, x_in_[0], T, backward);
   if (window_transform_ && x0_depth < l0) window_transform_(x_in_[0], T);
@@ -446,7 +454,7 @@ StepResult TrainEngine::run(const int32_t* tokens, const int32_t* targets, int64
   if (!backward) return r;
   if (grads_windowed_) bind_grad_window(l0, l1);
   for (int l = l1 - 1; l >= l0; --l) {
-    if (ckpt) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);  // recompute
+    if (recomputed(l)) layer_forward(l, in(l), tmp_out_, slots_[0], T, true, nullptr);
     layer_backward(l, dx_, in(l), slot(l), T, /*need_dx=*/l > l0 || (x0 && x0_depth == 0) || full_);
   }
   if (full_ && l0 == 0 && !x0) embedding_backward(g_embed_, dx_, tokens, T, C);

@@ -19,7 +19,8 @@
 // per layer would be the largest saved tensor at T = 512: one head's [T, T] serves every head of
 // every layer). With activation checkpointing only the layer inputs x_in[l] are kept; each layer
 // is re-run just before its backward into one shared slot, so saved-activation memory is one
-// layer's instead of L's.
+// layer's instead of L's. Partial checkpointing (EngineOptions::recompute_layers) does that for
+// the window's lowest K layers only.
 //
 // Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
 // fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the
@@ -48,6 +49,13 @@ struct EngineOptions {
   int64_t max_T = 0;                    // longest sequence (tokens per micro-batch)
   bool checkpoint_activations = false;  // keep only layer inputs; recompute layers in backward
   int64_t head_rows = 128;              // logits are computed this many rows at a time
+  // Partial checkpointing: the lowest recompute_layers layers of each window keep only their
+  // inputs and are recomputed in the backward; the others keep their saved values. Recomputed
+  // layers run after the kept ones' backwards are done, so they reuse a kept layer's slot:
+  // saved-activation memory is m - K layers' instead of m's, for K more layer forwards per step.
+  // At most m - 1 (the top layer's backward comes first; recomputing it would save nothing), which
+  // is what checkpoint_activations means.
+  int recompute_layers = 0;
   // Most layers a backward may span (l1 - l0 of run()); 0 = all L. Saved activations and layer
   // inputs are carved for this many layers only, so an adaptive-layer-tuning window of m
   // layers costs m layers' activations whatever the depth of the model.
@@ -132,6 +140,9 @@ class TrainEngine {
   // Layer forwards the last run() executed, recomputes excluded (= l1: the exit's depth, less
   // x0_depth when a prefix was given).
   int64_t layer_forwards() const { return layer_forwards_; }
+  // The window's lowest layers each backward recomputes (EngineOptions::recompute_layers, or
+  // m - 1 with checkpoint_activations; never the top one).
+  int recompute_layers() const { return recompute_; }
   // Observer of the forward of every later run() (model/layer.h taps); null removes it. A
   // checkpointing recompute does not call it again.
   void set_taps(LayerTaps* t) { taps_ = t; }
@@ -188,7 +199,8 @@ class TrainEngine {
   float *exit_norm_grad_ = nullptr, *exit_head_grad_ = nullptr;
 
   std::function<void(float*, int64_t)> window_transform_;
-  int window_ = 0;  // max layers per window (EngineOptions::max_window or L)
+  int window_ = 0;     // max layers per window (EngineOptions::max_window or L)
+  int recompute_ = 0;  // the window's lowest layers recomputed in the backward (< window_)
   int64_t layer_forwards_ = 0;
   // [window+1] × [T, C]: x_in_[i] = input of layer l0+i; x_in_[l1-l0] = the exit's hidden state.
   // x_in_[0] is also where the layers below the window run in place.

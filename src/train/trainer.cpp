@@ -133,8 +133,9 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
             : prefix_cache_entry_bytes(o_.alt.prefix_cache_dtype, o_.seq, c.dim);
     return p;
   };
-  auto engine_options = [&](bool ckpt, int64_t head_rows, int window) {
+  auto engine_options = [&](bool ckpt, int recompute, int64_t head_rows, int window) {
     EngineOptions eo{o_.seq, ckpt, head_rows};
+    eo.recompute_layers = recompute;
     eo.max_window = window;
     return eo;
   };
@@ -164,6 +165,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
         o_.alt.window > 0 ? o_.alt.window : exit_window(L, static_cast<int>(k.depths.size()));
     if (k.window > L) fail("[train] --window {} exceeds the model's {} layers", k.window, L);
     k.checkpoint = o_.checkpoint_activations;
+    k.recompute = o_.recompute_layers;
     k.head_rows = o_.head_rows;
     k.prefix_cache_mb = branch ? o_.alt.prefix_cache_mb : 0;  // cumulative mode never caches
     if (o_.mem_budget > 0) {
@@ -173,6 +175,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
       r.exits_fixed = o_.alt.exits_set || !o_.alt.exit_layers.empty();
       r.window_fixed = o_.alt.window > 0;
       r.checkpoint_fixed = o_.checkpoint_activations;
+      r.recompute_min = o_.recompute_layers;
       r.prefix_cache_used = branch && k.prefix_cache_mb > 0;
       r.prefix_cache_fixed = o_.alt.prefix_cache_set;
       r.budget = o_.mem_budget;
@@ -182,7 +185,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
         xc.depths = x.depths;
         xc.window = x.window;
         const TrainEngine e(base, lora_.get(), nullptr,
-                            engine_options(x.checkpoint, x.head_rows, x.window));
+                            engine_options(x.checkpoint, x.recompute, x.head_rows, x.window));
         return compose(e, ExitHeads::count_params(c, xc), x.prefix_cache_mb);
       };
       alt_choice_ = std::make_unique<AltPlanChoice>(choose_alt_plan(r, evaluate));
@@ -190,6 +193,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
     }
     // The knobs in force from here on (and recorded in run.json).
     o_.checkpoint_activations = k.checkpoint;
+    o_.recompute_layers = k.recompute;
     o_.head_rows = k.head_rows;
     if (branch) o_.alt.prefix_cache_mb = k.prefix_cache_mb;
     window_ = k.window;
@@ -208,7 +212,7 @@ Trainer::Trainer(const Model& base, const Dataset& data, TuneOptions o)
   }
   engine_ = std::make_unique<TrainEngine>(
       base, lora_.get(), full_.get(),
-      engine_options(o_.checkpoint_activations, o_.head_rows, max_window));
+      engine_options(o_.checkpoint_activations, o_.recompute_layers, o_.head_rows, max_window));
   plan_ = compose(
       *engine_, head_grad_.size(),
       heads_ && heads_->config().lora_mode == ExitLoraMode::Branch ? o_.alt.prefix_cache_mb : 0);
@@ -695,6 +699,7 @@ nlohmann::json Trainer::plan_json() const {
                       {"budget", o_.mem_budget},
                       {"optim_storage", o_.adamw.offload_dir.empty() ? "memory" : "disk"},
                       {"checkpoint_activations", o_.checkpoint_activations},
+                      {"recompute_layers", engine_->recompute_layers()},
                       {"head_rows", o_.head_rows},
                       // One sequence per forward/backward: batch and accumulation add gradients,
                       // they do not change the peak.

@@ -75,6 +75,9 @@ struct TuneOptions {
   int64_t val_every = 0;  // steps between validation losses (0: only at the end)
   int64_t val_max = 64;   // validation sequences evaluated (the first ones of the split)
   bool checkpoint_activations = false;
+  // Partial checkpointing: the window's lowest K layers recomputed (EngineOptions). Alt with a
+  // budget: the least the planner may choose.
+  int recompute_layers = 0;
   int64_t head_rows = 128;  // logits computed this many rows at a time (EngineOptions)
   // bytes; 0 = unchecked. Alt: the planner chooses window, checkpointing, logit rows and exits
   // to fit it (alt_planner.h); other methods: a plan over it is refused before step 1.

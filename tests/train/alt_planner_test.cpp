@@ -213,6 +213,39 @@ TEST_F(AltPlanner, UserFixedValuesAreKept) {
     EXPECT_EQ(k.window, 2);
 }
 
+// A window of 4 (2 exits on 8 layers): partial checkpointing comes before checkpointing, one more
+// recomputed layer at a time; --recompute-layers is the least any candidate recomputes.
+TEST_F(AltPlanner, PartialCheckpointingComesBeforeCheckpointing) {
+  TuneOptions base = alt_opts(64, 0);
+  base.alt.exits = 2;
+  TuneOptions one = base;
+  one.recompute_layers = 1;
+  one.head_rows = 32;
+  TuneOptions o = base;
+  o.mem_budget = static_cast<int64_t>(unbudgeted(one).total());
+  Trainer tr(*m_, *data_, o);
+  const AltKnobs& k = tr.alt_plan_choice()->knobs;
+  EXPECT_EQ(k.window, 4);
+  EXPECT_FALSE(k.checkpoint);
+  EXPECT_EQ(k.recompute, 1);
+  EXPECT_EQ(k.head_rows, 32);
+  EXPECT_EQ(tr.plan().bytes, unbudgeted(one).bytes);
+  EXPECT_EQ(tr.plan_json()["recompute_layers"], 1);
+  EXPECT_NE(k.describe().find("1 of 4 window layers recomputed"), std::string::npos)
+      << k.describe();
+  // Candidates at window 4: K = 0, 1, 2 partial, then checkpointing (K = 3), each at 128 and 32
+  // logit rows, checkpointing also at 8; a user's K = 2 removes K = 0 and 1.
+  AltPlanRequest r{8, {{4, 8}, 4, false, 128, 0}, false};
+  r.window_fixed = true;
+  std::vector<int> ks;
+  for (const AltKnobs& c : alt_candidates(r)) ks.push_back(c.checkpoint ? 3 : c.recompute);
+  EXPECT_EQ(ks, (std::vector<int>{0, 0, 1, 1, 2, 2, 3, 3, 3}));
+  r.recompute_min = 2;
+  ks.clear();
+  for (const AltKnobs& c : alt_candidates(r)) ks.push_back(c.checkpoint ? 3 : c.recompute);
+  EXPECT_EQ(ks, (std::vector<int>{2, 2, 3, 3, 3}));
+}
+
 TEST_F(AltPlanner, BranchPrefixCacheIsPlannedAtItsCap) {
   TuneOptions o = alt_opts(64, 0);
   o.alt.lora_mode = ExitLoraMode::Branch;

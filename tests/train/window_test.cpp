@@ -112,6 +112,36 @@ TEST_F(Window, ActivationAndGradientArenasOfMLayersDoNotGrowWithDepth) {
   EXPECT_EQ(all[1], static_cast<size_t>(((8 + 1) * pad(T * C) + 8 * slot) * 4));
 }
 
+// Partial checkpointing: recomputing the window's lowest K layers saves K slots (the recomputed
+// layers reuse a kept layer's slot once its backward is done); K = m - 1 is full checkpointing
+// and more is clamped to it (the top layer's backward comes first: recomputing it saves nothing).
+TEST_F(Window, RecomputingKLayersSavesKSlots) {
+  const int64_t T = 9, r = 3, m = 4;
+  const ModelConfig c = config_with_layers(8);
+  auto model = random_model(1, c);
+  LoraAdapters lora = random_lora(c, r, 0.f);
+  auto acts = [&](bool ckpt, int recompute) {
+    EngineOptions o{T, ckpt, 4};
+    o.max_window = m;
+    o.recompute_layers = recompute;
+    const TrainEngine e(*model, &lora, nullptr, o);
+    EXPECT_EQ(e.recompute_layers(), ckpt ? m - 1 : std::min<int>(recompute, m - 1));
+    return e.plan()[MemCategory::Activations];
+  };
+  const int64_t C = 24, Q = 24, KV = 12, FF = 37;
+  auto pad = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t slot = 2 * pad(T) + 3 * pad(T * C) + 2 * pad(T * Q) + 2 * pad(T * KV) +
+                       2 * pad(T * FF) + 7 * pad(T * r);
+  for (int k = 0; k < m; ++k)
+    EXPECT_EQ(acts(false, k), static_cast<size_t>(((m + 1) * pad(T * C) + (m - k) * slot) * 4))
+        << k;
+  EXPECT_EQ(acts(false, 99), acts(false, m - 1));
+  EXPECT_EQ(acts(true, 0), acts(false, m - 1));
+  EngineOptions bad{T, false, 4};
+  bad.recompute_layers = -1;
+  EXPECT_THROW(TrainEngine(*model, &lora, nullptr, bad), Error);
+}
+
 // A windowed engine holds the gradients of the window its backward ran; another window's
 // backward before zero_grad is refused (its gradients would land on the same slots).
 TEST_F(Window, GradientsAreHeldForTheWindowTheBackwardRan) {
@@ -144,12 +174,14 @@ TEST_F(Window, GradientsAreHeldForTheWindowTheBackwardRan) {
 // the same loss, the window's gradients bit for bit, nothing below the window.
 void expect_window_equals_full(const Model& model, LoraAdapters& lora,
                                const std::vector<int32_t>& tokens,
-                               const std::vector<int32_t>& targets, int m, bool ckpt) {
+                               const std::vector<int32_t>& targets, int m, bool ckpt,
+                               int recompute = 0) {
   const int L = model.config().n_layers;
   const auto T = static_cast<int64_t>(tokens.size());
   TrainEngine full(model, &lora, nullptr, EngineOptions{T, false, 4});
   EngineOptions o{T, ckpt, 4};
   o.max_window = m;
+  o.recompute_layers = recompute;
   TrainEngine win(model, &lora, nullptr, o);
   full.allocate();
   win.allocate();
@@ -186,6 +218,9 @@ TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowRandomModel) {
   const std::vector<int32_t> targets{5, -1, 3, 17, 5, 9, 2};
   expect_window_equals_full(*model, lora, tokens, targets, 2, false);
   expect_window_equals_full(*model, lora, tokens, targets, 3, true);
+  // Partial checkpointing: recomputed layers give the saved values bit for bit.
+  expect_window_equals_full(*model, lora, tokens, targets, 3, false, 1);
+  expect_window_equals_full(*model, lora, tokens, targets, 4, false, 2);
 }
 
 // ALT's branch mode: the layers below the window run the frozen base. Truth: a full backward
