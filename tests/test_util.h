@@ -36,6 +36,10 @@ inline std::string data_dir() {
   return std::string(EDGELLM_SOURCE_DIR) + "/../shared/data";
 }
 inline std::string data_path(const std::string& rel) { return data_dir() + "/" + rel; }
+// The data files many suites read (relative to data_dir()).
+inline constexpr const char* kStories260KBin = "models/stories260K/stories260K.bin";
+inline constexpr const char* kShakespeare = "text/tinyshakespeare/input.txt";
+inline std::string stories260k_path() { return data_path(kStories260KBin); }
 inline std::string cli_path() { return EDGELLM_CLI; }
 // The CLI as the start of a shell command: under a cross build, prefixed with its emulator.
 inline std::string cli_command() {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "hwsim/flexgen.h"
 #include "hwsim/paper.h"
 #include "hwsim/search.h"
@@ -20,8 +21,6 @@ namespace edgellm::cli {
 namespace {
 
 using namespace edgellm::hwsim;
-
-void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 struct TuneArgs {
   std::string model = "llama-7b";

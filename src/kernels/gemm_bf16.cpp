@@ -194,7 +194,7 @@ void round_bf16(const float* x, float* y, int64_t n) {
 }
 
 // Rows of W widened per sgemm call: 64 rows of K fp32 stay in L2 for K up to ~2k.
-constexpr int64_t kTileRows = 64;
+constexpr int64_t kWidenTileRows = 64;
 
 void gemm_bf16_fp32(const float* a, const uint16_t* w, float* c, int64_t M, int64_t N, int64_t K,
                     bool trans_w, bool accumulate) {
@@ -203,18 +203,18 @@ void gemm_bf16_fp32(const float* a, const uint16_t* w, float* c, int64_t M, int6
   round_bf16(a, ar.data(), M * K);
   const float beta = accumulate ? 1.f : 0.f;
   if (trans_w) {  // W [N, K]: a tile of output columns at a time
-    std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
-    for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-      const int64_t nr = std::min(kTileRows, N - r0);
+    std::vector<float> tile(static_cast<size_t>(std::min(kWidenTileRows, N) * K));
+    for (int64_t r0 = 0; r0 < N; r0 += kWidenTileRows) {
+      const int64_t nr = std::min(kWidenTileRows, N - r0);
       simd::bf16_to_f32_n(w + r0 * K, tile.data(), nr * K);
       sgemm(false, true, M, nr, K, 1.f, ar.data(), K, tile.data(), K, beta, c + r0, N);
     }
     return;
   }
   // W [K, N]: a tile of the reduction dimension at a time, accumulating into c.
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, K) * N));
-  for (int64_t k0 = 0; k0 < K; k0 += kTileRows) {
-    const int64_t kr = std::min(kTileRows, K - k0);
+  std::vector<float> tile(static_cast<size_t>(std::min(kWidenTileRows, K) * N));
+  for (int64_t k0 = 0; k0 < K; k0 += kWidenTileRows) {
+    const int64_t kr = std::min(kWidenTileRows, K - k0);
     simd::bf16_to_f32_n(w + k0 * N, tile.data(), kr * N);
     sgemm(false, false, M, N, kr, 1.f, ar.data() + k0, K, tile.data(), N, k0 == 0 ? beta : 1.f, c,
           N);
@@ -287,7 +287,8 @@ GemmWorkspace gemm_bf16_workspace(int64_t M, int64_t N, int64_t K, bool trans_w,
   const size_t mk = static_cast<size_t>(M * K);
   if (bf16_gemm_path() == Bf16GemmPath::Fp32) {
     // gemm_bf16_fp32: the rounded activations, and one tile of widened weights.
-    const int64_t tile = trans_w ? std::min(kTileRows, N) * K : std::min(kTileRows, K) * N;
+    const int64_t tile =
+        trans_w ? std::min(kWidenTileRows, N) * K : std::min(kWidenTileRows, K) * N;
     w.transient = mk * sizeof(float) + static_cast<size_t>(tile) * 4;
     return w;
   }

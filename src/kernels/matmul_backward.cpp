@@ -1,5 +1,5 @@
 // Backward of the linear layer (matmul.h). dx goes through frozen weights of any stored type,
-// decoded kTileRows rows at a time into an fp32 tile (as the T > 1 forward does), so a quantized
+// decoded kDxTileRows rows at a time into an fp32 tile (as the T > 1 forward does), so a quantized
 // base is never dequantized whole; dw exists only for trainable fp32 weights.
 #include <algorithm>
 #include <vector>
@@ -13,7 +13,7 @@ namespace edgellm {
 
 namespace {
 // Rows of W decoded per tile: 64 × K fp32 stays in L2 for K up to ~2k.
-constexpr int64_t kTileRows = 64;
+constexpr int64_t kDxTileRows = 64;
 }  // namespace
 
 GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T, bool dw) {
@@ -30,7 +30,7 @@ GemmWorkspace matmul_backward_workspace(const WeightView& w, int64_t T, bool dw)
   if (w.dtype == DType::F32) return ws;
   // As the dx path below: the BF16 GEMM accumulating dY·W, else one decoded tile.
   if (w.dtype == DType::BF16) return gemm_bf16_workspace(T, w.cols, w.rows, false, true);
-  ws.transient = static_cast<size_t>(std::min(kTileRows, w.rows) * w.cols) * sizeof(float);
+  ws.transient = static_cast<size_t>(std::min(kDxTileRows, w.rows) * w.cols) * sizeof(float);
   return ws;
 }
 
@@ -69,9 +69,9 @@ void matmul_backward(float* dx, float* dw, const float* dy, const float* x, cons
     return;
   }
   // dx += dy[:, r0:r0+nr] · tile[nr, K], summed over row tiles of W.
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, N) * K));
-  for (int64_t r0 = 0; r0 < N; r0 += kTileRows) {
-    const int64_t nr = std::min(kTileRows, N - r0);
+  std::vector<float> tile(static_cast<size_t>(std::min(kDxTileRows, N) * K));
+  for (int64_t r0 = 0; r0 < N; r0 += kDxTileRows) {
+    const int64_t nr = std::min(kDxTileRows, N - r0);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < nr; ++r) decode_row(w.dtype, w.row(r0 + r), tile.data() + r * K, K);
     sgemm(false, false, T, K, nr, 1.f, dy + r0, N, tile.data(), K, 1.f, dx, K);

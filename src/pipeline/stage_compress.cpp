@@ -21,7 +21,7 @@ namespace edgellm::pipeline {
 
 namespace {
 
-void run(StageContext& ctx) {
+void run_compress(StageContext& ctx) {
   const CompressSection& c = ctx.cfg.compress;
   auto base = load_base_model(ctx.cfg);
   const ModelConfig& mc = base->config();
@@ -155,7 +155,7 @@ Stage compress_stage() {
         {"model", j["model"]}, {"compress", j["compress"]}, {"seed", c.tune.seed}};
   };
   s.inputs = model_inputs;
-  s.run = run;
+  s.run = run_compress;
   return s;
 }
 

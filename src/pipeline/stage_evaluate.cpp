@@ -48,7 +48,7 @@ nlohmann::json task_json(const TaskEvalResult& r) {
   return j;
 }
 
-void run(StageContext& ctx) {
+void run_evaluate(StageContext& ctx) {
   const EvaluateSection& e = ctx.cfg.evaluate;
   auto base = load_base_model(ctx.cfg);
   auto tok = load_run_tokenizer(ctx.cfg, *base);
@@ -215,7 +215,7 @@ Stage evaluate_stage() {
     if (!c.evaluate.mmlu_data.empty()) v.push_back(c.evaluate.mmlu_data);
     return v;
   };
-  s.run = run;
+  s.run = run_evaluate;
   return s;
 }
 

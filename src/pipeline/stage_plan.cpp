@@ -47,7 +47,7 @@ nlohmann::json run_case(const std::string& key, const std::string& label, const 
   return j;
 }
 
-void run(StageContext& ctx) {
+void run_plan(StageContext& ctx) {
   const PlanSection& p = ctx.cfg.plan;
   const TuneSection& tu = ctx.cfg.tune;
   auto base = load_base_model(ctx.cfg);
@@ -150,7 +150,7 @@ Stage plan_stage() {
       v.push_back(c.plan.device);
     return v;
   };
-  s.run = run;
+  s.run = run_plan;
   return s;
 }
 

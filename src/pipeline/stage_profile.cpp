@@ -40,7 +40,7 @@ std::vector<std::string> model_inputs(const PipelineConfig& cfg) {
 
 namespace {
 
-void run(StageContext& ctx) {
+void run_profile(StageContext& ctx) {
   const CalibrationSection& c = ctx.cfg.calibration;
   const CompressSection& cs = ctx.cfg.compress;
   auto m = load_base_model(ctx.cfg);
@@ -127,7 +127,7 @@ Stage profile_stage() {
     if (c.calibration.source == "text") v.push_back(c.calibration.text);
     return v;
   };
-  s.run = run;
+  s.run = run_profile;
   return s;
 }
 

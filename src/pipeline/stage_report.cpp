@@ -10,7 +10,7 @@ namespace edgellm::pipeline {
 
 namespace {
 
-void run(StageContext& ctx) {
+void run_report(StageContext& ctx) {
   const nlohmann::json rep = build_report(ctx);
   std::filesystem::create_directories(ctx.dir + "/figures");
   for (const auto& f : rep["figures"]) {
@@ -36,7 +36,7 @@ Stage report_stage() {
     j.erase("threads");
     return j;
   };
-  s.run = run;
+  s.run = run_report;
   return s;
 }
 

@@ -64,7 +64,7 @@ MemoryPlan vanilla_plan(const Model& base, const TuneSection& t) {
   return p;
 }
 
-void run(StageContext& ctx) {
+void run_tune(StageContext& ctx) {
   const TuneSection& t = ctx.cfg.tune;
   const bool alt = t.method == "alt", partial = t.method == "partial";
   if (!alt && (!t.exits.empty() || t.window != 0))
@@ -189,7 +189,7 @@ Stage tune_stage() {
     if (c.task.kind == "alpaca") v.push_back(c.task.data);
     return v;
   };
-  s.run = run;
+  s.run = run_tune;
   return s;
 }
 

@@ -24,11 +24,9 @@ CliRun run(const std::string& args) {
   return {r.code, r.out};
 }
 
-std::string model() { return testing::data_path("models/stories260K/stories260K.bin"); }
-
 TEST(Cli, GenerateGreedyFindsTokenizerBesideBin) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  CliRun r = run("generate --model " + model() + " -n 60 --temp 0");
+  CliRun r = run("generate --model " + testing::stories260k_path() + " -n 60 --temp 0");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily."), std::string::npos)
       << r.out;
@@ -36,7 +34,7 @@ TEST(Cli, GenerateGreedyFindsTokenizerBesideBin) {
 
 TEST(Cli, PplJsonHasPromisedKeys) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  CliRun r = run("ppl --model " + model() + " --text " +
+  CliRun r = run("ppl --model " + testing::stories260k_path() + " --text " +
                  testing::data_path("text/tinystories/tinystories_val.txt") +
                  " --ctx 512 --max-tokens 2048 --json 2>/dev/null");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -51,7 +49,10 @@ TEST(Cli, PplJsonHasPromisedKeys) {
 TEST(Cli, ConvertRoundTripsThroughSafetensorsAndGguf) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   const std::string dir = testing::temp_dir("cli_convert");
-  ASSERT_EQ(run("convert --model " + model() + " --to safetensors --out " + dir + "/hf").code, 0);
+  ASSERT_EQ(run("convert --model " + testing::stories260k_path() + " --to safetensors --out " +
+                dir + "/hf")
+                .code,
+            0);
   ASSERT_EQ(run("convert --model " + dir + "/hf --to gguf --out " + dir + "/m.gguf").code, 0);
   ASSERT_EQ(run("convert --model " + dir + "/m.gguf --to safetensors --out " + dir + "/hf2").code,
             0);
@@ -78,9 +79,9 @@ TEST(Cli, FullFineTuningWritesASelfContainedModelThatFitsTheData) {
     in.read(text.data(), text.size());
     std::ofstream(dir + "/sh.txt") << text.substr(0, in.gcount());
   }
-  CliRun r =
-      run("tune --model " + model() + " --data " + dir + "/sh.txt --method full --steps 30 " +
-          "--seq 64 --lr 1e-3 --threads 1 --out " + dir + "/ft");
+  CliRun r = run("tune --model " + testing::stories260k_path() + " --data " + dir +
+                 "/sh.txt --method full --steps 30 " + "--seq 64 --lr 1e-3 --threads 1 --out " +
+                 dir + "/ft");
   ASSERT_EQ(r.code, 0) << r.out;
   auto ppl = [&](const std::string& m) {
     CliRun p =
@@ -90,7 +91,7 @@ TEST(Cli, FullFineTuningWritesASelfContainedModelThatFitsTheData) {
   };
   // The output directory carries its tokenizer (no --tokenizer needed) and fits Shakespeare
   // far better than the TinyStories base.
-  const double base = ppl(model()), tuned = ppl(dir + "/ft");
+  const double base = ppl(testing::stories260k_path()), tuned = ppl(dir + "/ft");
   std::printf("full fine-tuning, Shakespeare ppl: base %.2f -> tuned %.2f\n", base, tuned);
   EXPECT_LT(tuned, 0.6 * base);
   std::filesystem::remove_all(dir);
@@ -108,7 +109,8 @@ TEST(Cli, MmluReadsTheHendrycksLayoutAndReportsEveryFigure) {
       << "Which planet is red?,Venus,Mars,\"Earth, mostly\",Jupiter,B\n"
          "What orbits the Earth?,The Moon,The Sun,Mars,Venus,A\n"
          "Which is a gas giant?,Mercury,Mars,Venus,Jupiter,D\n";
-  CliRun r = run("mmlu --model " + model() + " --data " + dir + " --shots 2 --json");
+  CliRun r =
+      run("mmlu --model " + testing::stories260k_path() + " --data " + dir + " --shots 2 --json");
   ASSERT_EQ(r.code, 0) << r.out;
   // Progress lines (stderr, merged here) come before the JSON.
   auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
@@ -121,7 +123,7 @@ TEST(Cli, MmluReadsTheHendrycksLayoutAndReportsEveryFigure) {
   EXPECT_GT(j["tokens_reused"].get<int>(), 0);
   // A malformed row: the error names the file and line.
   std::ofstream(dir + "/test/astronomy_test.csv") << "q,a,b,c,d,A\nq2,a,b,c,d\n";
-  r = run("mmlu --model " + model() + " --data " + dir);
+  r = run("mmlu --model " + testing::stories260k_path() + " --data " + dir);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("astronomy_test.csv line 2"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);
@@ -146,16 +148,17 @@ TEST(Cli, BadInputFailsWithClearMessage) {
   EXPECT_EQ(r.out.find("Segmentation"), std::string::npos) << r.out;
   // A tokenizer whose vocabulary disagrees with the model (Llama-2's 32000 vs 512).
   if (std::filesystem::exists(testing::data_path("models/llama2-tokenizer/tokenizer.bin")) &&
-      std::filesystem::exists(model())) {
-    r = run("generate --model " + model() + " --tokenizer " +
+      std::filesystem::exists(testing::stories260k_path())) {
+    r = run("generate --model " + testing::stories260k_path() + " --tokenizer " +
             testing::data_path("models/llama2-tokenizer/tokenizer.bin") + " -n 5");
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("vocab size 32000"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("512"), std::string::npos) << r.out;
   }
   // An unknown perplexity protocol.
-  if (std::filesystem::exists(model())) {
-    r = run("ppl --model " + model() + " --text " + model() + " --protocol nope");
+  if (std::filesystem::exists(testing::stories260k_path())) {
+    r = run("ppl --model " + testing::stories260k_path() + " --text " +
+            testing::stories260k_path() + " --protocol nope");
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("'nope'"), std::string::npos) << r.out;
   }

@@ -31,8 +31,6 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-std::string model() { return testing::data_path("models/stories260K/stories260K.bin"); }
-
 TEST(CliReliability, SimWithZeroWindowIsAnErrorNotASignal) {
   for (const char* m : {"alt", "partial"}) {
     const CliResult r =
@@ -44,7 +42,8 @@ TEST(CliReliability, SimWithZeroWindowIsAnErrorNotASignal) {
 
 TEST(CliReliability, NonsenseTuneFlagsAreRefusedWithFlagAndValue) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  const std::string base = "tune --model " + model() + " --data /nonexistent --out /nonexistent ";
+  const std::string base =
+      "tune --model " + testing::stories260k_path() + " --data /nonexistent --out /nonexistent ";
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"--lr nan", {"--lr", "nan"}},
       {"--lr inf", {"--lr", "inf"}},
@@ -81,7 +80,8 @@ TEST(CliReliability, FailedWriteKeepsThePreviousOutput) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   const std::string dir = testing::temp_dir("cli_fsize");
   const std::string out = dir + "/converted";
-  const std::string args = "convert --model " + model() + " --to safetensors --out " + out;
+  const std::string args =
+      "convert --model " + testing::stories260k_path() + " --to safetensors --out " + out;
   ASSERT_EQ(run("", args + " --dtype f16").code, 0);
   const std::string before = read_bytes(out + "/model.safetensors");
   ASSERT_GT(before.size(), 256u << 10);
@@ -99,10 +99,10 @@ TEST(CliReliability, FailedWriteKeepsThePreviousOutput) {
 
 TEST(CliReliability, OpenMpWaitPolicyIsPassiveUnlessTheUserChoseOne) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  CliResult r = run("env -u OMP_WAIT_POLICY", "info --json --model " + model());
+  CliResult r = run("env -u OMP_WAIT_POLICY", "info --json --model " + testing::stories260k_path());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["omp_wait_policy"], "PASSIVE");
-  r = run("env OMP_WAIT_POLICY=active", "info --json --model " + model());
+  r = run("env OMP_WAIT_POLICY=active", "info --json --model " + testing::stories260k_path());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["omp_wait_policy"], "active");
 }

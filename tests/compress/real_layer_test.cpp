@@ -16,14 +16,13 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
 const char* kTok = "models/stories260K/tok512.bin";
 const char* kText = "text/tinystories/tinystories_val.txt";
 
 TEST(RealLayer, Stories260kGptqAndSparseGptBeatBaselines) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kText);
-  auto m = Model::load(testing::data_path(kBin));
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   const auto ids = calib_demo::text_tokens(testing::data_path(kText), testing::data_path(kTok), 256,
                                            m->config().bos_id);
   ASSERT_EQ(ids.size(), 256u);

@@ -22,8 +22,6 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
-
 std::vector<double> softmax(const std::vector<float>& x) {
   double s = 0;
   for (float v : x) s += std::exp(double(v));
@@ -89,8 +87,9 @@ class ExitVoteModel : public ::testing::Test {
  protected:
   void SetUp() override {
     set_num_threads(1);
-    if (!std::filesystem::exists(testing::data_path(kBin))) GTEST_SKIP() << "stories260K missing";
-    m_ = Model::load(testing::data_path(kBin));
+    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)))
+      GTEST_SKIP() << "stories260K missing";
+    m_ = Model::load(testing::data_path(testing::kStories260KBin));
     tok_ = load_tokenizer_for(*m_, "");
   }
   void TearDown() override { set_num_threads(0); }

@@ -15,12 +15,10 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
-
 // "The cat sat ona big tree": decoding the generated ids alone drops the dummy-prefix space of
 // the first one. The truth is the text itself: prompt + continuation must read as written.
 TEST(Generate, ContinuationKeepsTheSpaceOfItsFirstToken) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   auto tok = load_tokenizer(testing::data_path("models/stories260K/tok512.bin"));
   const std::string prompt = "The cat sat on", rest = " a big tree";
   std::vector<int32_t> p = {tok->bos_id()}, all = {tok->bos_id()};
@@ -37,8 +35,8 @@ TEST(Generate, ContinuationKeepsTheSpaceOfItsFirstToken) {
 }
 
 TEST(Generate, StreamedAndReturnedTextAreTheContinuationOfThePrompt) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   SamplerConfig sc;
   sc.temperature = 0;
@@ -52,8 +50,8 @@ TEST(Generate, StreamedAndReturnedTextAreTheContinuationOfThePrompt) {
 }
 
 TEST(Perplexity, NonFiniteLogitsStopTheRunInsteadOfReportingNaN) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::vector<int32_t> ids = ppl_tokens(*tok, "Once upon a time there was a cat.", 0);
   PplOptions o;

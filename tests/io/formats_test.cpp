@@ -13,12 +13,10 @@ namespace {
 using namespace ::edgellm::testing;
 namespace fs = std::filesystem;
 
-const char* kStories = "models/stories260K/stories260K.bin";
-
 TEST(Formats, Stories260KRoundTripIsBitExact) {
-  EDGELLM_REQUIRE_DATA(kStories);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string d = temp_dir("rt");
-  Checkpoint bin = load_checkpoint(data_path(kStories));
+  Checkpoint bin = load_checkpoint(data_path(testing::kStories260KBin));
   save_hf_dir(bin, d + "/hf");
   Checkpoint hf = load_checkpoint(d + "/hf");
   EXPECT_EQ(hf.format, CheckpointFormat::HfSafetensors);
@@ -129,9 +127,9 @@ TEST(Formats, GgufFallsBackWhenRowsDoNotFitBlocks) {
   EXPECT_EQ(gguf_matrix_type(DType::Q6_K, 64), DType::Q8_0);
   EXPECT_EQ(gguf_matrix_type(DType::Q8_0, 172), DType::F16);
   EXPECT_EQ(gguf_matrix_type(DType::Q4_K, 512), DType::Q4_K);
-  EDGELLM_REQUIRE_DATA(kStories);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string d = temp_dir("fallback");
-  Checkpoint bin = load_checkpoint(data_path(kStories));
+  Checkpoint bin = load_checkpoint(data_path(testing::kStories260KBin));
   save_gguf(bin, d + "/s.gguf", DType::Q8_0);
   Checkpoint q = load_gguf(d + "/s.gguf");
   EXPECT_EQ(q.tensors.get("model.layers.0.mlp.up_proj.weight", "t").dtype, DType::Q8_0);

@@ -12,11 +12,9 @@ namespace {
 using ::edgellm::testing::data_path;
 using ::edgellm::testing::temp_dir;
 
-const char* kStories = "models/stories260K/stories260K.bin";
-
 TEST(Llama2c, LoadsStories260K) {
-  EDGELLM_REQUIRE_DATA(kStories);
-  Checkpoint ck = load_llama2c(data_path(kStories));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  Checkpoint ck = load_llama2c(data_path(testing::kStories260KBin));
   const ModelConfig& c = ck.config;
   EXPECT_EQ(c.dim, 64);
   EXPECT_EQ(c.hidden_dim, 172);
@@ -37,7 +35,7 @@ TEST(Llama2c, LoadsStories260K) {
   EXPECT_EQ(wk.shape, (std::vector<int64_t>{32, 64}));
   // Offsets: token_embedding starts right after the 28-byte header; layer 0's rms_att right after
   // the 512x64 embedding.
-  std::ifstream f(data_path(kStories), std::ios::binary);
+  std::ifstream f(data_path(testing::kStories260KBin), std::ios::binary);
   std::vector<char> raw((std::istreambuf_iterator<char>(f)), {});
   float e0, n0;
   std::memcpy(&e0, raw.data() + 28, 4);

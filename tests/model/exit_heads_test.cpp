@@ -19,15 +19,14 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
-
 using testing::error_of;
 
 class ExitHeadsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(testing::data_path(kBin))) GTEST_SKIP() << "stories260K missing";
-    m_ = Model::load(testing::data_path(kBin));
+    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)))
+      GTEST_SKIP() << "stories260K missing";
+    m_ = Model::load(testing::data_path(testing::kStories260KBin));
     dir_ = testing::temp_dir("exit_heads");
   }
   void TearDown() override {

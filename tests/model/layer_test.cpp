@@ -28,7 +28,7 @@ namespace {
 
 using VD = std::vector<double>;
 
-ModelConfig tiny_config() {
+ModelConfig layer_test_config() {
   ModelConfig c;
   c.dim = 24;
   c.hidden_dim = 37;
@@ -140,7 +140,7 @@ class LayerForward : public ::testing::Test {
  protected:
   void SetUp() override { set_num_threads(1); }
   void TearDown() override { set_num_threads(0); }
-  ModelConfig c = tiny_config();
+  ModelConfig c = layer_test_config();
   std::vector<int32_t> prompt{1, 5, 28, 3, 17, 5, 9}, decode{4, 11, 2};
 };
 

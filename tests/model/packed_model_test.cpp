@@ -27,7 +27,6 @@ namespace edgellm {
 namespace {
 
 namespace fs = std::filesystem;
-const char* kBin = "models/stories260K/stories260K.bin";
 const char* kVal = "text/tinystories/tinystories_val.txt";
 
 CompressSpec spec(int bits, int group, QuantScheme sch, double p, int n = 0, int m = 0) {
@@ -59,8 +58,10 @@ class PackedModel : public ::testing::Test {
     // GEMM; the prefill's bf16 path is checked against its own reference (kernels and packed
     // tests, PackedModel.Bf16PrefillStaysWithinRoundingOfFp32).
     set_bf16_gemm_path(Bf16GemmPath::Fp32);
-    if (!fs::exists(testing::data_path(kBin)) || !fs::exists(testing::data_path(kVal))) return;
-    src_ = load_checkpoint(testing::data_path(kBin));
+    if (!fs::exists(testing::data_path(testing::kStories260KBin)) ||
+        !fs::exists(testing::data_path(kVal)))
+      return;
+    src_ = load_checkpoint(testing::data_path(testing::kStories260KBin));
     Model m(src_);
     auto tok = load_tokenizer_for(m, "");
     ids_ = ppl_tokens(*tok, read_file(testing::data_path(kVal)).substr(0, 12000), 2048);
@@ -80,7 +81,7 @@ class PackedModel : public ::testing::Test {
 };
 
 TEST_F(PackedModel, ReloadGivesTheIdenticalPerplexity) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kVal);
   ASSERT_EQ(ids_.size(), 2048u);
   const double dense = ppl(Model(src_));
@@ -137,7 +138,7 @@ std::pair<std::vector<float>, std::vector<float>> logits_both_paths(
 }
 
 TEST_F(PackedModel, LogitsEqualTheDequantizedF32Model) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kVal);
   const std::vector<int32_t> ids(ids_.begin(), ids_.begin() + 48);
   for (const CompressSpec& s :
@@ -172,7 +173,7 @@ TEST_F(PackedModel, LogitsEqualTheDequantizedF32Model) {
 // Prefill on the bf16 path (decoded tiles rounded to bf16, activations too: kernels/gemm_bf16.h)
 // stays within bf16 rounding of the fp32 path, on the same packed model.
 TEST_F(PackedModel, Bf16PrefillStaysWithinRoundingOfFp32) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kVal);
   if (native_ != Bf16GemmPath::Dnnl) GTEST_SKIP() << "no bf16 GEMM on this CPU: prefill is fp32";
   const std::vector<int32_t> ids(ids_.begin(), ids_.begin() + 48);
@@ -191,7 +192,7 @@ TEST_F(PackedModel, Bf16PrefillStaysWithinRoundingOfFp32) {
 }
 
 TEST_F(PackedModel, InfoCountsEveryStoredByte) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string d = testing::temp_dir("packed_info");
   const Checkpoint ck = compress_checkpoint(src_, uniform_plan(spec(4, 0, QuantScheme::Sym, 0)));
   save_hf_dir(ck, d + "/m");
@@ -224,7 +225,7 @@ TEST_F(PackedModel, InfoCountsEveryStoredByte) {
 }
 
 TEST_F(PackedModel, LoraTrainsOnThePackedBaseLikeOnItsDequantizedCopy) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kVal);
   const Checkpoint ck = compress_checkpoint(src_, uniform_plan(spec(4, 32, QuantScheme::Asym, 0)));
   const Model packed(ck), dense(dequantized(ck));
@@ -264,7 +265,7 @@ TEST_F(PackedModel, LoraTrainsOnThePackedBaseLikeOnItsDequantizedCopy) {
 }
 
 TEST_F(PackedModel, GgufExportReadsBackCloseToThePackedModel) {
-  EDGELLM_REQUIRE_DATA(kBin);
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kVal);
   const std::string d = testing::temp_dir("packed_gguf");
   struct Case {

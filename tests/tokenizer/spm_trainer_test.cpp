@@ -17,12 +17,10 @@
 namespace edgellm {
 namespace {
 
-const char* kShakespeare = "text/tinyshakespeare/input.txt";
-
 TEST(SpmTrainer, TrainedModelRoundTripsAndAgreesWithTheIndependentEncoder) {
-  EDGELLM_REQUIRE_DATA(kShakespeare);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
   const std::string dir = testing::temp_dir("spm_train");
-  const std::string text = read_file(testing::data_path(kShakespeare));
+  const std::string text = read_file(testing::data_path(testing::kShakespeare));
   const std::string train = dir + "/train.txt";
   std::ofstream(train) << text.substr(0, 200000);
   SpmTrainOptions o;

@@ -25,21 +25,18 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
-const char* kShakespeare = "text/tinyshakespeare/input.txt";
-
 class Alt : public ::testing::Test {
  protected:
   void SetUp() override {
     set_num_threads(1);
-    if (!std::filesystem::exists(testing::data_path(kBin)) ||
-        !std::filesystem::exists(testing::data_path(kShakespeare)))
+    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)) ||
+        !std::filesystem::exists(testing::data_path(testing::kShakespeare)))
       GTEST_SKIP() << "stories260K or tinyshakespeare missing (set EDGELLM_DATA)";
-    m_ = Model::load(testing::data_path(kBin));
+    m_ = Model::load(testing::data_path(testing::kStories260KBin));
     tok_ = load_tokenizer_for(*m_, "");
     dir_ = testing::temp_dir("alt");
     const std::string train = dir_ + "/train.txt";
-    std::ofstream(train) << read_file(testing::data_path(kShakespeare)).substr(0, 6000);
+    std::ofstream(train) << read_file(testing::data_path(testing::kShakespeare)).substr(0, 6000);
     data_ = std::make_unique<Dataset>(load_text_dataset(train, *tok_, 32, 0.1));
   }
   void TearDown() override {
@@ -135,7 +132,7 @@ std::vector<double> alt_losses(const Model& m, const Dataset& d, const TuneOptio
 // steps each (sequence, window) recurs across epochs, so a prefix cache hits.
 Dataset Alt::small_data() {
   const std::string small = dir_ + "/small.txt";
-  std::ofstream(small) << read_file(testing::data_path(kShakespeare)).substr(0, 600);
+  std::ofstream(small) << read_file(testing::data_path(testing::kShakespeare)).substr(0, 600);
   return load_text_dataset(small, *tok_, 32, 0.1);
 }
 

@@ -23,7 +23,6 @@ namespace edgellm {
 namespace {
 
 const char* kTok = "models/stories260K/tok512.model";
-const char* kShakespeare = "text/tinyshakespeare/input.txt";
 const char* kTiny = "dim=64,layers=2,heads=4,kv_heads=2,ff=172,vocab=512,ctx=128,tied=1";
 
 std::string write_temp(const std::string& dir, const std::string& name, const std::string& s) {
@@ -198,9 +197,9 @@ PretrainOptions tiny_options(const std::string& dir, const std::string& text) {
 
 TEST_F(PretrainTest, TwoLayerModelLearnsFarBelowUnigramEntropy) {
   EDGELLM_REQUIRE_DATA(kTok);
-  EDGELLM_REQUIRE_DATA(kShakespeare);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
   const std::string dir = testing::temp_dir("pretrain");
-  const std::string text = read_file(testing::data_path(kShakespeare)).substr(0, 60000);
+  const std::string text = read_file(testing::data_path(testing::kShakespeare)).substr(0, 60000);
   const std::string file = write_temp(dir, "sh.txt", text);
   const double h = unigram_entropy(text);
   PretrainOptions p = tiny_options(dir + "/run", file);
@@ -229,10 +228,10 @@ TEST_F(PretrainTest, TwoLayerModelLearnsFarBelowUnigramEntropy) {
 
 TEST_F(PretrainTest, ResumedRunEqualsUninterruptedRun) {
   EDGELLM_REQUIRE_DATA(kTok);
-  EDGELLM_REQUIRE_DATA(kShakespeare);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
   const std::string dir = testing::temp_dir("pt_resume");
-  const std::string file =
-      write_temp(dir, "sh.txt", read_file(testing::data_path(kShakespeare)).substr(0, 20000));
+  const std::string file = write_temp(
+      dir, "sh.txt", read_file(testing::data_path(testing::kShakespeare)).substr(0, 20000));
   PretrainOptions p = tiny_options(dir + "/a", file);
   p.tokens = 12 * 256;
   p.o.val_every = 4;
@@ -262,9 +261,9 @@ TEST_F(PretrainTest, ResumedRunEqualsUninterruptedRun) {
 // Under ASan (about 20× slower) the 400-step run is left to the release suite.
 TEST_F(PretrainTest, Bf16MatmulsAnd8BitMomentsTrackFp32LearnAndResumeExactly) {
   EDGELLM_REQUIRE_DATA(kTok);
-  EDGELLM_REQUIRE_DATA(kShakespeare);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
   const std::string dir = testing::temp_dir("pt_mixed");
-  const std::string text = read_file(testing::data_path(kShakespeare)).substr(0, 60000);
+  const std::string text = read_file(testing::data_path(testing::kShakespeare)).substr(0, 60000);
   const std::string file = write_temp(dir, "sh.txt", text);
   PretrainOptions f = tiny_options(dir + "/fp32", file);
   f.tokens = 40 * 256;

@@ -21,9 +21,6 @@
 namespace edgellm {
 namespace {
 
-const char* kBin = "models/stories260K/stories260K.bin";
-const char* kShakespeare = "text/tinyshakespeare/input.txt";
-
 std::string write_temp(const std::string& dir, const std::string& name, const std::string& s) {
   const std::string p = dir + "/" + name;
   std::ofstream(p) << s;
@@ -42,11 +39,11 @@ class TrainerTest : public ::testing::Test {
 using testing::error_of;
 
 TEST_F(TrainerTest, LoraOnShakespeareLowersHeldOutPerplexityAndReloads) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  EDGELLM_REQUIRE_DATA(kShakespeare);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
-  const std::string text = read_file(testing::data_path(kShakespeare));
+  const std::string text = read_file(testing::data_path(testing::kShakespeare));
   const std::string dir = testing::temp_dir("lora_shakespeare");
   // Train on the first 40k characters; hold out 12k characters from far later in the play.
   const std::string train = write_temp(dir, "train.txt", text.substr(0, 40000));
@@ -58,7 +55,7 @@ TEST_F(TrainerTest, LoraOnShakespeareLowersHeldOutPerplexityAndReloads) {
   o.lora.rank = 8;
   o.lora.alpha = 16;
   o.out = dir + "/out";
-  o.base_model = kBin;
+  o.base_model = testing::kStories260KBin;
   const Dataset data = load_text_dataset(train, *tok, o.seq, 0.05);
   Trainer tr(*m, data, o);
   tr.run();
@@ -100,13 +97,13 @@ std::vector<double> losses(const Model& m, const Dataset& d, TuneOptions o, int6
 }
 
 TEST_F(TrainerTest, ResumeReproducesTheLossSequenceExactly) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  EDGELLM_REQUIRE_DATA(kShakespeare);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  EDGELLM_REQUIRE_DATA(testing::kShakespeare);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("resume");
-  const std::string train =
-      write_temp(dir, "train.txt", read_file(testing::data_path(kShakespeare)).substr(0, 8000));
+  const std::string train = write_temp(
+      dir, "train.txt", read_file(testing::data_path(testing::kShakespeare)).substr(0, 8000));
   TuneOptions o;
   o.steps = 12;
   o.seq = 32;
@@ -134,8 +131,8 @@ TEST_F(TrainerTest, ResumeReproducesTheLossSequenceExactly) {
 }
 
 TEST_F(TrainerTest, FullFineTuningLowersTrainingLoss) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("full");
   const std::string train = write_temp(
@@ -152,8 +149,8 @@ TEST_F(TrainerTest, FullFineTuningLowersTrainingLoss) {
 }
 
 TEST_F(TrainerTest, AlpacaPromptTokensAreMaskedOut) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("alpaca");
   const std::string p =
@@ -179,8 +176,8 @@ TEST_F(TrainerTest, AlpacaPromptTokensAreMaskedOut) {
 }
 
 TEST_F(TrainerTest, BadInputsFailClearly) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("bad");
   // empty dataset
@@ -216,8 +213,8 @@ TEST_F(TrainerTest, BadInputsFailClearly) {
 // A NaN learning rate poisons the parameters at step 1; step 2's loss is NaN and the run must
 // stop there with a message instead of finishing "successfully".
 TEST_F(TrainerTest, NonFiniteLossStopsTraining) {
-  EDGELLM_REQUIRE_DATA(kBin);
-  auto m = Model::load(testing::data_path(kBin));
+  EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
+  auto m = Model::load(testing::data_path(testing::kStories260KBin));
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("nan_lr");
   const std::string txt = write_temp(dir, "t.txt", std::string(3000, 'a'));
