@@ -136,7 +136,8 @@ void register_tune(CLI::App& app) {
   cmd->add_option("--save-every", a->o.save_every, "steps between checkpoints");
   cmd->add_flag("--resume", a->o.resume, "continue from OUT/checkpoint if present");
   cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations,
-                "keep only layer inputs; recompute each layer in the backward");
+                "keep only layer inputs; recompute every layer of the window but the top one "
+                "in the backward");
   cmd->add_option("--recompute-layers", a->o.recompute_layers,
                   "partial checkpointing: the backward recomputes the lowest K layers of the "
                   "window (one layer's activations saved each, for one more layer forward)");
