@@ -240,8 +240,7 @@ void register_tune(CLI::App& app) {
                    in_force.checkpoint_activations ? ""
                    : in_force.recompute_layers > 0 ? "partial "
                                                    : "no ",
-                   tr.plan_json()["recompute_layers"].get<int>(),
-                   static_cast<long long>(in_force.head_rows));
+                   tr.engine().recompute_layers(), static_cast<long long>(in_force.head_rows));
     StepLog last;
     size_t step_hwm = 0;  // peak RSS up to the last step (before the final save)
     tr.run([&](const StepLog& s) {

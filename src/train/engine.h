@@ -18,9 +18,9 @@
 // (it is elementwise and [T, FF] is large), and so are the attention probabilities ([NH, T, T]
 // per layer would be the largest saved tensor at T = 512: one head's [T, T] serves every head of
 // every layer). With activation checkpointing only the layer inputs x_in[l] are kept; each layer
-// is re-run just before its backward into one shared slot, so saved-activation memory is one
-// layer's instead of L's. Partial checkpointing (EngineOptions::recompute_layers) does that for
-// the window's lowest K layers only.
+// but the top one is re-run just before its backward into the top layer's slot, so
+// saved-activation memory is one layer's instead of L's. Partial checkpointing
+// (EngineOptions::recompute_layers) does that for the window's lowest K layers only.
 //
 // Trainable: LoRA adapters (lora != nullptr) and/or every weight (full != nullptr, full
 // fine-tuning; then the model read is full->model()). Gradients live in one arena parallel to the

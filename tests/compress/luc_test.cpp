@@ -102,7 +102,7 @@ TEST(Calibration, RandomStartsAreSeededAndInRange) {
 
 TEST(Calibration, TextWindowsAreTheTokensAtTheStarts) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  auto m = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, testing::data_path("models/stories260K/tok512.bin"));
   const std::string dir = testing::temp_dir("calib");
   const std::string text = dir + "/t.txt";
@@ -288,7 +288,7 @@ TEST(LayerAllocation, PricesExactlyAndBudgetStaysWithinTarget) {
 TEST(CalibratedCompress, Stories260KReloadsToTheSamePerplexity) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   EDGELLM_REQUIRE_DATA("text/tinystories/tinystories_val.txt");
-  const std::string bin = testing::data_path("models/stories260K/stories260K.bin");
+  const std::string bin = testing::stories260k_path();
   const std::string val = testing::data_path("text/tinystories/tinystories_val.txt");
   const std::string dir = testing::temp_dir("luc");
   const std::string text = dir + "/calib.txt";
@@ -382,7 +382,7 @@ TEST(ProfileCli, WritesSensJsonAndPlot) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   const std::string dir = testing::temp_dir("profile");
   const std::string cmd = testing::cli_command() + " profile --threads 1 --model " +
-                          testing::data_path("models/stories260K/stories260K.bin") +
+                          testing::stories260k_path() +
                           " --calib data-free --calib-windows 2 --calib-len 32 --bits 3,8 "
                           "--sparsity 0.2,0.6 --pruner wanda --out " +
                           dir + "/sens.json --plot " + dir + "/sens.svg > " + dir + "/log.txt 2>&1";

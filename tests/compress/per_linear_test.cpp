@@ -223,7 +223,7 @@ TEST(PerLinearBudget, PredictedBytesAreStoredBytes) {
 TEST(PerLinearBudget, Stories260KNotWorseThanPerLayer) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   EDGELLM_REQUIRE_DATA("text/tinystories/tinystories_val.txt");
-  auto m = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, testing::data_path("models/stories260K/tok512.bin"));
   const std::vector<int32_t> ids = tok->encode(
       read_file(testing::data_path("text/tinystories/tinystories_val.txt")).substr(0, 6000));
@@ -310,7 +310,7 @@ TEST(PerLinearBudget, NeedsPerLinearCurves) {
 TEST(FilePolicy, PerLinearRoundTripsThroughCompressLoadInfo) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   const std::string dir = testing::temp_dir("perlinear_file");
-  const std::string bin = testing::data_path("models/stories260K/stories260K.bin");
+  const std::string bin = testing::stories260k_path();
   write_file_atomic(dir + "/alloc.json", R"({
     "layers": [
       {"bits": 4},
@@ -419,9 +419,8 @@ TEST(FilePolicy, CliErrorNamesTheFile) {
   write_file_atomic(dir + "/my_alloc.json",
                     R"({"linears": {"layers.3.mlp.down_proj": {"bits": 9}}})");
   const std::string cmd = testing::cli_command() + " compress --threads 1 --model " +
-                          testing::data_path("models/stories260K/stories260K.bin") +
-                          " --policy file --allocation " + dir + "/my_alloc.json --out " + dir +
-                          "/m > " + dir + "/log.txt 2>&1";
+                          testing::stories260k_path() + " --policy file --allocation " + dir +
+                          "/my_alloc.json --out " + dir + "/m > " + dir + "/log.txt 2>&1";
   EXPECT_NE(std::system(cmd.c_str()), 0);
   expect_names(read_file(dir + "/log.txt"),
                {"my_alloc.json", "layers.3.mlp.down_proj.bits", "= 9"});

@@ -22,7 +22,7 @@ const char* kText = "text/tinystories/tinystories_val.txt";
 TEST(RealLayer, Stories260kGptqAndSparseGptBeatBaselines) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(kText);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   const auto ids = calib_demo::text_tokens(testing::data_path(kText), testing::data_path(kTok), 256,
                                            m->config().bos_id);
   ASSERT_EQ(ids.size(), 256u);

@@ -72,9 +72,9 @@ std::vector<double> nll_by_decode(const Model& m, const std::vector<int32_t>& id
 class Protocols : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(testing::data_path("models/stories260K/stories260K.bin")))
+    if (!std::filesystem::exists(testing::stories260k_path()))
       GTEST_SKIP() << "stories260K missing";
-    m_ = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+    m_ = Model::load(testing::stories260k_path());
     auto tok = load_tokenizer_for(*m_, "");
     ids_ = ppl_tokens(*tok, read_text(), 300);
   }

@@ -87,9 +87,9 @@ class ExitVoteModel : public ::testing::Test {
  protected:
   void SetUp() override {
     set_num_threads(1);
-    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)))
+    if (!std::filesystem::exists(testing::stories260k_path()))
       GTEST_SKIP() << "stories260K missing";
-    m_ = Model::load(testing::data_path(testing::kStories260KBin));
+    m_ = Model::load(testing::stories260k_path());
     tok_ = load_tokenizer_for(*m_, "");
   }
   void TearDown() override { set_num_threads(0); }

@@ -36,7 +36,7 @@ TEST(Generate, ContinuationKeepsTheSpaceOfItsFirstToken) {
 
 TEST(Generate, StreamedAndReturnedTextAreTheContinuationOfThePrompt) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   SamplerConfig sc;
   sc.temperature = 0;
@@ -51,7 +51,7 @@ TEST(Generate, StreamedAndReturnedTextAreTheContinuationOfThePrompt) {
 
 TEST(Perplexity, NonFiniteLogitsStopTheRunInsteadOfReportingNaN) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::vector<int32_t> ids = ppl_tokens(*tok, "Once upon a time there was a cat.", 0);
   PplOptions o;

@@ -443,7 +443,7 @@ TEST(MmluCategory, HarnessTableCounts) {
 TEST(MmluStories, PrefixReuseMatchesFromScratchOnARealModel) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
   EDGELLM_REQUIRE_DATA("mmlu/test/abstract_algebra_test.csv");
-  const auto m = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  const auto m = Model::load(testing::stories260k_path());
   const auto tok = load_tokenizer_for(*m, "");
   const MmluSubject s = load_mmlu_subject(testing::data_path("mmlu"), "abstract_algebra");
   MmluOptions o;

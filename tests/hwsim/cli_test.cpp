@@ -60,7 +60,7 @@ TEST(SimCli, TraceFlagFormAndBadDevice) {
 // method, exit, window, seq, batch, rank and samples by hand, and carry the measured CPU figures.
 TEST(SimCli, FromRunEqualsTheHandGivenConfigurationPerExit) {
   REQUIRE_CLI();
-  const std::string model = edgellm::testing::data_path("models/stories260K/stories260K.bin");
+  const std::string model = edgellm::testing::stories260k_path();
   const std::string text = edgellm::testing::data_path("text/tinyshakespeare/input.txt");
   if (!std::filesystem::exists(model) || !std::filesystem::exists(text))
     GTEST_SKIP() << "stories260K or Shakespeare missing";

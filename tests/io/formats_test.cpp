@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 TEST(Formats, Stories260KRoundTripIsBitExact) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string d = temp_dir("rt");
-  Checkpoint bin = load_checkpoint(data_path(testing::kStories260KBin));
+  Checkpoint bin = load_checkpoint(testing::stories260k_path());
   save_hf_dir(bin, d + "/hf");
   Checkpoint hf = load_checkpoint(d + "/hf");
   EXPECT_EQ(hf.format, CheckpointFormat::HfSafetensors);
@@ -129,7 +129,7 @@ TEST(Formats, GgufFallsBackWhenRowsDoNotFitBlocks) {
   EXPECT_EQ(gguf_matrix_type(DType::Q4_K, 512), DType::Q4_K);
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string d = temp_dir("fallback");
-  Checkpoint bin = load_checkpoint(data_path(testing::kStories260KBin));
+  Checkpoint bin = load_checkpoint(testing::stories260k_path());
   save_gguf(bin, d + "/s.gguf", DType::Q8_0);
   Checkpoint q = load_gguf(d + "/s.gguf");
   EXPECT_EQ(q.tensors.get("model.layers.0.mlp.up_proj.weight", "t").dtype, DType::Q8_0);

@@ -179,10 +179,9 @@ std::string node_dump(const std::string& gguf, nlohmann::json* out) {
 class GgufTypes : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(data_path("models/stories260K/stories260K.bin")))
-      GTEST_SKIP() << "stories260K missing";
+    if (!fs::exists(testing::stories260k_path())) GTEST_SKIP() << "stories260K missing";
     dir_ = temp_dir("gguf_types");
-    ck_ = load_checkpoint(data_path("models/stories260K/stories260K.bin"));
+    ck_ = load_checkpoint(testing::stories260k_path());
     // The llama2.c vocabulary's GGUF metadata has every kind of key: ids, bools, three arrays.
     tok_meta_ = tokenizer_to_gguf(*load_tokenizer(data_path("models/stories260K/tok512.bin")));
   }

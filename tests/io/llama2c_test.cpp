@@ -14,7 +14,7 @@ using ::edgellm::testing::temp_dir;
 
 TEST(Llama2c, LoadsStories260K) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  Checkpoint ck = load_llama2c(data_path(testing::kStories260KBin));
+  Checkpoint ck = load_llama2c(testing::stories260k_path());
   const ModelConfig& c = ck.config;
   EXPECT_EQ(c.dim, 64);
   EXPECT_EQ(c.hidden_dim, 172);
@@ -35,7 +35,7 @@ TEST(Llama2c, LoadsStories260K) {
   EXPECT_EQ(wk.shape, (std::vector<int64_t>{32, 64}));
   // Offsets: token_embedding starts right after the 28-byte header; layer 0's rms_att right after
   // the 512x64 embedding.
-  std::ifstream f(data_path(testing::kStories260KBin), std::ios::binary);
+  std::ifstream f(testing::stories260k_path(), std::ios::binary);
   std::vector<char> raw((std::istreambuf_iterator<char>(f)), {});
   float e0, n0;
   std::memcpy(&e0, raw.data() + 28, 4);

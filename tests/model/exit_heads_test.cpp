@@ -24,9 +24,9 @@ using testing::error_of;
 class ExitHeadsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)))
+    if (!std::filesystem::exists(testing::stories260k_path()))
       GTEST_SKIP() << "stories260K missing";
-    m_ = Model::load(testing::data_path(testing::kStories260KBin));
+    m_ = Model::load(testing::stories260k_path());
     dir_ = testing::temp_dir("exit_heads");
   }
   void TearDown() override {

@@ -161,7 +161,7 @@ TEST_F(LayerForward, TapsDoNotChangeLogits) {
 
 TEST_F(LayerForward, TapsDoNotChangeStories260KLogits) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  auto m = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  auto m = Model::load(testing::stories260k_path());
   InferenceState st(*m);
   const std::vector<int32_t> p{1, 403, 407, 261, 378, 432, 383, 286}, d{261, 376, 298};
   const auto plain = run_logits(st, p, d);

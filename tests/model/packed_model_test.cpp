@@ -58,10 +58,8 @@ class PackedModel : public ::testing::Test {
     // GEMM; the prefill's bf16 path is checked against its own reference (kernels and packed
     // tests, PackedModel.Bf16PrefillStaysWithinRoundingOfFp32).
     set_bf16_gemm_path(Bf16GemmPath::Fp32);
-    if (!fs::exists(testing::data_path(testing::kStories260KBin)) ||
-        !fs::exists(testing::data_path(kVal)))
-      return;
-    src_ = load_checkpoint(testing::data_path(testing::kStories260KBin));
+    if (!fs::exists(testing::stories260k_path()) || !fs::exists(testing::data_path(kVal))) return;
+    src_ = load_checkpoint(testing::stories260k_path());
     Model m(src_);
     auto tok = load_tokenizer_for(m, "");
     ids_ = ppl_tokens(*tok, read_file(testing::data_path(kVal)).substr(0, 12000), 2048);

@@ -50,7 +50,7 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(Stories260K, GreedyFromBosReproducesLlama2cText) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   // Ids documented in ../shared/data/SOURCES.md (llama2.c `run stories260K.bin -t 0.0`).
   const std::vector<int32_t> expected{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315,
                                       421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
@@ -67,7 +67,7 @@ TEST(Stories260K, GreedyFromBosReproducesLlama2cText) {
 
 TEST(Stories260K, ProbabilityOfOnceAfterBos) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   InferenceState st(*m);
   const int32_t bos = 1;
   const float* logits = st.forward_last_logits(&bos, 1);
@@ -81,7 +81,7 @@ TEST(Stories260K, ProbabilityOfOnceAfterBos) {
 TEST(Stories260K, PerplexityOnTinyStoriesExcerpt) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA("text/tinystories/tinystories_val.txt");
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string text = read_file(testing::data_path("text/tinystories/tinystories_val.txt"));
   PplOptions o;
@@ -98,7 +98,7 @@ TEST(Stories260K, PerplexityOnTinyStoriesExcerpt) {
 
 TEST(Stories260K, PrefillAndDecodeAgree) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   const std::vector<int32_t> ids{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298};
   std::vector<float> batched = all_logits(*m, ids);
   InferenceState st(*m);
@@ -112,7 +112,7 @@ TEST(Stories260K, PrefillAndDecodeAgree) {
 TEST(Stories260K, SameLogitsFromBinSafetensorsAndGguf) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   const std::string dir = testing::temp_dir("xfmt");
-  Checkpoint bin = load_checkpoint(testing::data_path(testing::kStories260KBin));
+  Checkpoint bin = load_checkpoint(testing::stories260k_path());
   save_hf_dir(bin, dir + "/hf", DType::F32);
   save_gguf(bin, dir + "/m.gguf", DType::F32);
   save_gguf(bin, dir + "/m8.gguf", DType::Q8_0);

@@ -29,10 +29,10 @@ class Alt : public ::testing::Test {
  protected:
   void SetUp() override {
     set_num_threads(1);
-    if (!std::filesystem::exists(testing::data_path(testing::kStories260KBin)) ||
+    if (!std::filesystem::exists(testing::stories260k_path()) ||
         !std::filesystem::exists(testing::data_path(testing::kShakespeare)))
       GTEST_SKIP() << "stories260K or tinyshakespeare missing (set EDGELLM_DATA)";
-    m_ = Model::load(testing::data_path(testing::kStories260KBin));
+    m_ = Model::load(testing::stories260k_path());
     tok_ = load_tokenizer_for(*m_, "");
     dir_ = testing::temp_dir("alt");
     const std::string train = dir_ + "/train.txt";

@@ -41,7 +41,7 @@ using testing::error_of;
 TEST_F(TrainerTest, LoraOnShakespeareLowersHeldOutPerplexityAndReloads) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(testing::kShakespeare);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string text = read_file(testing::data_path(testing::kShakespeare));
   const std::string dir = testing::temp_dir("lora_shakespeare");
@@ -99,7 +99,7 @@ std::vector<double> losses(const Model& m, const Dataset& d, TuneOptions o, int6
 TEST_F(TrainerTest, ResumeReproducesTheLossSequenceExactly) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
   EDGELLM_REQUIRE_DATA(testing::kShakespeare);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("resume");
   const std::string train = write_temp(
@@ -132,7 +132,7 @@ TEST_F(TrainerTest, ResumeReproducesTheLossSequenceExactly) {
 
 TEST_F(TrainerTest, FullFineTuningLowersTrainingLoss) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("full");
   const std::string train = write_temp(
@@ -150,7 +150,7 @@ TEST_F(TrainerTest, FullFineTuningLowersTrainingLoss) {
 
 TEST_F(TrainerTest, AlpacaPromptTokensAreMaskedOut) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("alpaca");
   const std::string p =
@@ -177,7 +177,7 @@ TEST_F(TrainerTest, AlpacaPromptTokensAreMaskedOut) {
 
 TEST_F(TrainerTest, BadInputsFailClearly) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("bad");
   // empty dataset
@@ -214,7 +214,7 @@ TEST_F(TrainerTest, BadInputsFailClearly) {
 // stop there with a message instead of finishing "successfully".
 TEST_F(TrainerTest, NonFiniteLossStopsTraining) {
   EDGELLM_REQUIRE_DATA(testing::kStories260KBin);
-  auto m = Model::load(testing::data_path(testing::kStories260KBin));
+  auto m = Model::load(testing::stories260k_path());
   auto tok = load_tokenizer_for(*m, "");
   const std::string dir = testing::temp_dir("nan_lr");
   const std::string txt = write_temp(dir, "t.txt", std::string(3000, 'a'));

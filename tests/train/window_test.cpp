@@ -281,7 +281,7 @@ TEST_F(Window, BranchModeEqualsBaseBelowTheWindowAndPrefixInputReplaysIt) {
 
 TEST_F(Window, GradientsEqualFullBackwardRestrictedToTheWindowStories260K) {
   EDGELLM_REQUIRE_DATA("models/stories260K/stories260K.bin");
-  auto model = Model::load(testing::data_path("models/stories260K/stories260K.bin"));
+  auto model = Model::load(testing::stories260k_path());
   LoraAdapters lora = random_lora(model->config(), 4, 0.f);
   std::vector<int32_t> tokens, targets;
   Rng r(5);
